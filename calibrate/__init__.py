@@ -1,0 +1,1 @@
+"""Unlabeled image folders: discovery, decoding, preprocessing, sampling, calibration readers."""

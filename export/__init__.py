@@ -1,0 +1,1 @@
+"""Deployment: ONNX export and verification, INT8, TensorRT, measurement and reports."""
