@@ -1,0 +1,1 @@
+"""Architectures the project ships, usable as ``--arch compress.archs.<module>:<factory>``."""
