@@ -1,0 +1,173 @@
+"""One entry point from "a path the user gave" to a runnable model plus its provenance.
+
+Dispatch in :func:`load_model`:
+
+- a folder holding ``compress.json``: a pruned model written by this tool (``compress.saved``);
+- ``*.pt2``: a ``torch.export`` program, run through ``.module()`` (spec kind ``export``);
+- a pickled whole ``nn.Module`` (needs ``trust``): spec kind ``pickle``;
+- anything else holding weights (torch.save dicts, safetensors): a state_dict, built with
+  ``--arch`` and loaded strictly (spec kind ``state_dict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from compress.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
+from compress.errors import CheckpointError, UsageError
+from compress.models import canonical_arch, default_preset_for, resolve_arch
+from compress.spec import LoadedModel, ModelSpec
+
+Note = Callable[[str], None]
+
+
+def is_saved_folder(path: str | Path) -> bool:
+    """True for a folder written by compress (it holds ``compress.json``)."""
+    path = Path(path)
+    return path.is_dir() and (path / "compress.json").is_file()
+
+
+def load_model(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    trust: bool = False,
+    input_size: Any = None,
+    preset: str | None = None,
+    mean: Any = None,
+    std: Any = None,
+    prefer_ema: bool = False,
+    on_note: Note | None = None,
+) -> LoadedModel:
+    """Load ``path`` as a model in eval mode on the CPU.
+
+    ``input_size`` (int, "HxW", "3xHxW" or a tuple), ``preset``, ``mean`` and ``std`` fix the
+    preprocessing recorded in ``spec.preprocess``; without them the architecture's own preset is
+    used (``PREPROCESS`` in its module; ``imagenet`` for torchvision/timm), and for ``.pt2`` the
+    shape the program was exported at. ``on_note`` receives human-readable remarks (which key the
+    weights came from, options that were ignored).
+    """
+    path = Path(path)
+    note: Note = on_note or (lambda _msg: None)
+    if arch_kwargs and not arch:
+        raise UsageError("--arch-kwargs needs --arch", "name the architecture with --arch")
+    if is_saved_folder(path):
+        from compress.saved import load_saved  # written by the lead; imported only when needed
+
+        return load_saved(path)
+    preprocess_args = dict(preset=preset, input_size=input_size, mean=mean, std=std)
+    obj = read_checkpoint(path, trust=trust)
+    size = path.stat().st_size
+
+    if isinstance(obj, torch.export.ExportedProgram):
+        if arch:
+            note(f"--arch {arch} ignored: {path.name} is a torch.export program with its own graph")
+        pre = _preprocess(preprocess_args, fallback=_exported_input_hw(obj))
+        spec = ModelSpec(kind="export", checkpoint=str(path.resolve()), input_size=pre.input_shape,
+                         preprocess=pre.to_dict())
+        return LoadedModel(model=obj.module(), spec=spec, path=path, size_bytes=size)
+
+    module, where = find_module(obj, prefer_ema=prefer_ema)
+    if module is not None:
+        if arch:
+            note(f"--arch {arch} ignored: {path.name} holds a whole pickled model ({where})")
+        cls = type(module)
+        pre = _preprocess(preprocess_args, fallback=default_preset_for(f"{cls.__module__}:{cls.__name__}"))
+        spec = ModelSpec(kind="pickle", checkpoint=str(path.resolve()), input_size=pre.input_shape,
+                         preprocess=pre.to_dict())
+        note(f"model: {where} ({cls.__module__}.{cls.__name__})")
+        return LoadedModel(model=module.cpu().eval(), spec=spec, path=path, size_bytes=size)
+
+    state, where = find_state_dict(obj, path, prefer_ema=prefer_ema)
+    if not arch:
+        raise CheckpointError(
+            f"{path} is a state_dict (weights only, no model class): name its architecture with --arch",
+            "e.g. --arch torchvision:resnet18, --arch cifar_resnet20, --arch package.module:factory "
+            "or --arch path/to/file.py:factory",
+        )
+    arch = canonical_arch(arch)
+    kwargs = dict(arch_kwargs or {})
+    model = resolve_arch(arch, kwargs)
+    load_weights(model, state, path, arch=arch)
+    note(f"weights: {where}")
+    pre = _preprocess(preprocess_args, fallback=default_preset_for(arch))
+    spec = ModelSpec(kind="state_dict", checkpoint=str(path.resolve()), arch=arch, arch_kwargs=kwargs,
+                     input_size=pre.input_shape, preprocess=pre.to_dict())
+    return LoadedModel(model=model.cpu().eval(), spec=spec, path=path, size_bytes=size)
+
+
+def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
+    """Rebuild the original model a :class:`ModelSpec` describes, with its recorded preprocessing."""
+    from calibrate.preprocess import Preprocess
+
+    loaded = load_model(spec.checkpoint, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust=trust,
+                        input_size=spec.input_size)
+    if spec.preprocess is not None:
+        pre = Preprocess.from_dict(spec.preprocess)
+        loaded.spec = dataclasses.replace(loaded.spec, preprocess=pre.to_dict(), input_size=pre.input_shape)
+    return loaded
+
+
+def load_for_bench(path: str) -> nn.Module:
+    """The model to measure in a fresh process: a compress folder, or a ``spec.json``.
+
+    ``spec.json`` holds :meth:`ModelSpec.to_dict` and may add ``"trust": true`` (the parent
+    process writes it only for a file the user already trusted).
+    """
+    p = Path(path)
+    if is_saved_folder(p):
+        return load_model(p).model
+    if p.suffix == ".json" and p.is_file():
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"cannot read model spec {p}: {err}", "write it with ModelSpec.to_dict()") from err
+        trust = bool(data.pop("trust", False))
+        try:
+            spec = ModelSpec.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{p} is not a model spec: {err}", "write it with ModelSpec.to_dict()") from err
+        return load_from_spec(spec, trust=trust).model
+    raise CheckpointError(f"{p} is neither a compress output folder nor a spec.json", "pass one of those")
+
+
+def _preprocess(args: dict[str, Any], fallback: Any):
+    """Resolve preprocessing; ``fallback`` (a preset name, or an exported ``(H, W)``) fills in what was not given."""
+    from calibrate.preprocess import PRESETS, resolve_preprocess
+
+    args = dict(args)
+    if args["preset"] is None:
+        if isinstance(fallback, str):
+            args["preset"] = fallback
+        elif isinstance(fallback, tuple) and args["input_size"] is None:
+            named = [name for name, pre in PRESETS.items() if pre.input_size == fallback]
+            if named:
+                args["preset"] = named[0]
+            else:
+                args["input_size"] = fallback
+    return resolve_preprocess(**args, default="imagenet")
+
+
+def _exported_input_hw(program: Any) -> tuple[int, int] | None:
+    """``(H, W)`` of the program's image input when it was exported with a static 3xHxW shape."""
+    try:
+        user_inputs = set(program.graph_signature.user_inputs)
+        for node in program.graph.nodes:
+            if node.op == "placeholder" and node.name in user_inputs:
+                shape = tuple(node.meta["val"].shape)
+                if len(shape) == 4 and all(isinstance(s, int) for s in shape) and shape[1] == 3:
+                    return (shape[2], shape[3])
+                return None
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return None
+
+
+__all__ = ["is_saved_folder", "load_for_bench", "load_from_spec", "load_model"]
