@@ -1,0 +1,268 @@
+"""Walk a traced graph once, applying the op table, to find which channels are coupled.
+
+The result, :class:`ChannelGraph`, lists every *slot* (a layer dimension whose indices are
+channel ids: a conv's outputs, a linear's inputs, a BN's channels, a parameter's dim) and the
+disjoint sets of ids that must be removed together. Unknown ops and the model's inputs and
+outputs freeze what they touch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from compress.graph import ops, rules
+from compress.graph.rules import Dynamic, Value
+from compress.graph.trace import TracedModel
+from compress.graph.unionfind import ChannelSets, Protection
+
+NORM_RULES = {"batchnorm", "groupnorm", "layernorm"}
+
+
+@dataclass
+class Slot:
+    """One layer dimension indexed by channel ids."""
+
+    name: str  # module (or parameter) qualified name
+    role: str  # "in" | "out" | "chan" | "param"
+    ids: np.ndarray
+    kind: str  # module class name, or "Parameter"
+    dim: int = 0  # for role "param": the parameter's dimension
+
+
+@dataclass
+class Probe:
+    """An activation whose channels get importance: a norm's output, or a conv/linear output
+    not followed by a norm."""
+
+    module: str
+    axis: int
+    ids: np.ndarray
+
+
+@dataclass
+class LayerCall:
+    """What a conv/linear call costs, for the MAC model."""
+
+    module: str
+    kind: str  # "conv" | "linear"
+    macs_per_io: int  # multiply-accumulates per (input channel per group x output channel)
+
+
+@dataclass
+class ChannelGraph:
+    traced: TracedModel
+    sets: ChannelSets
+    slots: dict[tuple[str, str], Slot]
+    probes: list[Probe]
+    calls: list[LayerCall]
+    input_ids: np.ndarray
+    unknown_ops: list[Protection] = field(default_factory=list)
+
+    def roots(self, ids: np.ndarray) -> np.ndarray:
+        return self.sets.roots(ids)
+
+
+class Analyzer:
+    def __init__(self, traced: TracedModel):
+        self.traced = traced
+        self.gm = traced.gm
+        self.sets = ChannelSets()
+        self.slots: dict[tuple[str, str], Slot] = {}
+        self.env: dict[fx.Node, Any] = {}
+        self.probes: list[Probe] = []
+        self.calls: list[LayerCall] = []
+        self.input_ids = np.zeros(0, dtype=np.int64)
+        self.unknown: list[Protection] = []
+
+    # ------------------------------------------------------------ API used by rules
+
+    def shape(self, node: fx.Node) -> tuple[int, ...]:
+        meta = node.meta.get("tensor_meta")
+        return tuple(meta.shape) if hasattr(meta, "shape") else ()
+
+    def shapes(self, node: fx.Node) -> list[tuple[int, ...]]:
+        meta = node.meta.get("tensor_meta")
+        if meta is None or _is_tensor_meta(meta):
+            return []
+        return [tuple(m.shape) if _is_tensor_meta(m) else () for m in meta]
+
+    def value(self, node: fx.Node, axis: int, ids: np.ndarray) -> Value:
+        shape = self.shape(node)
+        if axis >= len(shape) or shape[axis] != len(ids):  # a rule's view disagrees with reality
+            self.freeze(ids, node, f"channel bookkeeping does not match the traced shape {shape}")
+            return Value(shape, why="layout mismatch")
+        return Value(shape, axis, ids)
+
+    def untracked(self, node: fx.Node, why: str) -> Value:
+        return Value(self.shape(node), why=why)
+
+    def untracked_shape(self, shape, why: str) -> Value:
+        return Value(tuple(shape), why=why)
+
+    def slot(self, name: str, role: str, n: int, module: nn.Module) -> np.ndarray:
+        key = (name, role)
+        if key not in self.slots:
+            self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__)
+        return self.slots[key].ids
+
+    def param_slot(self, name: str, dim: int, n: int) -> np.ndarray:
+        key = (name, f"param:{dim}")
+        if key not in self.slots:
+            self.slots[key] = Slot(name, "param", self.sets.new(n), "Parameter", dim)
+        return self.slots[key].ids
+
+    def freeze(self, ids, node: fx.Node | str, why: str) -> None:
+        if ids is None:
+            return
+        op, layer = self._describe(node) if isinstance(node, fx.Node) else ("policy", node)
+        self.sets.freeze(np.asarray(ids), Protection(op, layer, why))
+
+    # ------------------------------------------------------------ walking the graph
+
+    def run(self) -> ChannelGraph:
+        for node in self.gm.graph.nodes:
+            self.env[node] = self._visit(node)
+        self._find_probes()
+        return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown)
+
+    def _visit(self, node: fx.Node) -> Any:
+        if node.op == "placeholder":
+            return self._placeholder(node)
+        if node.op == "output":
+            fx.node.map_aggregate(self._resolve(node.args), lambda v: self._protect_output(v, node))
+            return None
+        if node.op == "get_attr":
+            return self._get_attr(node)
+        rule, module = self._lookup(node)
+        args, kwargs = self._resolve(node.args), self._resolve(node.kwargs)
+        if rule is None:
+            return self._unknown(node, args, kwargs)
+        fn = rules.RULES[rule.rule]
+        result = fn(self, node, rule, args, kwargs, module) if module is not None else fn(self, node, rule, args, kwargs)
+        if module is not None and rule.rule in ("conv", "linear"):
+            self._record_call(node, module, rule)
+        return result
+
+    def _lookup(self, node: fx.Node):
+        if node.op == "call_module":
+            module = self.gm.get_submodule(node.target)
+            return ops.lookup_module(module), module
+        if node.op == "call_function":
+            return ops.lookup_function(node.target), None
+        if node.op == "call_method":
+            return ops.lookup_method(node.target), None
+        return None, None
+
+    def _resolve(self, args):
+        return fx.node.map_arg(args, lambda n: self.env[n]) if args else args
+
+    def _placeholder(self, node: fx.Node) -> Any:
+        shape = self.shape(node)
+        if len(shape) < 2:
+            return Value(shape, why="model input")
+        ids = self.sets.new(shape[1])
+        self.sets.freeze(ids, Protection("input", node.name, "the model's input channels are fixed"))
+        self.input_ids = np.concatenate([self.input_ids, ids])
+        return Value(shape, 1, ids)
+
+    def _get_attr(self, node: fx.Node) -> Any:
+        obj = self.gm
+        for part in node.target.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, torch.Tensor):
+            return Value(tuple(obj.shape), why=f"parameter {node.target}", param=node.target)
+        return obj
+
+    def _protect_output(self, v: Any, node: fx.Node) -> Any:
+        if isinstance(v, Value) and v.tracked:
+            self.sets.freeze(v.ids, Protection("output", "model output", "the model's outputs keep their shape"))
+        return v
+
+    def _unknown(self, node: fx.Node, args, kwargs) -> Any:
+        op, layer = self._describe(node)
+        why = f"unknown op {op}: its channel semantics are not in the table"
+        protection = Protection(op, layer, why)
+        if protection not in self.unknown:
+            self.unknown.append(protection)
+
+        def lose(v):
+            if isinstance(v, Value) and v.tracked:
+                self.sets.freeze(v.ids, protection)
+            return v
+
+        fx.node.map_aggregate((args, kwargs), lose)
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            return Dynamic(node.name)
+        return _values_like(meta, why)
+
+    def _describe(self, node: fx.Node) -> tuple[str, str]:
+        if node.op == "call_module":
+            return type(self.gm.get_submodule(node.target)).__name__, node.target
+        scope = node.meta.get("scope") or ""
+        layer = f"{scope} ({node.name})" if scope else node.name
+        if node.op == "call_method":
+            return f"Tensor.{node.target}", layer
+        target = getattr(node.target, "__name__", str(node.target))
+        return target, layer
+
+    # ------------------------------------------------------------ importance and cost
+
+    def _record_call(self, node: fx.Node, module: nn.Module, rule) -> None:
+        out = self.shape(node)
+        if rule.rule == "linear":
+            tokens = int(np.prod(out[:-1])) // max(out[0], 1) if len(out) > 1 else 1
+            self.calls.append(LayerCall(node.target, "linear", tokens))
+            return
+        spatial = int(np.prod(out[2:])) if len(out) > 2 else 1
+        kernel = int(np.prod(module.kernel_size))
+        if getattr(module, "transposed", False):
+            in_shape = self.shape(node.args[0])
+            spatial = int(np.prod(in_shape[2:])) if len(in_shape) > 2 else 1
+        self.calls.append(LayerCall(node.target, "conv", spatial * kernel))
+
+    def _find_probes(self) -> None:
+        for node in self.gm.graph.nodes:
+            if node.op != "call_module":
+                continue
+            rule = ops.lookup_module(self.gm.get_submodule(node.target))
+            if rule is None or rule.rule not in NORM_RULES | {"conv", "linear"}:
+                continue
+            if rule.rule in ("conv", "linear") and self._feeds_norm(node):
+                continue
+            value = self.env[node]
+            if isinstance(value, Value) and value.tracked:
+                self.probes.append(Probe(node.target, value.axis, value.ids))
+
+    def _feeds_norm(self, node: fx.Node) -> bool:
+        users = list(node.users)
+        if len(users) != 1 or users[0].op != "call_module":
+            return False
+        rule = ops.lookup_module(self.gm.get_submodule(users[0].target))
+        return rule is not None and rule.rule in NORM_RULES
+
+
+def _is_tensor_meta(m: Any) -> bool:
+    return hasattr(m, "shape") and hasattr(m, "dtype")
+
+
+def _values_like(meta: Any, why: str) -> Any:
+    """Untracked Values mirroring a (possibly nested) tensor_meta structure."""
+    if _is_tensor_meta(meta):
+        return Value(tuple(meta.shape), why=why)
+    if isinstance(meta, (list, tuple)):
+        return type(meta)(_values_like(m, why) for m in meta) if not hasattr(meta, "_fields") else tuple(
+            _values_like(m, why) for m in meta)
+    if isinstance(meta, dict):
+        return {k: _values_like(v, why) for k, v in meta.items()}
+    return Dynamic("unknown")
+
+
+def analyze(traced: TracedModel) -> ChannelGraph:
+    return Analyzer(traced).run()

@@ -1,0 +1,139 @@
+"""THE table: how each op maps channels from its inputs to its outputs.
+
+Every op the graph may meet is looked up here. An entry names a rule (implemented in
+``rules.py``) and its static parameters; anything absent from these tables is an *unknown* op
+and every channel that flows through it is protected (reported with the op and the layer).
+Adding support for an op means adding a line here (and, for a new kind of mapping, a rule).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class OpRule:
+    rule: str  # name of the channel-mapping rule in rules.py
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _rules(rule: str, *targets, **params) -> dict:
+    return {t: OpRule(rule, params) for t in targets}
+
+
+_ACTIVATIONS = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
+    nn.Tanhshrink, nn.LogSigmoid, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+    nn.Dropout3d, nn.AlphaDropout,
+)
+_POOLS = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Upsample, nn.UpsamplingNearest2d,
+    nn.UpsamplingBilinear2d, nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
+)
+
+MODULE_TABLE: dict[type, OpRule] = {
+    **_rules("conv", nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    **_rules("conv", nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, transposed=True),
+    **_rules("linear", nn.Linear),
+    **_rules("batchnorm", nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+             nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d),
+    **_rules("groupnorm", nn.GroupNorm),
+    **_rules("layernorm", nn.LayerNorm),
+    **_rules("prelu", nn.PReLU),
+    **_rules("elementwise", *_ACTIVATIONS),
+    **_rules("spatial", *_POOLS),
+    **_rules("flatten", nn.Flatten),
+    **_rules("softmax", nn.Softmax, nn.LogSoftmax, nn.Softmax2d),
+}
+
+_ELEMENTWISE_FUNCTIONS = [
+    F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu,
+    F.gelu, F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.sigmoid, torch.sigmoid,
+    F.tanh, torch.tanh, F.softplus, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
+    torch.clamp, torch.clip, torch.abs, torch.exp, torch.neg, operator.neg,
+]
+
+FUNCTION_TABLE: dict[Any, OpRule] = {
+    **_rules("elementwise", *_ELEMENTWISE_FUNCTIONS),
+    **_rules("broadcast", operator.add, operator.iadd, torch.add, operator.sub, operator.isub,
+             torch.sub, operator.mul, operator.imul, torch.mul, operator.truediv,
+             operator.itruediv, torch.div),
+    **_rules("spatial", F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
+             F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
+             F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate),
+    **_rules("flatten", torch.flatten),
+    **_rules("cat", torch.cat, torch.concat, torch.concatenate),
+    **_rules("chunk", torch.chunk),
+    **_rules("split", torch.split),
+    **_rules("getitem", operator.getitem),
+    **_rules("reduce", torch.mean, torch.sum, torch.amax, torch.amin),
+    **_rules("softmax", F.softmax, F.log_softmax, torch.softmax),
+    **_rules("permute", torch.permute),
+    **_rules("transpose", torch.transpose),
+    **_rules("unsqueeze", torch.unsqueeze),
+    **_rules("reshape", torch.reshape),
+    **_rules("pad", F.pad),
+    **_rules("meta", getattr, len),
+}
+
+
+def _torchvision_functions() -> dict[Any, OpRule]:
+    """torchvision wraps a few functions for fx; they appear as call_function nodes."""
+    table: dict[Any, OpRule] = {}
+    try:
+        from torchvision.ops.stochastic_depth import stochastic_depth
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return table
+    # eval: identity; train: multiplies each sample by 0 or 1/(1-p) -- channel-preserving
+    table[stochastic_depth] = OpRule("elementwise")
+    return table
+
+
+FUNCTION_TABLE.update(_torchvision_functions())
+
+METHOD_TABLE: dict[str, OpRule] = {
+    **_rules("elementwise", "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "contiguous",
+             "clone", "float", "half", "bfloat16", "double", "to", "type_as", "detach", "clamp",
+             "clamp_", "clip", "abs", "exp", "neg"),
+    **_rules("broadcast", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"),
+    **_rules("flatten", "flatten"),
+    **_rules("reshape", "view", "reshape"),
+    **_rules("permute", "permute"),
+    **_rules("transpose", "transpose"),
+    **_rules("unsqueeze", "unsqueeze"),
+    **_rules("squeeze", "squeeze"),
+    **_rules("reduce", "mean", "sum", "amax", "amin"),
+    **_rules("softmax", "softmax", "log_softmax"),
+    **_rules("chunk", "chunk"),
+    **_rules("split", "split"),
+    **_rules("meta", "size", "dim", "numel"),
+}
+
+
+def lookup_module(module: nn.Module) -> OpRule | None:
+    """Exact type, or a subclass that keeps its table ancestor's ``forward`` (an override could
+    compute anything, e.g. weight standardisation, so it is unknown)."""
+    for cls in type(module).__mro__:
+        if cls in MODULE_TABLE:
+            return MODULE_TABLE[cls] if type(module).forward is cls.forward else None
+    return None
+
+
+def lookup_function(fn: Any) -> OpRule | None:
+    try:
+        return FUNCTION_TABLE.get(fn)
+    except TypeError:  # unhashable target
+        return None
+
+
+def lookup_method(name: str) -> OpRule | None:
+    return METHOD_TABLE.get(name)

@@ -1,0 +1,93 @@
+"""Trace a model into a torch.fx graph with shapes, fail-closed.
+
+Standard ``torch.nn`` layers are leaves. When a custom module cannot be traced (data-dependent
+control flow and the like), it is retried as an opaque leaf: the graph treats it as an unknown
+op, so every channel flowing through it is protected instead of the whole model failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from compress.errors import GraphError
+
+MAX_OPAQUE_RETRIES = 20
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self, opaque: set[str]):
+        super().__init__()
+        self.opaque = opaque
+        self.failed_at: str | None = None
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return qualname in self.opaque or super().is_leaf_module(m, qualname)
+
+    def create_node(self, *args, **kwargs):
+        node = super().create_node(*args, **kwargs)
+        node.meta["scope"] = self.scope.module_path  # the module a function call sits in
+        return node
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_at is None:  # innermost module the failure passed through
+                self.failed_at = self.path_of_module(m)
+            raise
+
+
+@dataclass
+class TracedModel:
+    gm: fx.GraphModule
+    example_shape: tuple[int, ...]
+    opaque: dict[str, str] = field(default_factory=dict)  # module name -> trace error
+
+
+def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
+    """Symbolically trace ``model`` (in eval mode) and record every node's output shape."""
+    was_training = model.training
+    model.eval()
+    try:
+        gm, opaque = _trace_with_fallback(model)
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except GraphError:
+        raise
+    except Exception as err:  # shape propagation of a traced graph failing is a model problem
+        raise GraphError(
+            f"running the traced model on an input of shape {tuple(example.shape)} failed: {_first_line(err)}",
+            "check --input-size / --preset for this model",
+        ) from err
+    finally:
+        model.train(was_training)
+    return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque)
+
+
+def _trace_with_fallback(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
+    opaque: dict[str, str] = {}
+    for _ in range(MAX_OPAQUE_RETRIES):
+        tracer = _Tracer(set(opaque))
+        try:
+            graph = tracer.trace(model)
+        except Exception as err:
+            name = tracer.failed_at
+            if not name or name in opaque:
+                raise GraphError(
+                    f"torch.fx cannot trace {type(model).__name__}: {_first_line(err)}",
+                    "the model's forward must be traceable (no data-dependent Python control flow at the top level)",
+                ) from err
+            opaque[name] = _first_line(err)
+            continue
+        return fx.GraphModule(tracer.root, graph, type(model).__name__), opaque
+    raise GraphError(f"torch.fx cannot trace {type(model).__name__}: more than {MAX_OPAQUE_RETRIES} untraceable modules")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,207 @@
+"""Choosing what to remove: global ranking of units under per-layer caps and rounding.
+
+``select`` ranks prunable units by score (ascending), walks that order removing a unit whenever
+no layer would break its cap (max fraction removed, min width), then picks how far along that
+order to go — by binary search — so that after rounding widths to multiples of ``round_to`` the
+target is met: a fraction of prunable channels (``ratio``) or a MAC budget (``target_macs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from compress.errors import PruneError
+from compress.graph.groups import WIDTH_ROLES, Groups
+
+
+@dataclass(frozen=True)
+class PrunePolicy:
+    ratio: float | None = None  # fraction of prunable channels to remove
+    target_macs: float | None = None  # fraction of the original MACs to keep
+    max_layer_ratio: float = 0.8  # no layer loses more than this fraction of its channels
+    min_channels: int = 1  # no layer ends narrower than this
+    round_to: int = 8  # surviving widths are multiples of this (or unchanged)
+    keep: tuple[str, ...] = ()  # layer name patterns that never lose channels
+    prune_stem: bool = False
+
+    def __post_init__(self):
+        if (self.ratio is None) == (self.target_macs is None):
+            raise PruneError("give exactly one of --ratio and --target-macs")
+        if self.ratio is not None and not 0 <= self.ratio < 1:
+            raise PruneError(f"--ratio must be in [0, 1), got {self.ratio}")
+        if self.target_macs is not None and not 0 < self.target_macs <= 1:
+            raise PruneError(f"--target-macs must be in (0, 1], got {self.target_macs}")
+        if not 0 <= self.max_layer_ratio <= 1:
+            raise PruneError(f"--max-layer-ratio must be in [0, 1], got {self.max_layer_ratio}")
+        if self.round_to < 1 or self.min_channels < 1:
+            raise PruneError("--round-to and --min-channels must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    removed: list[int]  # unit roots removed
+    cuts: list[dict]  # surgery records (see compress.surgery)
+    widths: dict[str, tuple[int, int]]  # "layer:role" -> (before, after) for width slots
+    channels_prunable: int
+    channels_removed: int
+    macs_before: int
+    macs_after: int
+    limited_by_caps: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio_removed(self) -> float:
+        return self.channels_removed / self.channels_prunable if self.channels_prunable else 0.0
+
+
+class MacModel:
+    """MACs of the conv/linear layers as a function of which units are removed."""
+
+    def __init__(self, groups: Groups):
+        self.g = groups
+        index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
+        self.terms = []
+        for call in groups.graph.calls:
+            module = groups.graph.traced.gm.get_submodule(call.module)
+            i_in, i_out = index.get((call.module, "in")), index.get((call.module, "out"))
+            groups_ = getattr(module, "groups", 1)
+            self.terms.append((call.macs_per_io, i_in, i_out, groups_, len(groups.slots[i_in].ids)))
+
+    def macs(self, removed_mask: np.ndarray) -> int:
+        kept = [int((~removed_mask[r]).sum()) for r in self.g.slot_roots]
+        total = 0
+        for per_io, i_in, i_out, groups, n_in in self.terms:
+            k_in, k_out = kept[i_in], kept[i_out]
+            new_groups = groups * k_in // n_in if groups > 1 else 1
+            total += per_io * (k_in // max(new_groups, 1)) * k_out
+        return total
+
+
+def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Plan:
+    n_ids = len(groups.graph.sets)
+    macs_model = MacModel(groups)
+    none = np.zeros(n_ids, dtype=bool)
+    macs_before = macs_model.macs(none)
+    order = _greedy_order(groups, scores, policy)
+    prunable = sum(groups.units[r].size for r in groups.prunable_units)
+
+    def removed_at(k: int) -> list[int]:
+        return _round(groups, order[:k], scores, policy)
+
+    def mask_of(removed: list[int]) -> np.ndarray:
+        mask = np.zeros(n_ids, dtype=bool)
+        mask[removed] = True
+        return mask
+
+    if policy.ratio is not None:
+        goal = policy.ratio * prunable
+        met = lambda removed: sum(groups.units[r].size for r in removed) >= goal - 1e-9
+    else:
+        goal_macs = policy.target_macs * macs_before
+        met = lambda removed: macs_model.macs(mask_of(removed)) <= goal_macs
+    k = _smallest(len(order), lambda k: met(removed_at(k)))
+    limited = k is None
+    removed = removed_at(len(order) if limited else k)
+    plan = _make_plan(groups, removed, macs_before, macs_model.macs(mask_of(removed)), prunable)
+    plan.limited_by_caps = limited
+    if limited:
+        plan.notes.append(
+            f"target not reachable under the layer caps (max {policy.max_layer_ratio:.0%} per layer, "
+            f"min width {policy.min_channels}, round to {policy.round_to}); removed what they allow"
+        )
+    return plan
+
+
+def _smallest(n: int, ok) -> int | None:
+    """Smallest k in [0, n] with ok(k), assuming ok is (nearly) monotone; None if ok(n) fails."""
+    if not ok(n):
+        return None
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _limits(groups: Groups, policy: PrunePolicy) -> list[int]:
+    """How many indices each slot may lose."""
+    limits = []
+    for slot in groups.slots:
+        n = len(slot.ids)
+        floor = max(policy.min_channels, n - int(np.floor(n * policy.max_layer_ratio)))
+        limits.append(max(0, n - min(n, floor)))
+    return limits
+
+
+def _greedy_order(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> list[int]:
+    limits = _limits(groups, policy)
+    lost = [0] * len(groups.slots)
+    order = []
+    for root in sorted(groups.prunable_units, key=lambda r: (scores.get(r, 0.0), r)):
+        unit = groups.units[root]
+        if all(lost[i] + c <= limits[i] for i, c in unit.slots):
+            for i, c in unit.slots:
+                lost[i] += c
+            order.append(root)
+    return order
+
+
+def _round(groups: Groups, removed: list[int], scores: dict[int, float], policy: PrunePolicy) -> list[int]:
+    """Give back the best-scored removed units of any layer whose surviving width is not a
+    multiple of ``round_to`` (widths left unchanged are always fine)."""
+    if policy.round_to <= 1 or not removed:
+        return list(removed)
+    removed_set = set(removed)
+    while True:
+        changed = False
+        for i, slot in enumerate(groups.slots):
+            if slot.role not in WIDTH_ROLES:
+                continue
+            roots = groups.slot_roots[i]
+            gone = np.isin(roots, list(removed_set))
+            kept = int((~gone).sum())
+            if kept == len(roots) or kept % policy.round_to == 0:
+                continue
+            candidates = sorted(set(roots[gone].tolist()), key=lambda r: (-scores.get(r, 0.0), r))
+            removed_set.discard(candidates[0])
+            changed = True
+        if not changed:
+            return [r for r in removed if r in removed_set]
+
+
+def _make_plan(groups: Groups, removed: list[int], macs_before: int, macs_after: int, prunable: int) -> Plan:
+    removed_set = set(removed)
+    cuts, widths = [], {}
+    for slot, roots in zip(groups.slots, groups.slot_roots):
+        keep = np.flatnonzero(~np.isin(roots, list(removed_set)))
+        if slot.role in WIDTH_ROLES:
+            widths[f"{slot.name}:{slot.role}"] = (len(roots), len(keep))
+        if len(keep) < len(roots):
+            cuts.append({"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots),
+                         "keep": keep.tolist()})
+    return Plan(
+        removed=sorted(removed_set),
+        cuts=cuts,
+        widths=widths,
+        channels_prunable=prunable,
+        channels_removed=sum(groups.units[r].size for r in removed_set),
+        macs_before=macs_before,
+        macs_after=macs_after,
+    )
+
+
+def plan_for_units(groups: Groups, removed: list[int]) -> Plan:
+    """A plan removing exactly these units (tests, replays)."""
+    model = MacModel(groups)
+    mask = np.zeros(len(groups.graph.sets), dtype=bool)
+    mask[list(removed)] = True
+    prunable = sum(groups.units[r].size for r in groups.prunable_units)
+    return _make_plan(groups, list(removed), model.macs(np.zeros_like(mask)), model.macs(mask), prunable)
