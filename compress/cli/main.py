@@ -63,6 +63,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:

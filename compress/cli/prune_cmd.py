@@ -1,0 +1,122 @@
+"""``compress prune``: importance -> plan -> surgery -> recovery -> save (-> export -> bench)."""
+
+from __future__ import annotations
+
+import click
+
+from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+
+IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
+
+
+def _formats(ctx, param, value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    bad = [v for v in items if v not in ("onnx", "int8", "trt")]
+    if bad:
+        raise click.BadParameter(f"unknown format(s) {', '.join(bad)}; choose from onnx, int8, trt")
+    return items
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=True))
+@click.option("--calib", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of unlabeled images (searched recursively).")
+@click.option("--ratio", type=float, default=None, help="Fraction of prunable channels to remove, e.g. 0.5.")
+@click.option("--target-macs", type=float, default=None, help="Remove channels until MACs fall to this fraction.")
+@click.option("-o", "--out", type=click.Path(), default=None, help="Output folder (default: CHECKPOINT.pruned next to it).")
+@model_options
+@preprocess_options
+@click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
+@click.option("--draws", type=int, default=1, show_default=True, help="Random-gradient draws per image.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV file,class_index for the labelled 'taylor' baseline only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
+@click.option("--max-images", type=int, default=None, help="Use at most this many calibration images.")
+@click.option("--importance-images", type=int, default=None, help="Score importance on at most this many.")
+@click.option("--max-layer-ratio", type=float, default=0.8, show_default=True, help="Cap on the fraction any layer loses.")
+@click.option("--min-channels", type=int, default=1, show_default=True, help="No layer ends narrower than this.")
+@click.option("--round-to", type=int, default=8, show_default=True, help="Surviving widths are multiples of this (1: off).")
+@click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")
+@click.option("--prune-stem", is_flag=True, help="Allow pruning the input stem's output channels.")
+@click.option("--recover/--no-recover", default=True, show_default=True, help="Self-distillation from the original.")
+@click.option("--recover-epochs", type=float, default=None, help="Distillation epochs (default: automatic by data size).")
+@click.option("--recover-steps", type=int, default=None, help="Distillation steps instead of epochs.")
+@click.option("--recover-lr", type=float, default=None, help="Peak learning rate of distillation.")
+@click.option("--temperature", type=float, default=None, help="Distillation temperature.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--export", "formats", callback=_formats, default=None, metavar="FORMATS",
+              help="Also export: onnx,int8,trt.")
+@click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
+              help="Deployment target (picks INT8 types).")
+@click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@json_option
+def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels, seed, eval_dir, max_images,
+          importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
+          recover_steps, recover_lr, temperature, batch_size, formats, int8_method, target, bench, device,
+          overwrite, no_progress, as_json, **model_params):
+    """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
+    from compress.distill import DistillConfig
+    from compress.importance import ImportanceConfig
+    from compress.pipeline import PruneConfig, run_prune
+    from compress.plan import PrunePolicy
+
+    if ratio is None and target_macs is None:
+        ratio = 0.5
+    distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, lr=recover_lr,
+                                            temperature=temperature).items() if v is not None}
+    config = PruneConfig(
+        checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
+        policy=PrunePolicy(ratio=ratio, target_macs=target_macs, max_layer_ratio=max_layer_ratio,
+                           min_channels=min_channels, round_to=round_to, keep=tuple(keep), prune_stem=prune_stem),
+        importance=ImportanceConfig(name=importance, draws=draws, seed=seed, batch_size=batch_size, device=device,
+                                    progress=not no_progress),
+        recover=recover, distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
+        eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
+        export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
+        progress=not no_progress,
+    )
+    result = run_prune(config)
+    _show(result, as_json)
+
+
+def _show(result, as_json: bool) -> None:
+    from compress.cli import output
+
+    s = result.summary
+    if as_json:
+        output.emit_json({"out": str(result.out), **s})
+        return
+    changed = [(name, before, after) for name, before, after in result.widths if before != after]
+    output.table(f"widths ({len(changed)} layers changed)", ["layer", "before", "after"],
+                 [(n, b, a) for n, b, a in changed])
+    rows = [
+        ("parameters", s["params_before"], s["params_after"], _ratio(s["params_after"], s["params_before"])),
+        ("MACs", s["macs_before"], s["macs_after"], _ratio(s["macs_after"], s["macs_before"])),
+    ]
+    if "top1_before" in s:
+        rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(s.get("top1_recovered", s.get("top1_pruned"))),
+                     f"one-shot {_pct(s.get('top1_pruned'))}"))
+    if "agreement_recovered" in s:
+        rows.append(("agreement with original (held out)", "100 %", _pct(s["agreement_recovered"]),
+                     f"one-shot {_pct(s['agreement_pruned'])}"))
+    output.table("summary", ["", "original", "pruned", "change"], rows)
+    for p in s.get("protected_groups", [])[:10]:
+        reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
+        output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")
+    output.info(f"wrote {result.out}")
+
+
+def _ratio(after, before) -> str:
+    return f"{after / before:.2f}x" if before else "-"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f} %"

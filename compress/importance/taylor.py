@@ -1,0 +1,144 @@
+"""First-order Taylor importance from activation gradients.
+
+Random-gradient variants (Sapkota & Bhattarai, arXiv 2310.20203) need no labels: per image,
+draw g ~ N(0, I) over the logits, scale it to unit L2 norm and backpropagate it instead of a
+loss gradient. For a channel with activation ``a`` (a norm's output, else the conv/linear
+output) take ``s = sum_hw a * da`` per image; ``taylor-sq`` scores mean(s^2), ``taylor-abs``
+mean(|s|). The labelled ``taylor`` baseline (Molchanov et al.) backpropagates the
+cross-entropy loss and scores |mean(s)|.
+
+Cost: one forward and one activation-only backward per batch per draw (parameters need no
+gradient); activations are dropped after each batch, scores accumulate in per-channel sums, so
+peak memory does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from compress.errors import UsageError
+from compress.graph.groups import Groups
+from compress.hooks import eval_mode, forward_hooks, frozen_parameters
+from compress.importance.base import ImportanceConfig, ImportanceResult, resolve_device
+from compress.progress import progress_bar
+
+
+class _Sums:
+    """Per-channel running sums of s, |s| and s^2 for one probed activation."""
+
+    def __init__(self, axis: int, channels: int, device):
+        self.axis = axis
+        self.s = torch.zeros(channels, dtype=torch.float64, device=device)
+        self.abs = torch.zeros_like(self.s)
+        self.sq = torch.zeros_like(self.s)
+
+    def add(self, a: torch.Tensor, grad: torch.Tensor) -> None:
+        dims = [d for d in range(a.dim()) if d not in (0, self.axis)]
+        s = (a * grad).sum(dims) if dims else a * grad  # (batch, channels)
+        s = s.double()
+        self.s += s.sum(0)
+        self.abs += s.abs().sum(0)
+        self.sq += (s * s).sum(0)
+
+
+class _Tap(torch.autograd.Function):
+    """Identity that keeps its input and, in backward, hands (a, da) to the sums."""
+
+    @staticmethod
+    def forward(ctx, a, sums):
+        ctx.save_for_backward(a)
+        ctx.sums = sums
+        return a.clone()  # later in-place ops (ReLU(inplace)) must not touch the saved a
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        ctx.sums.add(a.detach(), grad.detach())
+        return grad, None
+
+
+def _batches(images, batch_size: int):
+    """Yield (images, indices) from a tensor or a loader of (tensor, index) batches."""
+    if isinstance(images, torch.Tensor):
+        for start in range(0, len(images), batch_size):
+            end = min(start + batch_size, len(images))
+            yield images[start:end], torch.arange(start, end)
+        return
+    for batch in images:
+        if isinstance(batch, (list, tuple)):
+            yield batch[0], batch[1]
+        else:
+            raise UsageError("the importance loader must yield (images, indices) batches")
+
+
+def random_gradient(logits: torch.Tensor, indices: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Unit-norm Gaussian gradient per sample, seeded by the image index (not by batch or rank)."""
+    rows = []
+    for i in indices.tolist():
+        gen = torch.Generator().manual_seed((seed * 1_000_003 + int(i)) * 1_009 + draw)
+        rows.append(torch.randn(logits.shape[1:], generator=gen, dtype=torch.float32))
+    g = torch.stack(rows).to(logits.device, logits.dtype)
+    norms = g.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return g / norms.view(-1, *([1] * (g.dim() - 1)))
+
+
+def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None) -> tuple[dict, int, str]:
+    device = resolve_device(config.device)
+    if say is not None:
+        say(f"importance: {config.name} on {device.type.upper()}" + ("" if device.type == "cuda" else " (no CUDA GPU found)"))
+    model.to(device)
+    sums: dict[str, _Sums] = {}
+    probes = groups.graph.probes
+    for p in probes:
+        sums.setdefault(p.module, _Sums(p.axis, len(p.ids), device))
+    hooks = {name: (lambda m, inp, out, s=s: _Tap.apply(out, s)) for name, s in sums.items()}
+    count = 0
+    total = len(images) if isinstance(images, torch.Tensor) else len(getattr(images, "dataset", []))
+    with eval_mode(model), frozen_parameters(model), forward_hooks(model, hooks), \
+            progress_bar(f"importance ({config.name})", total or None, enabled=config.progress) as bar:
+        for x, idx in _batches(images, config.batch_size):
+            x = x.to(device).requires_grad_(True)
+            logits = model(x)
+            if not isinstance(logits, torch.Tensor):
+                raise UsageError("the model's output is not a single tensor of logits",
+                                 "importance needs a classifier-style output")
+            if config.name == "taylor":
+                target = labels[idx].to(device)
+                F.cross_entropy(logits.float(), target, reduction="sum").backward()
+            else:
+                for draw in range(config.draws):
+                    g = random_gradient(logits.detach(), idx, config.seed, draw)
+                    logits.backward(g, retain_graph=draw + 1 < config.draws)
+            count += len(x)
+            bar.advance(len(x))
+            del logits, x
+    return sums, count, device.type
+
+
+def _scores(groups: Groups, sums: dict, count: int, draws: int, kind: str) -> np.ndarray:
+    scores = np.full(len(groups.graph.sets), np.nan)
+    n = max(count * draws, 1)
+    for p in {p.module: p for p in groups.graph.probes}.values():  # a module called twice: one sum
+        s = sums[p.module]
+        value = {"sq": s.sq / n, "abs": s.abs / n, "mean": (s.s / n).abs()}[kind].cpu().numpy()
+        current = np.nan_to_num(scores[p.ids], nan=0.0)
+        scores[p.ids] = current + value
+    return scores
+
+
+def _make(kind: str, label: str):
+    def estimator(model, groups, images, config, *, labels=None, say=None) -> ImportanceResult:
+        if label == "taylor" and labels is None:
+            raise UsageError("the labelled 'taylor' importance needs labels", "pass --labels FILE.csv (file,class_index)")
+        sums, count, device = _run(model, groups, images, config, labels=labels, say=say)
+        draws = 1 if label == "taylor" else config.draws
+        return ImportanceResult(label, _scores(groups, sums, count, draws, kind), images=count, seconds=0.0, device=device)
+
+    return estimator
+
+
+taylor_sq = _make("sq", "taylor-sq")
+taylor_abs = _make("abs", "taylor-abs")
+taylor_labelled = _make("mean", "taylor")

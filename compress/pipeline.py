@@ -1,0 +1,115 @@
+"""The only place the stages are strung together: load -> calibrate -> graph -> importance ->
+plan -> surgery (proved) -> recover -> save -> export -> bench. Each stage is one call with
+plain data in and out; the CLI only parses options into a :class:`PruneConfig`."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from compress.atomic import atomic_dir
+from compress.distill import DistillConfig
+from compress.errors import PruneError, UsageError
+from compress.importance import ImportanceConfig
+from compress.plan import PrunePolicy
+from compress.spec import LoadedModel
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    checkpoint: str
+    calib: str
+    policy: PrunePolicy
+    out: str | None = None
+    load: dict[str, Any] = field(default_factory=dict)  # compress.loading.load_model keyword arguments
+    importance: ImportanceConfig = ImportanceConfig()
+    recover: bool = True
+    distill: DistillConfig = DistillConfig()
+    eval_dir: str | None = None
+    labels: str | None = None
+    max_images: int | None = None
+    importance_images: int | None = None
+    seed: int = 0
+    export: tuple[str, ...] = ()
+    int8_method: str = "minmax"
+    target: str = "cpu"
+    bench: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class PruneResult:
+    out: Path
+    summary: dict[str, Any]
+    model: nn.Module
+    widths: list[tuple[str, int, int]]
+
+
+class Reporter:
+    """Where the pipeline's words go: stderr lines by default, anything in tests."""
+
+    def __init__(self, info: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None):
+        from compress.cli import output
+
+        self.info = info or output.info
+        self.warn = warn or output.warn
+
+
+def default_out(checkpoint: str | Path) -> Path:
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem if path.is_file() else path.name}.pruned")
+
+
+def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
+    from compress import stages
+
+    say = reporter or Reporter()
+    out = Path(config.out) if config.out else default_out(config.checkpoint)
+    _check_out(out, config)
+    started = time.perf_counter()
+
+    loaded = stages.load(config, say)
+    data = stages.calibration(config, loaded, say)
+    groups = stages.graph(loaded, data, config, say)
+    scores, importance = stages.importance(loaded, groups, data, config, say)
+    plan = stages.plan(groups, scores, config, say)
+    student = stages.cut(loaded, plan, data, say)
+    summary = stages.measure_pruned(loaded, student, plan, groups, importance, config, data, say)
+    evaluation = stages.evaluation(config, loaded, say)
+    if evaluation is not None:
+        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned")))
+    if config.recover:
+        student, recovery = stages.recover(loaded, student, data, config, say)
+        summary.update(recovery)
+        if evaluation is not None:
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered")))
+    summary["seconds_total"] = round(time.perf_counter() - started, 2)
+
+    with atomic_dir(out, overwrite=config.overwrite) as tmp:
+        stages.save(tmp, loaded, student, plan, groups, importance, summary, config)
+        if config.export:
+            summary["export"] = stages.export(tmp, student, data, config, say)
+        if config.bench:
+            summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say)
+        stages.write_summary(tmp, summary)
+    widths = [(name, before, after) for name, (before, after) in plan.widths.items()]
+    return PruneResult(out=out, summary=summary, model=student, widths=widths)
+
+
+def _check_out(out: Path, config: PruneConfig) -> None:
+    ckpt = Path(config.checkpoint).resolve()
+    if out.resolve() == ckpt or ckpt.is_relative_to(out.resolve()):
+        raise UsageError(f"output {out} would overwrite the input {config.checkpoint}", "choose another -o")
+    if out.exists() and not config.overwrite:
+        raise UsageError(f"output folder {out} already exists", "pass --overwrite to replace it, or choose another -o")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a folder", "choose another -o")

@@ -1,0 +1,108 @@
+"""The reloadable pruned model: no pickle, no trust needed.
+
+A folder holding ``compress.json`` (the original model's spec plus the cut record) and
+``model.safetensors`` (the pruned weights). Loading rebuilds the original architecture from
+code, replays the cuts (``compress.surgery``) and loads the weights strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from compress import __version__
+from compress.atomic import atomic_path, write_text
+from compress.errors import CheckpointError
+from compress.spec import LoadedModel, ModelSpec
+from compress.surgery import apply_cuts
+
+FORMAT = "compress-pruned/1"
+RECORD = "compress.json"
+WEIGHTS = "model.safetensors"
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    return {"compress": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: list[dict], *,
+                extra: dict[str, Any] | None = None) -> Path:
+    """Write the weights and the record into ``folder`` (which the caller creates atomically)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    record = {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "spec": spec.to_dict(),
+        "cuts": cuts,
+        **(extra or {}),
+    }
+    write_text(folder / RECORD, json.dumps(record, indent=1))
+    return folder
+
+
+def read_record(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read {path}: {err}", "the folder is not a complete compress output") from err
+    if record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {record.get('format')!r}, expected {FORMAT!r}",
+                              "it was written by another version of compress")
+    return record
+
+
+def build_pruned(spec: ModelSpec, cuts: list[dict], *, trust: bool = False) -> nn.Module:
+    """The pruned architecture with the original's initial weights (then overwritten by loading)."""
+    if spec.kind == "state_dict":
+        from compress.models import resolve_arch
+
+        model = resolve_arch(spec.arch, dict(spec.arch_kwargs))
+    else:
+        from compress.loading import load_from_spec
+
+        if spec.kind == "pickle" and not trust:
+            raise CheckpointError(f"this model was pruned from a pickled module ({spec.checkpoint})",
+                                  "reloading it runs that pickle: pass --trust if you trust it")
+        model = load_from_spec(spec, trust=trust).model
+    return apply_cuts(model, cuts)
+
+
+def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    record = read_record(folder)
+    spec = ModelSpec.from_dict(record["spec"])
+    model = build_pruned(spec, record["cuts"], trust=trust)
+    weights = folder / WEIGHTS
+    try:
+        state = load_file(str(weights))
+    except Exception as err:
+        raise CheckpointError(f"cannot read {weights}: {err}", "the folder is not a complete compress output") from err
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise CheckpointError(f"{weights} does not match the recorded cuts: {str(err).splitlines()[-1].strip()}",
+                              "the folder was modified after it was written") from err
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match the recorded cuts (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                              "the folder was modified after it was written")
+    size = sum(p.stat().st_size for p in (weights, folder / RECORD))
+    return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)

@@ -1,0 +1,231 @@
+"""The pipeline's stages, one function each (see ``compress.pipeline.run_prune``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.atomic import write_text
+from compress.errors import PruneError, UsageError
+
+
+def load(config, say):
+    from compress.loading import load_model
+
+    loaded = load_model(config.checkpoint, on_note=say.info, **config.load)
+    if loaded.pruned:
+        say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
+    say.info(f"model: {type(loaded.model).__name__} from {config.checkpoint} (input {_shape(loaded)})")
+    return loaded
+
+
+def _shape(loaded) -> str:
+    return "x".join(str(v) for v in loaded.spec.input_size) if loaded.spec.input_size else "?"
+
+
+def preprocess_of(loaded):
+    from calibrate.preprocess import Preprocess
+
+    return Preprocess.from_dict(loaded.spec.preprocess)
+
+
+def calibration(config, loaded, say):
+    from compress.calibration import load_calibration
+
+    data = load_calibration(config.calib, preprocess_of(loaded), seed=config.seed, max_images=config.max_images,
+                            importance_max=config.importance_images)
+    c = data.counts
+    say.info(f"calibration: {c['found']} images in {config.calib} -> importance {c['importance']}, "
+             f"distillation {c['distill']}, held out {c['holdout']}")
+    return data
+
+
+def graph(loaded, data, config, say):
+    from compress.graph.analysis import analyze
+    from compress.graph.groups import apply_policy, build_groups
+    from compress.graph.trace import trace
+
+    traced = trace(loaded.model, data.example(2))
+    for name, err in traced.opaque.items():
+        say.warn(f"{name} cannot be traced ({err}); its channels are protected")
+    channel_graph = analyze(traced)
+    apply_policy(channel_graph, keep=config.policy.keep, prune_stem=config.policy.prune_stem)
+    groups = build_groups(channel_graph)
+    prunable = sum(g.prunable for g in groups.groups)
+    say.info(f"graph: {len(groups.groups)} channel groups, {prunable} prunable channels, "
+             f"{len(groups.protected_groups())} groups (partly) protected")
+    for p in channel_graph.unknown_ops:
+        say.warn(f"unknown op {p.op} at {p.layer}: channels through it are protected")
+    if not groups.prunable_units:
+        raise PruneError("nothing in this model can be pruned soundly", "see `compress inspect` and the protected groups")
+    return groups
+
+
+def importance(loaded, groups, data, config, say):
+    from compress.importance import estimate, unit_scores
+
+    labels = None
+    if config.importance.name == "taylor":
+        if not config.labels:
+            raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
+        from calibrate import read_labels_csv
+
+        labels = torch.tensor(read_labels_csv(config.labels, data.importance_paths), dtype=torch.long)
+    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
+    say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
+    loaded.model.cpu()
+    return unit_scores(groups, result), result
+
+
+def plan(groups, scores, config, say):
+    from compress.plan import select
+
+    plan = select(groups, scores, config.policy)
+    for note in plan.notes:
+        say.warn(note)
+    say.info(f"plan: remove {plan.channels_removed} of {plan.channels_prunable} prunable channels "
+             f"({plan.ratio_removed:.1%}); MACs {plan.macs_before:,} -> {plan.macs_after:,} "
+             f"({plan.macs_after / max(plan.macs_before, 1):.2f}x)")
+    return plan
+
+
+def cut(loaded, plan, data, say):
+    from compress.surgery import apply_cuts
+    from compress.verify import check_cut
+
+    student = apply_cuts(copy.deepcopy(loaded.model), plan.cuts)
+    diff = check_cut(loaded.model, student, plan.cuts, data.example(4))
+    say.info(f"surgery: {len(plan.cuts)} layer dimensions cut; proved against the zeroed original (max diff {diff:.2e})")
+    return student
+
+
+def measure_pruned(loaded, student, plan, groups, importance, config, data, say) -> dict[str, Any]:
+    from compress.profile import count_macs, count_params
+
+    shape = tuple(loaded.spec.input_size)
+    return {
+        "checkpoint": str(Path(config.checkpoint).resolve()),
+        "arch": loaded.spec.arch,
+        "input_size": list(shape),
+        "importance": importance.name,
+        "importance_seconds": round(importance.seconds, 2),
+        "importance_images": importance.images,
+        "importance_device": importance.device,
+        "ratio": config.policy.ratio,
+        "target_macs": config.policy.target_macs,
+        "ratio_removed": round(plan.ratio_removed, 4),
+        "channels_prunable": plan.channels_prunable,
+        "channels_removed": plan.channels_removed,
+        "params_before": count_params(loaded.model),
+        "params_after": count_params(student),
+        "macs_before": count_macs(loaded.model, shape),
+        "macs_after": count_macs(student, shape),
+        "policy": config.policy.to_dict(),
+        "calibration": data.counts,
+        "protected_groups": [g.to_dict() for g in groups.protected_groups()],
+        "widths": {k: list(v) for k, v in plan.widths.items() if v[0] != v[1]},
+        "notes": plan.notes,
+    }
+
+
+def evaluation(config, loaded, say):
+    if not config.eval_dir:
+        return None
+    from calibrate import LabelledFolder, make_loader, preload_labelled
+
+    folder = LabelledFolder(config.eval_dir, preprocess_of(loaded))
+    pre = preload_labelled(folder)
+    say.info(f"evaluation: {len(folder)} labelled images in {len(folder.classes)} classes from {config.eval_dir}")
+    return pre if pre is not None else make_loader(folder, batch_size=256)
+
+
+def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, float]:
+    from compress.distill import top1_accuracy
+
+    images, labels = evaluation if isinstance(evaluation, tuple) else (evaluation, None)
+    out = {}
+    for model, name in ((original, prefix[0]), (student, prefix[1])):
+        if model is not None and name is not None:
+            out[f"top1_{name}"] = round(top1_accuracy(model, images, labels, device=config.device), 5)
+    return out
+
+
+def recover(loaded, student, data, config, say):
+    from compress.distill import agreement, distill
+
+    teacher = loaded.model
+    result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
+                     progress=config.progress)
+    if result.stopped:
+        say.warn(f"recovery stopped: {result.stopped}; keeping the best weights seen (step {result.best_step})")
+    say.info(f"recovery: {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on {result.device}; "
+             f"held-out agreement {result.agreement_before:.1%} -> {result.agreement_after:.1%}")
+    return result.student, {
+        "agreement_pruned": round(result.agreement_before, 5),
+        "agreement_recovered": round(result.agreement_after, 5),
+        "kl_pruned": round(result.kl_before, 5),
+        "kl_recovered": round(result.kl_after, 5),
+        "recover_seconds": round(result.seconds, 2),
+        "recover_steps": result.steps,
+        "recover_epochs": round(result.epochs, 2),
+        "recover_device": result.device,
+        "recover_stopped": result.stopped,
+        "distill": result.config,
+    }
+
+
+def save(folder: Path, loaded, student, plan, groups, importance, summary, config) -> None:
+    from compress.saved import save_pruned
+
+    save_pruned(folder, student, loaded.spec, plan.cuts, extra={
+        "original": {"checkpoint": summary["checkpoint"], "params": summary["params_before"],
+                     "macs": summary["macs_before"], "size_bytes": loaded.size_bytes},
+        "config": _config_dict(config),
+    })
+    scores = {"estimator": importance.name, "units": _unit_rows(groups, importance)}
+    write_text(folder / "importance.json", json.dumps(scores))
+    write_text(folder / "plan.json", json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
+                                                 "widths": plan.widths}, default=list))
+
+
+def _unit_rows(groups, importance) -> list[dict]:
+    from compress.importance import unit_scores
+
+    scores = unit_scores(groups, importance)
+    rows = []
+    for root, score in sorted(scores.items()):
+        members = groups.units[root].slots
+        rows.append({"unit": root, "score": None if not np.isfinite(score) else score,
+                     "layers": sorted({groups.slots[i].name for i, _ in members})[:4]})
+    return rows
+
+
+def _config_dict(config) -> dict:
+    import dataclasses
+
+    d = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        d[f.name] = v.to_dict() if hasattr(v, "to_dict") else v
+    return d
+
+
+def export(folder, student, data, config, say):
+    from compress.deploy import export_all
+
+    return export_all(folder, student, data, config, say)
+
+
+def bench(folder, loaded, student, summary, data, config, say):
+    from compress.deploy import bench_pair
+
+    return bench_pair(folder, loaded, student, summary, data, config, say)
+
+
+def write_summary(folder: Path, summary: dict) -> None:
+    write_text(folder / "summary.json", json.dumps(summary, indent=1, default=str))
