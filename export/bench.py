@@ -1,0 +1,288 @@
+"""Benchmark orchestration: latency, throughput, peak memory and size of several models, compared.
+
+Knows nothing of pruning: it takes ``BenchModel`` records (a module, its ONNX / INT8 / engine files,
+figures the caller computed) and returns one raw report dict (JSON-serialisable) that
+``export.report`` renders. The first model is the baseline every other row is compared with.
+
+Rows: one per (model, backend, precision, batch). Backends: ``torch`` (eager, fp32, CPU or
+``device``), ``onnxruntime`` (CPU; fp32 from ``onnx_path``, int8 from ``int8_path``),
+``tensorrt`` (``engine_path``, needs TensorRT + GPU; otherwise listed under ``skipped`` with the
+reason). All runners of one (backend, batch) are timed interleaved (``export.latency``).
+Memory: peak RSS of a fresh process per row (``export.memory``).
+
+Comparisons: every row against the baseline model's fp32 row of the same backend and batch:
+``speedup`` = baseline p50 / row p50; ``mac_ratio`` = baseline MACs / model MACs (the speed-up
+MACs predict; INT8 rows keep the model's MACs); ``memory_change`` = relative change of the peak
+RSS and ``model_memory_change`` of the model-attributable part; ``size_change`` of the artifact
+the row ran from.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from export.errors import ExportError
+from export.latency import ort_runner, time_interleaved, torch_runner, trt_runner
+from export.memory import peak_rss_subprocess
+from export.sizes import artifact_size
+
+SCHEMA = 1
+
+
+@dataclass
+class BenchModel:
+    """One model to benchmark; only ``name`` and ``module`` are required."""
+
+    name: str
+    module: nn.Module
+    onnx_path: Path | None = None
+    int8_path: Path | None = None
+    engine_path: Path | None = None
+    engine_precision: str = "fp32"  # label of the TensorRT rows: fp32 / fp16 / int8
+    loader: str | None = None  # "module:function" the torch memory probe calls, with loader_args
+    loader_args: tuple = ()
+    params: int | None = None
+    macs: int | None = None
+    sizes: dict[str, int] = field(default_factory=dict)  # e.g. {"checkpoint": n}; files are added
+    top1: float | None = None  # accuracy (fraction) on a labelled set, when the caller has one
+    agreement: float | None = None  # top-1 agreement with the baseline model
+    int8_top1: float | None = None
+    int8_agreement: float | None = None
+
+    def artifact(self, backend: str, precision: str) -> str:
+        """The ``sizes`` key of the file a row runs from."""
+        if backend == "torch":
+            return "checkpoint"
+        if backend == "tensorrt":
+            return "engine"
+        return "int8" if precision == "int8" else "onnx"
+
+
+def environment(threads: int | None) -> dict[str, Any]:
+    """Machine and library versions the figures were measured with."""
+    import numpy
+    import onnx
+    import onnxruntime
+
+    trt_version = None
+    try:
+        import tensorrt
+
+        trt_version = str(tensorrt.__version__)
+    except Exception:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch", "onnxruntime"),
+              batches: Sequence[int] = (1, 32), input_shape: Sequence[int], threads: int | None = None,
+              warmup: int = 10, iters: int = 50, min_seconds: float | None = None, measure_memory: bool = True,
+              progress: bool = True, device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """Time, measure and compare ``models`` (the first is the baseline). Returns the raw report.
+
+    ``input_shape`` is (C, H, W). ``threads`` fixes CPU threads for torch and onnxruntime (default:
+    all cores). ``device`` is where the torch backend runs.
+    """
+    if not models:
+        raise ExportError("no models to benchmark")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ExportError(f"model names must be unique, got {names}")
+    threads = threads or os.cpu_count() or 1
+    for m in models:
+        for key, path in (("onnx", m.onnx_path), ("int8", m.int8_path), ("engine", m.engine_path)):
+            if path is not None and key not in m.sizes and Path(path).exists():
+                m.sizes[key] = artifact_size(path)
+    gen = torch.Generator().manual_seed(seed)
+    examples = {b: torch.randn((b, *input_shape), generator=gen) for b in batches}
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    plan = _plan(models, backends, skipped)
+    with _progress(progress, len(plan) * len(batches)) as advance:
+        for backend, variants in plan:
+            for batch in batches:
+                runners = {}
+                for model, precision in variants:
+                    runners[(model.name, precision)] = _make_runner(model, backend, precision, examples[batch],
+                                                                    threads, device)
+                stats = time_interleaved({f"{n}/{p}": r for (n, p), r in runners.items()}, warmup=warmup,
+                                         iters=iters, min_seconds=min_seconds, batch=batch, threads=threads)
+                for model, precision in variants:
+                    s = stats[f"{model.name}/{precision}"]
+                    row = {"model": model.name, "backend": backend, "precision": precision, "batch": batch,
+                           "latency_ms": s.to_dict(), "throughput": s.throughput, "memory": None,
+                           "size_bytes": model.sizes.get(model.artifact(backend, precision))}
+                    if measure_memory:
+                        row["memory"], row["memory_note"] = _memory(model, backend, precision, batch, input_shape,
+                                                                    threads, device)
+                    rows.append(row)
+                advance(f"{backend} batch {batch}")
+    return {
+        "schema": SCHEMA,
+        "environment": environment(threads),
+        "settings": {"backends": list(backends), "batches": list(batches), "input_shape": list(input_shape),
+                     "threads": threads, "warmup": warmup, "iters": iters, "min_seconds": min_seconds,
+                     "device": device, "baseline": models[0].name},
+        "models": [_model_record(m) for m in models],
+        "rows": rows,
+        "comparisons": compare_rows(rows, models),
+        "skipped": skipped,
+    }
+
+
+def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, str]]]]:
+    plan = []
+    for backend in backends:
+        if backend == "torch":
+            plan.append((backend, [(m, "fp32") for m in models]))
+        elif backend == "onnxruntime":
+            variants = []
+            for m in models:
+                if m.onnx_path is not None:
+                    variants.append((m, "fp32"))
+                else:
+                    skipped.append({"backend": backend, "model": m.name, "reason": "no ONNX file given"})
+                if m.int8_path is not None:
+                    variants.append((m, "int8"))
+            if variants:
+                plan.append((backend, variants))
+        elif backend == "tensorrt":
+            from export.tensorrt import tensorrt_available
+
+            ok, reason = tensorrt_available()
+            if not ok:
+                skipped.append({"backend": backend, "model": None, "reason": reason})
+                continue
+            variants = [(m, m.engine_precision) for m in models if m.engine_path is not None]
+            skipped.extend({"backend": backend, "model": m.name, "reason": "no engine given"}
+                           for m in models if m.engine_path is None)
+            if variants:
+                plan.append((backend, variants))
+        else:
+            raise ExportError(f"unknown backend {backend!r}", "use torch, onnxruntime or tensorrt")
+    return plan
+
+
+def _make_runner(model: BenchModel, backend: str, precision: str, example: torch.Tensor, threads: int, device: str):
+    if backend == "torch":
+        return torch_runner(model.module, example, device)
+    if backend == "onnxruntime":
+        return ort_runner(model.int8_path if precision == "int8" else model.onnx_path, example, threads)
+    return trt_runner(model.engine_path, example)
+
+
+def _memory(model: BenchModel, backend: str, precision: str, batch: int, input_shape, threads: int, device: str):
+    try:
+        if backend == "torch":
+            if not model.loader:
+                return None, "no loader given for the torch memory probe"
+            result = peak_rss_subprocess("torch", loader=model.loader, loader_args=model.loader_args, batch=batch,
+                                         input_shape=input_shape, threads=threads, device=device)
+        elif backend == "onnxruntime":
+            path = model.int8_path if precision == "int8" else model.onnx_path
+            result = peak_rss_subprocess("onnxruntime", onnx_path=path, batch=batch, input_shape=input_shape,
+                                         threads=threads)
+        else:
+            return None, "memory is not measured for TensorRT engines"
+    except ExportError as err:
+        return None, str(err)
+    return result.to_dict(), None
+
+
+def compare_rows(rows: list[dict], models: Sequence[BenchModel]) -> list[dict]:
+    """Each row against the baseline model's fp32 row of the same backend and batch (see module doc)."""
+    by_name = {m.name: m for m in models}
+    base_name = models[0].name
+    base_rows = {(r["backend"], r["batch"]): r for r in rows if r["model"] == base_name and r["precision"] == "fp32"}
+    out = []
+    for row in rows:
+        base = base_rows.get((row["backend"], row["batch"]))
+        if base is None or base is row:
+            continue
+        m, b = by_name[row["model"]], by_name[base_name]
+        out.append({
+            "baseline": base_name, "model": row["model"], "backend": row["backend"], "precision": row["precision"],
+            "batch": row["batch"],
+            "speedup": _ratio(base["latency_ms"]["p50"], row["latency_ms"]["p50"]),
+            "mac_ratio": _ratio(b.macs, m.macs),
+            "memory_change": _change(_get(base, "memory", "peak_rss_bytes"), _get(row, "memory", "peak_rss_bytes")),
+            "model_memory_change": _change(_get(base, "memory", "model_rss_bytes"),
+                                           _get(row, "memory", "model_rss_bytes")),
+            "size_change": _change(base.get("size_bytes"), row.get("size_bytes")),
+        })
+    return out
+
+
+def _model_record(m: BenchModel) -> dict:
+    return {"name": m.name, "params": m.params, "macs": m.macs, "sizes": dict(m.sizes), "top1": m.top1,
+            "agreement": m.agreement, "int8_top1": m.int8_top1, "int8_agreement": m.int8_agreement,
+            "onnx_path": _s(m.onnx_path), "int8_path": _s(m.int8_path), "engine_path": _s(m.engine_path),
+            "engine_precision": m.engine_precision if m.engine_path else None}
+
+
+def _s(p) -> str | None:
+    return str(p) if p is not None else None
+
+
+def _get(row: dict, *keys):
+    for k in keys:
+        row = row.get(k) if isinstance(row, dict) else None
+    return row
+
+
+def _ratio(a, b) -> float | None:
+    return float(a) / float(b) if a and b else None
+
+
+def _change(before, after) -> float | None:
+    return (float(after) - float(before)) / float(before) if before and after is not None else None
+
+
+class _progress:
+    """A rich progress bar on stderr (off when ``enabled`` is False or stderr is not a terminal)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda label: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("bench {task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task("", total=self.total)
+        return lambda label: self._bar.update(task, advance=1, description=label)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.__exit__(*exc)
+        return False

@@ -1,0 +1,77 @@
+"""Peak memory of one model on one backend, measured in a fresh process.
+
+A fresh interpreter per measurement (``python -m export.memory_probe``) so that nothing the parent
+allocated (other models, earlier runs, allocator caches) inflates the figure. The child reports:
+
+* ``peak_rss_bytes``: peak resident memory of the whole process (runtime + model + activations);
+* ``baseline_rss_bytes``: peak after importing the runtime, before loading the model;
+* ``model_rss_bytes = peak - baseline``: what this model and its inference added (weights,
+  activations, and the runtime's lazy first-inference set-up: kernel scratch, thread pools);
+* ``gpu_peak_bytes``: ``torch.cuda.max_memory_allocated()`` for the torch backend on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from export.errors import ExportError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass
+class MemoryResult:
+    backend: str
+    batch: int
+    peak_rss_bytes: int
+    baseline_rss_bytes: int
+    model_rss_bytes: int
+    gpu_peak_bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None, loader: str | None = None,
+                        loader_args: Sequence = (), batch: int, input_shape: Sequence[int], iters: int = 3,
+                        threads: int | None = 1, device: str = "cpu", timeout: float = 600.0) -> MemoryResult:
+    """Run ``iters`` batches of ``batch`` random inputs of ``input_shape`` (C, H, W) in a child process.
+
+    ``backend="onnxruntime"`` needs ``onnx_path``; ``backend="torch"`` needs ``loader``, a
+    ``"module:function"`` the child imports and calls with ``loader_args`` (JSON-serialisable,
+    e.g. a checkpoint path); it returns an ``nn.Module`` or an object with a ``.model``.
+    """
+    if backend not in BACKENDS:
+        raise ExportError(f"unknown memory backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and not onnx_path:
+        raise ExportError("the onnxruntime memory probe needs an ONNX file", "export the model first")
+    if backend == "torch" and not loader:
+        raise ExportError("the torch memory probe needs a loader 'module:function'",
+                          "e.g. loader='compress.loading:load_for_bench', loader_args=[checkpoint]")
+    spec = {"backend": backend, "onnx_path": str(onnx_path) if onnx_path else None, "loader": loader,
+            "loader_args": [str(a) if isinstance(a, os.PathLike) else a for a in loader_args], "batch": int(batch),
+            "input_shape": [int(d) for d in input_shape], "iters": int(iters), "threads": threads, "device": device}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "export.memory_probe", json.dumps(spec)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as err:
+        raise ExportError(f"memory probe for {backend} timed out after {timeout:.0f} s") from err
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"memory probe ({backend}, batch {batch}) failed: {tail[:300]}",
+                          "run the model once outside the benchmark to see the full error")
+    line = proc.stdout.strip().splitlines()[-1]
+    data = json.loads(line)
+    peak, base = int(data["peak_rss_bytes"]), int(data["baseline_rss_bytes"])
+    return MemoryResult(backend=backend, batch=int(batch), peak_rss_bytes=peak, baseline_rss_bytes=base,
+                        model_rss_bytes=max(0, peak - base), gpu_peak_bytes=data.get("gpu_peak_bytes"))

@@ -1,0 +1,296 @@
+"""Render a benchmark report (``export.bench.run_bench``): terminal tables, report.json/.md/.png.
+
+Ratios read as sentences: ``2.10x faster`` (baseline p50 / model p50), ``-48 % memory`` (peak RSS
+change), ``-52 % size``; the MAC ratio stands beside the measured speed-up as its prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from compress.atomic import atomic_file, write_text
+
+
+# ---------------------------------------------------------------- formatting
+def fmt_speedup(s: float | None) -> str:
+    if s is None or not math.isfinite(s) or s <= 0:
+        return "-"
+    return f"{s:.2f}x faster" if s >= 1 else f"{1 / s:.2f}x slower"
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def fmt_change(c: float | None, what: str) -> str:
+    if c is None:
+        return "-"
+    sign = "+" if c > 0 else ("-" if c < 0 else "±")
+    return f"{sign}{abs(c) * 100:.0f} % {what}"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+def fmt_ms(x: float | None) -> str:
+    return "-" if x is None else (f"{x:.3f}" if x < 1 else f"{x:.2f}")
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.2f} %"
+
+
+def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    cols = ["model", "backend", "precision", "batch", "p50 ms", "p90 ms", "images/s", "peak RSS", "model RSS", "size"]
+    rows = []
+    for r in report["rows"]:
+        mem = r.get("memory") or {}
+        rows.append([r["model"], r["backend"], r["precision"], str(r["batch"]), fmt_ms(r["latency_ms"]["p50"]),
+                     fmt_ms(r["latency_ms"]["p90"]), f"{r['throughput']:.0f}", fmt_bytes(mem.get("peak_rss_bytes")),
+                     fmt_bytes(mem.get("model_rss_bytes")), fmt_bytes(r.get("size_bytes"))])
+    return cols, rows
+
+
+def comparison_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    cols = ["model", "backend", "precision", "batch", "measured", "MAC ratio (predicted)", "peak memory",
+            "model memory", "size"]
+    rows = []
+    for c in report["comparisons"]:
+        rows.append([c["model"], c["backend"], c["precision"], str(c["batch"]), fmt_speedup(c["speedup"]),
+                     fmt_ratio(c["mac_ratio"]), fmt_change(c["memory_change"], "memory"),
+                     fmt_change(c["model_memory_change"], "memory"), fmt_change(c["size_change"], "size")])
+    return cols, rows
+
+
+def model_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    cols = ["model", "params", "MACs", "top-1", "agreement", "INT8 top-1", "INT8 agreement"]
+    rows = []
+    for m in report["models"]:
+        rows.append([m["name"], _human(m.get("params")), _human(m.get("macs")), fmt_pct(m.get("top1")),
+                     fmt_pct(m.get("agreement")), fmt_pct(m.get("int8_top1")), fmt_pct(m.get("int8_agreement"))])
+    return cols, rows
+
+
+def environment_line(report: dict) -> str:
+    e = report["environment"]
+    gpu = e.get("gpu") or "no GPU"
+    trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
+    return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "
+            f"onnxruntime {e['onnxruntime']}{trt}")
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
+
+
+# ---------------------------------------------------------------- terminal
+def render_table(report: dict, console=None) -> None:
+    """Print the report's tables with rich (stdout unless ``console`` says otherwise)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(file=sys.stdout, width=max(120, Console().width))
+    console.print(f"[dim]{environment_line(report)}[/dim]")
+    base = report["settings"]["baseline"]
+    for title, (cols, rows) in (("Models", model_rows(report)), ("Latency, throughput, memory", latency_rows(report)),
+                                (f"Compared with {base} (fp32, same backend and batch)", comparison_rows(report))):
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for i, col in enumerate(cols):
+            table.add_column(col, justify="left" if i < 3 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for s in report.get("skipped", []):
+        who = f" for {s['model']}" if s.get("model") else ""
+        console.print(f"[yellow]skipped {s['backend']}{who}: {s['reason']}[/yellow]")
+
+
+# ---------------------------------------------------------------- files
+def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.json`` (every raw figure), ``report.md`` and ``report.png`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "png": out_dir / "report.png"}
+    write_text(paths["json"], json.dumps(report, indent=2, default=_jsonable) + "\n")
+    write_text(paths["md"], markdown(report))
+    plot_report(report, paths["png"])
+    return paths
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = ["# Benchmark report", "", f"Measured on {environment_line(report)}.", "",
+             f"Latency: p50 of {s['iters']}+ interleaved runs after {s['warmup']} warm-up runs per model; "
+             f"throughput = batch / p50. Memory: peak RSS of a fresh process per row. "
+             f"Baseline: **{s['baseline']}**.", ""]
+    for title, (cols, rows) in (("Models", model_rows(report)), ("Latency, throughput, memory", latency_rows(report)),
+                                (f"Compared with {s['baseline']}", comparison_rows(report))):
+        if not rows:
+            continue
+        lines += [f"## {title}", "", "| " + " | ".join(cols) + " |",
+                  "|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    for sk in report.get("skipped", []):
+        who = f" for {sk['model']}" if sk.get("model") else ""
+        lines.append(f"- skipped {sk['backend']}{who}: {sk['reason']}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot_report(report: dict, path: str | Path) -> Path:
+    """Grouped bars: p50 latency per backend/precision for each batch, and accuracy/agreement."""
+    plt = _pyplot()
+    batches = report["settings"]["batches"]
+    models = [m["name"] for m in report["models"]]
+    acc = _accuracy_series(report)
+    panels = len(batches) + (1 if acc else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, batch in zip(axes[0], batches):
+        rows = [r for r in report["rows"] if r["batch"] == batch]
+        groups = list(dict.fromkeys(f"{r['backend']}\n{r['precision']}" for r in rows))
+        width = 0.8 / max(1, len(models))
+        for i, name in enumerate(models):
+            xs, ys = [], []
+            for g, group in enumerate(groups):
+                hit = [r for r in rows if r["model"] == name and f"{r['backend']}\n{r['precision']}" == group]
+                if hit:
+                    xs.append(g + (i - (len(models) - 1) / 2) * width)
+                    ys.append(hit[0]["latency_ms"]["p50"])
+            bars = ax.bar(xs, ys, width, label=name, color=colors[i % len(colors)])
+            ax.bar_label(bars, labels=[fmt_ms(y) for y in ys], fontsize=7, padding=2)
+        ax.set_xticks(range(len(groups)), groups, fontsize=8)
+        ax.set_ylabel("latency, p50 (ms) - lower is better")
+        ax.set_title(f"batch {batch}")
+        ax.margins(y=0.15)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, len(models)), fontsize=9, frameon=False)
+    if acc:
+        ax = axes[0][-1]
+        labels = list(acc)
+        width = 0.8 / max(1, len(models))
+        for i, name in enumerate(models):
+            xs = [k + (i - (len(models) - 1) / 2) * width for k, lab in enumerate(labels) if acc[lab].get(name) is not None]
+            ys = [acc[lab][name] * 100 for lab in labels if acc[lab].get(name) is not None]
+            bars = ax.bar(xs, ys, width, label=name, color=colors[i % len(colors)])
+            ax.bar_label(bars, labels=[f"{y:.1f}" for y in ys], fontsize=7, padding=2)
+        values = [v * 100 for d in acc.values() for v in d.values() if v is not None]
+        ax.set_ylim(max(0.0, min(values) - 10), 100 + 4)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylabel("% - higher is better")
+        ax.set_title("accuracy and agreement")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{' vs '.join(models)} - {report['environment'].get('cpu', '')}, "
+                 f"{_threads(report['settings']['threads'])}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    _save(fig, path)
+    return Path(path)
+
+
+def _threads(n) -> str:
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
+def _accuracy_series(report: dict) -> dict[str, dict[str, float | None]]:
+    series = {"top-1\nFP32": "top1", "top-1\nINT8": "int8_top1", "agreement\nFP32": "agreement",
+              "agreement\nINT8": "int8_agreement"}
+    out = {}
+    for label, key in series.items():
+        values = {m["name"]: m.get(key) for m in report["models"]}
+        if any(v is not None for v in values.values()):
+            out[label] = values
+    return out
+
+
+def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None) -> Path:
+    """Accuracy/latency trade-off of ``compress sweep``.
+
+    ``rows``: dicts with ``ratio`` (pruning ratio), ``macs``, ``latency_ms`` (or ``latency``) and
+    ``top1`` and/or ``agreement`` (fractions). Two panels: metric vs latency and vs MACs, each
+    point labelled with its ratio.
+    """
+    plt = _pyplot()
+    if not rows:
+        raise ValueError("no sweep rows to plot")
+    rows = sorted(rows, key=lambda r: r.get("ratio", 0))
+    metrics = [(k, lab) for k, lab in (("top1", "top-1 accuracy"), ("agreement", "top-1 agreement"))
+               if any(r.get(k) is not None for r in rows)]
+    if not metrics:
+        raise ValueError("sweep rows need 'top1' or 'agreement'")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), squeeze=False)
+    xaxes = (("latency_ms", "latency, p50 (ms)"), ("macs", "MACs (millions)"))
+    for ax, (xkey, xlabel) in zip(axes[0], xaxes):
+        for key, label in metrics:
+            pts = [(_x(r, xkey), r[key] * 100, r.get("ratio")) for r in rows
+                   if r.get(key) is not None and _x(r, xkey) is not None]
+            if not pts:
+                continue
+            xs, ys, ratios = zip(*pts)
+            ax.plot(xs, ys, "o-", label=label)
+            for x, y, ratio in pts:
+                if ratio is not None:
+                    ax.annotate(f"{ratio:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("% - higher is better")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_title("accuracy vs latency (labels: pruning ratio)")
+    axes[0][1].set_title("accuracy vs MACs")
+    fig.suptitle(title or "Pruning sweep: accuracy / cost trade-off", fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+    return Path(path)
+
+
+def _x(row: dict, key: str):
+    if key == "latency_ms":
+        return row.get("latency_ms", row.get("latency"))
+    v = row.get(key)
+    return v / 1e6 if v is not None else None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_file(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=130)
+    finally:
+        plt.close(fig)
+
+
+def _jsonable(value: Any):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,156 @@
+"""Does an exported model compute what the PyTorch model computes?
+
+Comparison is on the logits (the model's raw output, before any softmax), which is where export
+bugs show: a softmax would squash large errors on confident inputs.
+
+Tolerance. The pass threshold is ``atol * max(1, max|reference logits|)``: an absolute ``atol``
+for logits of order one, relative to the largest logit beyond that, because float32 kernels that
+sum in a different order (oneDNN vs MLAS) disagree in proportion to the magnitude of what they
+sum. Top-1: every input must get the same class, except where the reference's best two logits lie
+within that threshold of each other (a tie that the allowed numeric difference can legitimately
+flip); ``top1_agreement`` always reports the raw fraction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from export.errors import VerificationError
+from export.onnx import eval_mode
+
+CHUNK = 64  # images per onnxruntime call
+
+
+@dataclass
+class Verification:
+    """Outcome of :func:`verify_onnx`."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float  # fraction of inputs with the same arg-max class
+    n: int
+    passed: bool
+    threshold: float  # the max-abs-diff threshold actually applied
+    top1_mismatches: int  # disagreements that are not near-ties of the reference
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Agreement:
+    """Outcome of :func:`compare_sessions` (e.g. INT8 vs FP32): no pass/fail, just figures."""
+
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_session(path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None):
+    """An onnxruntime session on ``providers`` (CPU by default), with all graph optimizations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or ["CPUExecutionProvider"]))
+
+
+def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """All outputs' first tensor for ``inputs``, in chunks that respect a fixed batch size."""
+    x = _as_numpy(inputs)
+    meta = session.get_inputs()[0]
+    fixed = meta.shape[0] if isinstance(meta.shape[0], int) else None
+    step = fixed or CHUNK
+    outs = []
+    for i in range(0, len(x), step):
+        part = x[i:i + step]
+        if fixed and len(part) != fixed:  # pad the tail of a static-batch model, drop the padding after
+            pad = np.zeros((fixed - len(part),) + part.shape[1:], dtype=part.dtype)
+            outs.append(session.run(None, {meta.name: np.concatenate([part, pad])})[0][:len(part)])
+        else:
+            outs.append(session.run(None, {meta.name: part})[0])
+    return np.concatenate(outs).astype(np.float64)
+
+
+def torch_logits(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Reference logits of ``model`` in eval mode (its modes restored afterwards)."""
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    outs = []
+    with eval_mode(model), torch.inference_mode():
+        for i in range(0, len(x), CHUNK):
+            outs.append(model(x[i:i + CHUNK]).detach().cpu().numpy())
+    return np.concatenate(outs).astype(np.float64)
+
+
+def verify_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor | np.ndarray, *, atol: float = 1e-4,
+                providers: Sequence[str] | None = None, raise_on_fail: bool = True) -> Verification:
+    """Run ``path`` in onnxruntime and ``model`` in PyTorch on ``inputs``; compare the logits.
+
+    Raises :class:`VerificationError` (unless ``raise_on_fail=False``) when the max abs diff exceeds
+    the threshold (see module docstring) or a top-1 class differs outside a near-tie.
+    """
+    if len(inputs) == 0:
+        raise VerificationError("no inputs to verify the exported model on", "pass at least one image")
+    ref = torch_logits(model, inputs)
+    got = run_session(make_session(path, providers), inputs)
+    if got.shape != ref.shape:
+        raise VerificationError(f"{Path(path).name}: output shape {got.shape} differs from PyTorch's {ref.shape}",
+                                "re-export the model")
+    diff = np.abs(got - ref)
+    threshold = float(atol * max(1.0, float(np.abs(ref).max())))
+    top_ref, top_got = ref.argmax(1), got.argmax(1)
+    disagree = top_ref != top_got
+    margin = _top2_margin(ref)
+    mismatches = int(np.sum(disagree & (margin > threshold)))
+    max_diff = float(diff.max()) if diff.size else 0.0
+    result = Verification(
+        max_abs_diff=max_diff, mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        top1_agreement=float(1.0 - disagree.mean()), n=int(len(ref)),
+        passed=bool(np.isfinite(max_diff) and max_diff <= threshold and mismatches == 0),
+        threshold=threshold, top1_mismatches=mismatches,
+    )
+    if raise_on_fail and not result.passed:
+        raise VerificationError(
+            f"{Path(path).name} differs from the PyTorch model: max |diff| {max_diff:.3g} "
+            f"(threshold {threshold:.3g}), top-1 agreement {result.top1_agreement:.1%} on {result.n} inputs",
+            "the export is wrong; re-export (opset/exporter) or report the model",
+        )
+    return result
+
+
+def compare_sessions(path_a: str | Path, path_b: str | Path, inputs: torch.Tensor | np.ndarray, *,
+                     providers: Sequence[str] | None = None) -> Agreement:
+    """Top-1 agreement and logit differences of two ONNX models (``a`` is the reference)."""
+    a = run_session(make_session(path_a, providers), inputs)
+    b = run_session(make_session(path_b, providers), inputs)
+    diff = np.abs(a - b)
+    return Agreement(top1_agreement=float(np.mean(a.argmax(1) == b.argmax(1))), max_abs_diff=float(diff.max()),
+                     mean_abs_diff=float(diff.mean()), n=int(len(a)))
+
+
+def _top2_margin(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[1] < 2:
+        return np.full(len(logits), np.inf)
+    part = np.sort(logits, axis=1)
+    return part[:, -1] - part[:, -2]
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
