@@ -181,12 +181,17 @@ def _search(obj: Any, prefer_ema: bool, depth: int, trail: str) -> tuple[dict[st
                 found, where = _search(obj[key], prefer_ema, depth + 1, f"{trail}[{key!r}]")
                 if found is not None:
                     return found, where
-        nested = [k for k, v in obj.items() if is_tensor_dict(v)]
-        if len(nested) == 1:
-            return dict(obj[nested[0]]), f"checkpoint{trail}[{nested[0]!r}]"
-        if len(nested) > 1:
+        found = []  # weights under keys no convention names: usable only when unambiguous
+        for key, value in obj.items():
+            if isinstance(value, Mapping) and key not in PLAIN_KEYS + EMA_KEYS:
+                state, where = _search(value, prefer_ema, depth + 1, f"{trail}[{key!r}]")
+                if state is not None:
+                    found.append((state, where))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
             return None, (
-                f"several candidate state_dicts inside ({', '.join(map(repr, nested[:6]))}); "
+                f"several candidate state_dicts inside ({', '.join(w for _, w in found[:4])}); "
                 "cannot tell which holds the model"
             )
     keys = ", ".join(repr(k) for k in list(obj)[:8]) + (" …" if len(obj) > 8 else "")
@@ -213,9 +218,9 @@ def load_weights(
     """Strictly load ``state_dict`` into ``model``; a mismatch is one readable CheckpointError line."""
     expected = model.state_dict()
     state = _align_prefix(dict(state_dict), expected)
-    for key, value in expected.items():  # old checkpoints predate BatchNorm's counter
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = value
+    filled = [k for k in expected if k.endswith("num_batches_tracked") and k not in state]
+    for key in filled:  # old checkpoints predate BatchNorm's counter
+        state[key] = expected[key]
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
@@ -226,7 +231,7 @@ def load_weights(
     target = f"--arch {arch}" if arch else "the model"
     if missing or unexpected or mismatched:
         parts = []
-        if missing and len(missing) == len(expected) and unexpected:
+        if missing and unexpected and len(unexpected) == len(state) - len(filled):
             parts.append(
                 f"no checkpoint key matches (checkpoint has e.g. {unexpected[0]!r}, model expects e.g. {missing[0]!r})"
             )

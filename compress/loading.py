@@ -59,10 +59,14 @@ def load_model(
     if arch_kwargs and not arch:
         raise UsageError("--arch-kwargs needs --arch", "name the architecture with --arch")
     if is_saved_folder(path):
-        from compress.saved import load_saved  # written by the lead; imported only when needed
+        from compress.saved import load_saved  # imported only when needed
 
-        return load_saved(path)
+        if arch:
+            note(f"--arch {arch} ignored: {path} is a compress output folder that records its architecture")
+        return load_saved(path, trust=trust)
     preprocess_args = dict(preset=preset, input_size=input_size, mean=mean, std=std)
+    if any(v is not None for v in preprocess_args.values()):
+        _preprocess(preprocess_args, fallback=None)  # a bad option fails before a slow load
     obj = read_checkpoint(path, trust=trust)
     size = path.stat().st_size
 
@@ -115,21 +119,22 @@ def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
     return loaded
 
 
-def load_for_bench(path: str) -> nn.Module:
+def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
     """The model to measure in a fresh process: a compress folder, or a ``spec.json``.
 
     ``spec.json`` holds :meth:`ModelSpec.to_dict` and may add ``"trust": true`` (the parent
-    process writes it only for a file the user already trusted).
+    process writes it only for a file the user already trusted); ``trust`` does the same for a
+    folder pruned from a pickled module.
     """
     p = Path(path)
     if is_saved_folder(p):
-        return load_model(p).model
+        return load_model(p, trust=trust).model
     if p.suffix == ".json" and p.is_file():
         try:
             data = json.loads(p.read_text())
         except (OSError, ValueError) as err:
             raise CheckpointError(f"cannot read model spec {p}: {err}", "write it with ModelSpec.to_dict()") from err
-        trust = bool(data.pop("trust", False))
+        trust = bool(data.pop("trust", False)) or trust
         try:
             spec = ModelSpec.from_dict(data)
         except (TypeError, ValueError) as err:

@@ -218,7 +218,7 @@ def _import_module(name: str) -> ModuleType:
                 pass
         close = difflib.get_close_matches(name, [c.split(":")[0] for c in candidates], n=3)
         raise ArchError(
-            f"--arch: no module named {name!r}" + (f"; did you mean {', '.join(sorted(set(close)))}?" if close else ""),
+            f"--arch: no module named {name!r}" + (f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""),
             "give an importable module, or a file as path/to/file.py:factory",
         ) from err
     except Exception as err:  # noqa: BLE001 - user module may raise anything on import

@@ -1,0 +1,82 @@
+"""Reusable Click options: which model to load, how its inputs are prepared, JSON output.
+
+Commands stack the decorators and turn the parsed values into keyword arguments with
+:func:`load_kwargs` (for :func:`compress.loading.load_model`) and :func:`preprocess_kwargs`
+(for :func:`calibrate.preprocess.resolve_preprocess`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_KEYS = ("arch", "arch_kwargs", "trust")
+PREPROCESS_KEYS = ("preset", "input_size", "mean", "std")
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+model_options = _stack(
+    click.option("--arch", metavar="SPEC", default=None,
+                 help="Architecture for a state_dict: torchvision:resnet18, timm:NAME, package.module:factory, "
+                      "path/to/file.py:factory, or a shipped alias (cifar_resnet20 … cifar_resnet110, digits)."),
+    click.option("--arch-kwargs", metavar="K=V,...", default=None,
+                 help="Keyword arguments for the architecture factory, e.g. num_classes=100,width=0.5."),
+    click.option("--trust", is_flag=True, default=False,
+                 help="Allow checkpoints that hold pickled Python objects (loading them runs code)."),
+)
+
+preprocess_options = _stack(
+    click.option("--preset", type=click.Choice(["imagenet", "cifar"], case_sensitive=False), default=None,
+                 help="Input preprocessing preset (default: the architecture's own, else imagenet)."),
+    click.option("--input-size", metavar="SIZE", default=None,
+                 help="Model input size: 224, 224x224 or 3x224x224 (overrides the preset's)."),
+    click.option("--mean", metavar="R,G,B", default=None, help="Normalisation mean per RGB channel."),
+    click.option("--std", metavar="R,G,B", default=None, help="Normalisation std per RGB channel."),
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, default=False,
+                           help="Print one JSON object on stdout instead of tables.")
+
+
+def load_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """``load_model`` keyword arguments from parsed model + preprocessing options."""
+    from compress.models import parse_arch_kwargs
+
+    out: dict[str, Any] = {
+        "arch": params.get("arch"),
+        "arch_kwargs": parse_arch_kwargs(params.get("arch_kwargs")),
+        "trust": bool(params.get("trust", False)),
+    }
+    out.update(preprocess_kwargs(params))
+    return out
+
+
+def preprocess_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """``resolve_preprocess`` / ``load_model`` keyword arguments from parsed preprocessing options."""
+    return {key: params.get(key) for key in PREPROCESS_KEYS}
+
+
+def pop_options(params: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Remove ``keys`` from a command's ``**params`` and return them (for commands taking ``**params``)."""
+    return {key: params.pop(key) for key in keys if key in params}
+
+
+__all__ = [
+    "json_option",
+    "load_kwargs",
+    "model_options",
+    "pop_options",
+    "preprocess_kwargs",
+    "preprocess_options",
+]
