@@ -159,29 +159,31 @@ def _round(groups: Groups, removed: list[int], scores: dict[int, float], policy:
     multiple of ``round_to`` (widths left unchanged are always fine)."""
     if policy.round_to <= 1 or not removed:
         return list(removed)
-    removed_set = set(removed)
+    mask = np.zeros(len(groups.graph.sets), dtype=bool)
+    mask[list(removed)] = True
+    width_slots = [i for i, s in enumerate(groups.slots) if s.role in WIDTH_ROLES]
     while True:
         changed = False
-        for i, slot in enumerate(groups.slots):
-            if slot.role not in WIDTH_ROLES:
-                continue
+        for i in width_slots:
             roots = groups.slot_roots[i]
-            gone = np.isin(roots, list(removed_set))
-            kept = int((~gone).sum())
+            gone = mask[roots]
+            kept = len(roots) - int(gone.sum())
             if kept == len(roots) or kept % policy.round_to == 0:
                 continue
-            candidates = sorted(set(roots[gone].tolist()), key=lambda r: (-scores.get(r, 0.0), r))
-            removed_set.discard(candidates[0])
+            candidates = set(roots[gone].tolist())
+            mask[min(candidates, key=lambda r: (-scores.get(r, 0.0), r))] = False
             changed = True
         if not changed:
-            return [r for r in removed if r in removed_set]
+            return [r for r in removed if mask[r]]
 
 
 def _make_plan(groups: Groups, removed: list[int], macs_before: int, macs_after: int, prunable: int) -> Plan:
     removed_set = set(removed)
+    mask = np.zeros(len(groups.graph.sets), dtype=bool)
+    mask[list(removed_set)] = True
     cuts, widths = [], {}
     for slot, roots in zip(groups.slots, groups.slot_roots):
-        keep = np.flatnonzero(~np.isin(roots, list(removed_set)))
+        keep = np.flatnonzero(~mask[roots])
         if slot.role in WIDTH_ROLES:
             widths[f"{slot.name}:{slot.role}"] = (len(roots), len(keep))
         if len(keep) < len(roots):
