@@ -116,6 +116,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_exported(path: Path) -> Any:
+    import logging
+
+    logger = logging.getLogger("torch.export")  # it logs a full traceback before raising
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         return torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001
@@ -123,6 +128,8 @@ def _read_exported(path: Path) -> Any:
             f"{path} is not a loadable torch.export program ({type(err).__name__}: {_one_line(err)})",
             "write it with torch.export.save(torch.export.export(model, args), path)",
         ) from err
+    finally:
+        logger.setLevel(level)
 
 
 def is_tensor_dict(obj: Any) -> bool:

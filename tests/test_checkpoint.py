@@ -258,6 +258,20 @@ def test_empty_and_missing_and_folder(tmp_path):
         load_model(tmp_path)
 
 
+def test_corrupt_exported_program_and_safetensors(tmp_path, net, caplog):
+    good = tmp_path / "good.pt2"
+    torch.export.save(torch.export.export(net, (torch.zeros(1, 3, 32, 32),)), good)
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match=rf"^{bad} is not a loadable torch.export program"):
+        read_checkpoint(bad)
+    assert not [r for r in caplog.records if r.name.startswith("torch.export")]  # torch's traceback kept quiet
+    bad_st = tmp_path / "bad.safetensors"
+    bad_st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match=rf"^{bad_st} is corrupt or not a PyTorch checkpoint \(SafetensorError"):
+        read_checkpoint(bad_st)
+
+
 def test_no_state_dict_inside(tmp_path):
     path = tmp_path / "meta.pt"
     torch.save({"epoch": 3, "lr": 0.1}, path)
