@@ -1,0 +1,109 @@
+"""`compress prune` end to end on a tiny model and image folder, through the real CLI entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compress.archs.digits import digitnet
+from compress.cli.main import main
+
+
+def run_cli(args, capsys):
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assets")
+    torch.manual_seed(0)
+    model = digitnet()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 1.5)
+    torch.save(model.state_dict(), root / "ckpt.pt")
+    rng = np.random.default_rng(0)
+    calib = root / "calib"
+    calib.mkdir()
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(calib / f"{i:03d}.png")
+    evald = root / "eval"
+    for c in range(3):
+        (evald / str(c)).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(evald / str(c) / f"{i}.png")
+    return root
+
+
+def test_prune_writes_a_reloadable_folder_with_the_summary_contract(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+                                 "--ratio", "0.5", "--eval", assets / "eval", "--recover-steps", "6",
+                                 "--round-to", "1", "--no-progress", "-o", out, "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    for key in ("params_before", "params_after", "macs_before", "macs_after", "importance", "ratio",
+                "protected_groups", "top1_before", "top1_pruned", "top1_recovered", "agreement_pruned",
+                "agreement_recovered", "recover_seconds", "recover_steps"):
+        assert key in summary, key
+    assert summary["macs_after"] < summary["macs_before"] and summary["params_after"] < summary["params_before"]
+    assert summary["importance"] == "taylor-sq" and summary["recover_steps"] == 6
+    assert json.loads((out / "summary.json").read_text())["macs_after"] == summary["macs_after"]
+    assert (out / "importance.json").is_file() and (out / "plan.json").is_file()
+    # reloads without --arch, and inspect reports the pruned MACs
+    code, stdout, err = run_cli(["inspect", out, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["macs"] == summary["macs_after"]
+    from compress.loading import load_model
+
+    loaded = load_model(out)
+    assert loaded.pruned and loaded.model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_prune_never_overwrites_and_refuses_existing_output(assets, tmp_path, capsys):
+    out = tmp_path / "exists"
+    out.mkdir()
+    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+                            "--no-recover", "--no-progress", "-o", out], capsys)
+    assert code == 2 and "already exists" in err and "--overwrite" in err
+    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+                            "--no-recover", "--no-progress", "-o", assets / "ckpt.pt"], capsys)
+    assert code == 2 and "overwrite the input" in err
+
+
+def test_prune_target_macs_and_default_output_next_to_checkpoint(assets, capsys):
+    code, stdout, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+                                 "--target-macs", "0.6", "--no-recover", "--round-to", "1", "--prune-stem",
+                                 "--no-progress", "--json", "--overwrite"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert Path(summary["out"]) == assets / "ckpt.pruned"
+    assert summary["macs_after"] <= 0.6 * summary["macs_before"]
+
+
+def test_prune_errors_are_one_line_with_exit_codes(assets, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", empty, "--no-progress",
+                            "-o", tmp_path / "e"], capsys)
+    assert code == 4 and "no usable image" in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1 and "Traceback" not in err
+    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--calib", assets / "calib", "--no-progress",
+                            "-o", tmp_path / "a"], capsys)
+    assert code == 3 and "--arch" in err
+    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+                            "--importance", "taylor", "--no-progress", "-o", tmp_path / "t"], capsys)
+    assert code == 2 and "--labels" in err
+    assert not (tmp_path / "t").exists()
