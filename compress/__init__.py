@@ -1,3 +1,15 @@
-"""compress: label-free structured pruning, self-distillation and deployment export."""
+"""compress: label-free structured pruning, self-distillation and deployment export.
+
+``compress.prune(...)`` and ``compress.load(...)`` are the Python API (see ``compress.api``);
+they are imported on first use so that ``import compress`` stays light.
+"""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in ("prune", "load"):
+        from compress import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'compress' has no attribute {name!r}")

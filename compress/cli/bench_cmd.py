@@ -1,0 +1,61 @@
+"""``compress bench``: measured latency, memory, size and accuracy, original vs compressed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+
+
+def _ints(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        items = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not items or min(items) < 1:
+        raise click.BadParameter("batch sizes must be positive")
+    return items
+
+
+def _backends(ctx, param, value: str) -> tuple[str, ...]:
+    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    bad = [v for v in items if v not in ("torch", "onnxruntime", "tensorrt")]
+    if bad or not items:
+        raise click.BadParameter(f"unknown backend(s) {', '.join(bad) or '(none)'}; choose torch, onnxruntime, tensorrt")
+    return items
+
+
+@click.command()
+@click.argument("first", metavar="OUT_OR_A", type=click.Path(exists=True))
+@click.argument("second", metavar="[B]", required=False, type=click.Path(exists=True))
+@click.option("--backend", "backends", callback=_backends, default="torch,onnxruntime", show_default=True)
+@click.option("--batch", "batches", callback=_ints, default="1,32", show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for report.json/md/png (default: OUT, or ./bench-report for two models).")
+@click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Labelled folder: report top-1 accuracy of each model (and its INT8 ONNX).")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Unlabeled images to measure top-1 agreement with the original (default: prune's folder).")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime (default: all cores).")
+@click.option("--iters", type=int, default=50, show_default=True)
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS of a fresh process per row.")
+@model_options
+@preprocess_options
+@json_option
+def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, memory, as_json,
+          **model_params):
+    """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
+    from compress.bench_sides import load_sides
+    from compress.cli import output
+    from compress.deploy import benchmark
+
+    sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
+    report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches, threads=threads,
+                       iters=iters, warmup=warmup, measure_memory=memory, show=not as_json)
+    if as_json:
+        output.emit_json(report)
+    else:
+        output.info(f"wrote {out_dir}/report.json, report.md, report.png")

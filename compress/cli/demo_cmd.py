@@ -1,0 +1,42 @@
+"""``compress demo``: the whole pipeline on the embedded default, with nothing downloaded.
+
+Makes (or reuses) a small trained checkpoint and image folders from the handwritten digits that
+scikit-learn ships, then runs ``compress prune`` on them with recovery, export and the
+benchmark report — the same code path a user's checkpoint takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default=".demo", show_default=True,
+              help="Where the embedded assets and the output go.")
+@click.option("--ratio", type=float, default=0.5, show_default=True)
+@click.option("--export", "formats", default="onnx,int8,trt", show_default=True,
+              help="Formats to export (trt is skipped with its reason where TensorRT/GPU are absent).")
+@click.option("--bench/--no-bench", default=True, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(workdir, ratio, formats, bench, seed):
+    """Prune, recover, export and measure the embedded digits model."""
+    from compress.cli import output
+    from compress.cli.main import cli
+    from compress.demo_assets import make_demo_assets
+
+    root = Path(workdir)
+    output.info(f"demo: preparing the embedded default in {root}/assets (scikit-learn digits, trained here)")
+    assets = make_demo_assets(root / "assets", seed=seed)
+    if assets.eval_accuracy is not None:
+        output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_accuracy:.2%} top-1 on {assets.eval_dir})")
+    args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
+            "--eval", str(assets.eval_dir), "--ratio", str(ratio), "-o", str(root / "pruned"), "--overwrite",
+            "--seed", str(seed)]
+    if formats:
+        args += ["--export", formats]
+    if bench:
+        args.append("--bench")
+    output.info("demo: compress " + " ".join(args))
+    cli.main(args=args, prog_name="compress", standalone_mode=False)

@@ -1,0 +1,74 @@
+"""``compress export``: ONNX (verified), INT8 ONNX and TensorRT from a compress folder or a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+
+
+def _formats(ctx, param, value: str) -> tuple[str, ...]:
+    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    bad = [v for v in items if v not in ("onnx", "int8", "trt")]
+    if bad or not items:
+        raise click.BadParameter(f"unknown format(s) {', '.join(bad) or '(none)'}; choose from onnx, int8, trt")
+    return items
+
+
+@click.command()
+@click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
+@click.option("--format", "formats", callback=_formats, default="onnx,int8", show_default=True,
+              help="Comma-separated: onnx, int8, trt.")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Where to write (default: the compress folder itself, or CHECKPOINT.export/).")
+@click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
+              help="cpu: uint8 activations (fast on x86 VNNI); tensorrt: symmetric int8 Q/DQ.")
+@model_options
+@preprocess_options
+@json_option
+def export(model_path, formats, calib, out, int8_method, target, as_json, **model_params):
+    """Export a pruned model (a `compress prune` folder) or a plain checkpoint (with --arch)."""
+    from compress.cli import output
+    from compress.deploy import export_formats
+    from compress.errors import UsageError
+    from compress.loading import load_model
+
+    loaded = load_model(model_path, on_note=output.info, **load_kwargs(model_params))
+    folder = Path(out) if out else (Path(model_path) if loaded.pruned else Path(model_path).with_suffix(".export"))
+    if calib is None and loaded.record:
+        calib = loaded.record.get("config", {}).get("calib")
+    images = _images(calib, loaded)
+    if images is None:
+        if "int8" in formats:
+            raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
+        output.warn("no --calib: verifying the ONNX export on random inputs")
+        images = torch_randn(loaded)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
+                            say_info=output.info, say_warn=output.warn)
+    if as_json:
+        output.emit_json({"out": str(folder), **record})
+    else:
+        output.info(f"wrote {folder}/export.json")
+
+
+def _images(calib, loaded):
+    if not calib or not Path(calib).is_dir():
+        return None
+    from calibrate import ImageDataset, preload, scan_folder
+    from calibrate.preprocess import Preprocess
+    from compress.deploy import CALIBRATION_IMAGES
+
+    paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths
+    return preload(ImageDataset(paths, Preprocess.from_dict(loaded.spec.preprocess)))
+
+
+def torch_randn(loaded):
+    import torch
+
+    return torch.randn(64, *loaded.spec.input_size, generator=torch.Generator().manual_seed(0))
