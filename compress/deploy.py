@@ -126,7 +126,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     models = []
     for side in sides:
         if "onnxruntime" in backends and side.onnx is None:
-            side.onnx = out_dir / f"{side.name}.onnx"
+            (out_dir / "bench").mkdir(exist_ok=True)
+            side.onnx = out_dir / "bench" / f"{side.name}.onnx"
             export_onnx(side.module, example, side.onnx)
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,

@@ -5,51 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
-from PIL import Image
 
-from compress.archs.digits import digitnet
-from compress.cli.main import main
+from tests.cli_helpers import run_cli
 
 
-def run_cli(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("assets")
-    torch.manual_seed(0)
-    model = digitnet()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_var.uniform_(0.5, 1.5)
-    torch.save(model.state_dict(), root / "ckpt.pt")
-    rng = np.random.default_rng(0)
-    calib = root / "calib"
-    calib.mkdir()
-    for i in range(40):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(calib / f"{i:03d}.png")
-    evald = root / "eval"
-    for c in range(3):
-        (evald / str(c)).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(evald / str(c) / f"{i}.png")
-    return root
-
-
-def test_prune_writes_a_reloadable_folder_with_the_summary_contract(assets, tmp_path, capsys):
+def test_prune_writes_a_reloadable_folder_with_the_summary_contract(tiny_assets, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
-                                 "--ratio", "0.5", "--eval", assets / "eval", "--recover-steps", "6",
+    code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                                 "--ratio", "0.5", "--eval", tiny_assets / "eval", "--recover-steps", "6",
                                  "--round-to", "1", "--no-progress", "-o", out, "--json"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)
@@ -72,38 +36,38 @@ def test_prune_writes_a_reloadable_folder_with_the_summary_contract(assets, tmp_
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_prune_never_overwrites_and_refuses_existing_output(assets, tmp_path, capsys):
+def test_prune_never_overwrites_and_refuses_existing_output(tiny_assets, tmp_path, capsys):
     out = tmp_path / "exists"
     out.mkdir()
-    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                             "--no-recover", "--no-progress", "-o", out], capsys)
     assert code == 2 and "already exists" in err and "--overwrite" in err
-    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
-                            "--no-recover", "--no-progress", "-o", assets / "ckpt.pt"], capsys)
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--no-recover", "--no-progress", "-o", tiny_assets / "ckpt.pt"], capsys)
     assert code == 2 and "overwrite the input" in err
 
 
-def test_prune_target_macs_and_default_output_next_to_checkpoint(assets, capsys):
-    code, stdout, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+def test_prune_target_macs_and_default_output_next_to_checkpoint(tiny_assets, capsys):
+    code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                                  "--target-macs", "0.6", "--no-recover", "--round-to", "1", "--prune-stem",
                                  "--no-progress", "--json", "--overwrite"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)
-    assert Path(summary["out"]) == assets / "ckpt.pruned"
+    assert Path(summary["out"]) == tiny_assets / "ckpt.pruned"
     assert summary["macs_after"] <= 0.6 * summary["macs_before"]
 
 
-def test_prune_errors_are_one_line_with_exit_codes(assets, tmp_path, capsys):
+def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", empty, "--no-progress",
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", empty, "--no-progress",
                             "-o", tmp_path / "e"], capsys)
     assert code == 4 and "no usable image" in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1 and "Traceback" not in err
-    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--calib", assets / "calib", "--no-progress",
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--calib", tiny_assets / "calib", "--no-progress",
                             "-o", tmp_path / "a"], capsys)
     assert code == 3 and "--arch" in err
-    code, _, err = run_cli(["prune", assets / "ckpt.pt", "--arch", "digits", "--calib", assets / "calib",
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                             "--importance", "taylor", "--no-progress", "-o", tmp_path / "t"], capsys)
     assert code == 2 and "--labels" in err
     assert not (tmp_path / "t").exists()

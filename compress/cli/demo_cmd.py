@@ -19,8 +19,10 @@ import click
 @click.option("--export", "formats", default="onnx,int8,trt", show_default=True,
               help="Formats to export (trt is skipped with its reason where TensorRT/GPU are absent).")
 @click.option("--bench/--no-bench", default=True, show_default=True)
+@click.option("--recover-epochs", type=float, default=15, show_default=True,
+              help="Distillation epochs (the demo keeps it short; prune's own default is by data size).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(workdir, ratio, formats, bench, seed):
+def demo(workdir, ratio, formats, bench, recover_epochs, seed):
     """Prune, recover, export and measure the embedded digits model."""
     from compress.cli import output
     from compress.cli.main import cli
@@ -33,7 +35,7 @@ def demo(workdir, ratio, formats, bench, seed):
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_accuracy:.2%} top-1 on {assets.eval_dir})")
     args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
             "--eval", str(assets.eval_dir), "--ratio", str(ratio), "-o", str(root / "pruned"), "--overwrite",
-            "--seed", str(seed)]
+            "--seed", str(seed), "--recover-epochs", str(recover_epochs)]
     if formats:
         args += ["--export", formats]
     if bench:

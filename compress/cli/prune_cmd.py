@@ -94,7 +94,8 @@ def _show(result, as_json: bool) -> None:
     if as_json:
         output.emit_json({"out": str(result.out), **s})
         return
-    changed = [(name, before, after) for name, before, after in result.widths if before != after]
+    changed = [(name.removesuffix(":out"), before, after) for name, before, after in result.widths
+               if before != after and name.endswith(":out")]  # a layer's width; its BN follows it
     output.table(f"widths ({len(changed)} layers changed)", ["layer", "before", "after"],
                  [(n, b, a) for n, b, a in changed])
     rows = [

@@ -1,0 +1,71 @@
+"""`compress export`, `compress bench`, `compress sweep` and `prune --export --bench` on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from tests.cli_helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def pruned(tiny_assets, tmp_path_factory, capsys_module=None):
+    from compress.api import prune
+
+    out = tmp_path_factory.mktemp("deploy") / "pruned"
+    prune(str(tiny_assets / "ckpt.pt"), str(tiny_assets / "calib"), arch="digits", ratio=0.5, recover=False,
+          out=str(out), round_to=8, progress=False, quiet=True)
+    return out
+
+
+def test_export_writes_verified_onnx_int8_and_explains_trt(pruned, capsys):
+    code, stdout, err = run_cli(["export", pruned, "--format", "onnx,int8,trt", "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert (pruned / "model.onnx").is_file() and (pruned / "model.int8.onnx").is_file()
+    assert not list(pruned.glob("*.onnx.data"))
+    assert record["onnx"]["verification"]["passed"] and record["onnx"]["verification"]["max_abs_diff"] <= 1e-4
+    assert record["int8"]["activation_type"] == "uint8" and record["int8"]["agreement_with_fp32"]["n"] > 0
+    int8 = onnx.load(str(pruned / "model.int8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
+    from export.tensorrt import tensorrt_available
+
+    if not tensorrt_available()[0]:
+        assert "skipped" in record["trt"] and "--export trt skipped" in err
+    assert json.loads((pruned / "export.json").read_text())["onnx"]["path"] == "model.onnx"
+
+
+def test_export_of_a_plain_checkpoint_needs_images_for_int8(tiny_assets, tmp_path, capsys):
+    code, _, err = run_cli(["export", tiny_assets / "ckpt.pt", "--arch", "digits", "--format", "int8",
+                            "-o", tmp_path / "x"], capsys)
+    assert code == 2 and "--calib" in err
+    code, _, err = run_cli(["export", tiny_assets / "ckpt.pt", "--arch", "digits", "--format", "onnx",
+                            "-o", tmp_path / "y"], capsys)
+    assert code == 0 and (tmp_path / "y" / "model.onnx").is_file() and "random inputs" in err
+
+
+def test_bench_compares_a_pruned_folder_with_its_original(pruned, tmp_path, tiny_assets, capsys):
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(["bench", pruned, "--backend", "torch,onnxruntime", "--batch", "1,4", "--iters", "5",
+                                 "--warmup", "2", "--no-memory", "--eval", tiny_assets / "eval", "-o", out, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert {m["name"] for m in report["models"]} == {"original", "compressed"}
+    rows = {(r["model"], r["backend"], r["batch"]) for r in report["rows"]}
+    assert ("compressed", "onnxruntime", 4) in rows and ("original", "torch", 1) in rows
+    assert all(c["mac_ratio"] > 1 for c in report["comparisons"])
+    for name in ("report.json", "report.md", "report.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_sweep_gives_one_row_per_ratio(tiny_assets, tmp_path, capsys):
+    code, stdout, err = run_cli(["sweep", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                                 "--ratios", "0.3,0.6", "--no-recover", "--round-to", "1", "-o", tmp_path / "sw", "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(stdout)["rows"]
+    assert [r["ratio"] for r in rows] == [0.0, 0.3, 0.6]
+    assert rows[2]["macs"] < rows[1]["macs"] < rows[0]["macs"]
+    assert all(r["latency_ms"] > 0 for r in rows)
+    assert (tmp_path / "sw" / "sweep.png").stat().st_size > 0
