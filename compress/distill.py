@@ -1,0 +1,458 @@
+"""Recovery by self-distillation: the original model (teacher) teaches the pruned one (student).
+
+No labels: the loss is ``KL(softmax(t/T) || softmax(s/T)) * T^2`` on augmented unlabeled images.
+The student trains in train mode (its BatchNorm statistics follow its new channels), the teacher
+runs in eval mode without gradients and is never changed. Progress is judged on a held-out split
+by top-1 agreement with the teacher; the best student seen (ties -> later) is what comes back.
+
+Budget (``epochs`` / ``steps``; both ``None`` = automatic, see :func:`auto_epochs`): recovery gets
+better with more *passes* when images are few, and needs fewer passes when they are many, so the
+automatic budget is a sample budget of ~108k augmented images (60 epochs of 1,800 images),
+bounded to 5..60 epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
+from compress.errors import UsageError
+
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+CHANNELS_LAST_MODES = ("auto", "on", "off")
+AUTO_SAMPLE_BUDGET = 108_000  # augmented images seen by the automatic budget
+AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 5.0, 60.0
+AUTO_EVALS = 12  # held-out evaluations per run when eval_every is None
+
+Images = "torch.Tensor | Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, Any]]"
+
+
+class DistillConfigError(UsageError, ValueError):
+    """A distillation setting that cannot work (a ValueError the CLI can print)."""
+
+
+def auto_epochs(n_train: int) -> float:
+    """Automatic epochs for ``n_train`` images: ~108k samples, clamped to [5, 60] epochs.
+
+    1,800 images (2,000 minus the hold-out) -> 60 epochs; 5,000 -> 21.6; 21,600 or more -> 5.
+    """
+    if n_train <= 0:
+        raise DistillConfigError("no training images", "give at least one calibration image")
+    return float(min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, AUTO_SAMPLE_BUDGET / n_train)))
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation settings. Set at most one of ``epochs`` / ``steps`` (neither = automatic)."""
+
+    epochs: float | None = None
+    steps: int | None = None
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    temperature: float = 4.0
+    warmup_fraction: float = 0.03
+    augment: str = "auto"
+    pad_mode: str = "reflect"
+    cutmix: float = 0.5
+    eval_every: int | None = None
+    amp: str = "auto"
+    channels_last: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def bad(msg: str, hint: str) -> None:
+            raise DistillConfigError(msg, hint)
+
+        if self.epochs is not None and self.steps is not None:
+            bad("both epochs and steps are set", "give one budget: epochs or steps")
+        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
+            bad(f"epochs must be a positive number, got {self.epochs}", "e.g. epochs=30")
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
+            bad(f"steps must be a positive integer, got {self.steps!r}", "e.g. steps=1000")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            bad(f"batch_size must be a positive integer, got {self.batch_size!r}", "e.g. 64")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be positive, got {self.lr}", "e.g. 0.1 for sgd, 1e-3 for adamw")
+        if not 0 <= self.momentum < 1:
+            bad(f"momentum must be in [0, 1), got {self.momentum}", "e.g. 0.9")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            bad(f"weight_decay must be >= 0, got {self.weight_decay}", "e.g. 5e-4")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"unknown optimizer {self.optimizer!r}", f"choose one of {', '.join(OPTIMIZERS)}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            bad(f"temperature must be positive, got {self.temperature}", "e.g. 4")
+        if not 0 <= self.warmup_fraction < 1:
+            bad(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}", "e.g. 0.03")
+        if self.augment not in AUGMENTS:
+            bad(f"unknown augment {self.augment!r}", f"choose one of {', '.join(AUGMENTS)}")
+        if self.pad_mode not in PAD_MODES:
+            bad(f"unknown pad_mode {self.pad_mode!r}", f"choose one of {', '.join(PAD_MODES)}")
+        if not 0 <= self.cutmix <= 1:
+            bad(f"cutmix probability must be in [0, 1], got {self.cutmix}", "e.g. 0.5, or 0 to disable")
+        if self.eval_every is not None and (not _is_int(self.eval_every) or self.eval_every < 1):
+            bad(f"eval_every must be a positive integer, got {self.eval_every!r}", "or None for automatic")
+        if self.amp not in AMP_MODES:
+            bad(f"unknown amp mode {self.amp!r}", f"choose one of {', '.join(AMP_MODES)}")
+        if self.channels_last not in CHANNELS_LAST_MODES:
+            bad(f"unknown channels_last mode {self.channels_last!r}", f"choose one of {', '.join(CHANNELS_LAST_MODES)}")
+        if not _is_int(self.seed):
+            bad(f"seed must be an integer, got {self.seed!r}", "e.g. 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class DistillResult:
+    """What a run did. ``student`` holds the best weights (by held-out agreement)."""
+
+    student: nn.Module
+    steps: int  # optimizer steps taken
+    seconds: float
+    agreement_before: float  # held-out top-1 agreement with the teacher, incoming student
+    agreement_after: float  # ... of the returned student
+    kl_before: float  # held-out mean KL(teacher || student) at T=1, nats per image
+    kl_after: float
+    best_step: int  # step whose weights were returned (0 = the incoming student)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None  # None, "non-finite loss at step N", "interrupted at step N"
+    config: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    epochs: float = 0.0  # passes over the training images actually made
+    train_images: int | None = None
+
+
+# --------------------------------------------------------------------------- evaluation helpers
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DistillConfigError(f"device {device!r} requested but CUDA is not available", "use device='cpu' or 'auto'")
+    return dev
+
+
+def _first(batch: Any) -> torch.Tensor:
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def _batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        for i in range(0, images.shape[0], batch_size):
+            yield images[i : i + batch_size]
+    else:
+        for b in images:
+            yield _first(b)
+
+
+def _kl_per_image(s: torch.Tensor, t: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    ls, lt = F.log_softmax(s.float() / temperature, 1), F.log_softmax(t.float() / temperature, 1)
+    return (lt.exp() * (lt - ls)).sum(1)
+
+
+@torch.no_grad()
+def _agreement_logits(student: nn.Module, images: Any, teacher_logits: list[torch.Tensor] | None,
+                      teacher: nn.Module | None, device: torch.device, batch_size: int,
+                      channels_last: bool = False) -> tuple[float, float]:
+    was = student.training
+    student.eval()
+    agree = kl = 0.0
+    n = 0
+    try:
+        for i, x in enumerate(_batches(images, batch_size)):
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            t = teacher_logits[i] if teacher_logits is not None else teacher(x)
+            s = student(x)
+            agree += (s.argmax(1) == t.argmax(1)).sum().item()
+            kl += _kl_per_image(s, t).sum().item()
+            n += x.shape[0]
+    finally:
+        student.train(was)
+    if n == 0:
+        raise DistillConfigError("no held-out images to measure agreement on", "give at least one image")
+    return agree / n, kl / n
+
+
+def agreement(student: nn.Module, teacher: nn.Module, images: Any, *, device: str | torch.device = "cpu",
+              batch_size: int = 256) -> tuple[float, float]:
+    """(top-1 agreement, mean KL(teacher || student) at T=1) of two models on ``images``.
+
+    Both models are run in eval mode on ``device`` (moved there; modes restored afterwards).
+    """
+    dev = resolve_device(device)
+    t_was = teacher.training
+    teacher.eval()
+    try:
+        return _agreement_logits(student.to(dev), images, None, teacher.to(dev), dev, batch_size)
+    finally:
+        teacher.train(t_was)
+
+
+@torch.no_grad()
+def top1_accuracy(model: nn.Module, images: Any, labels: torch.Tensor | None = None, *,
+                  device: str | torch.device = "cpu", batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on ``images``/``labels`` tensors, or on an
+    iterable of ``(images, labels)`` batches when ``labels`` is None."""
+    dev = resolve_device(device)
+    was = model.training
+    model.eval().to(dev)
+    if labels is not None:
+        pairs: Iterable = ((images[i : i + batch_size], labels[i : i + batch_size])
+                           for i in range(0, images.shape[0], batch_size))
+    else:
+        pairs = images
+    correct = n = 0
+    try:
+        for x, y in pairs:
+            pred = model(x.to(dev)).argmax(1).cpu()
+            correct += (pred == y.cpu()).sum().item()
+            n += y.shape[0]
+    finally:
+        model.train(was)
+    if n == 0:
+        raise ValueError("no labelled images to measure accuracy on")
+    return correct / n
+
+
+# --------------------------------------------------------------------------- training
+
+
+class _TrainStream:
+    """Endless batches of training images: shuffled tensor slices, or a re-iterated loader."""
+
+    def __init__(self, images: Any, batch_size: int, generator: torch.Generator):
+        self.images, self.generator = images, generator
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4 or images.shape[0] < 2:
+                raise DistillConfigError(f"train_images must be an (N, C, H, W) tensor with N >= 2, got shape "
+                                         f"{tuple(images.shape)}", "pass preprocessed calibration images")
+            self.n_train: int | None = images.shape[0]
+            self.batch_size = min(batch_size, images.shape[0])
+            self.steps_per_epoch: int | None = images.shape[0] // self.batch_size  # full batches only
+        else:
+            self.batch_size = batch_size
+            self.steps_per_epoch = len(images) if hasattr(images, "__len__") else None
+            dataset = getattr(images, "dataset", None)
+            self.n_train = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else (
+                self.steps_per_epoch * batch_size if self.steps_per_epoch else None)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        while True:
+            if isinstance(self.images, torch.Tensor):
+                perm = torch.randperm(self.images.shape[0], generator=self.generator)
+                for k in range(self.steps_per_epoch or 0):
+                    yield self.images[perm[k * self.batch_size : (k + 1) * self.batch_size]]
+            else:
+                empty = True
+                for b in self.images:
+                    empty = False
+                    yield _first(b)
+                if empty:
+                    raise DistillConfigError("the training loader yielded no batches", "check the calibration images")
+
+
+def _budget(config: DistillConfig, stream: _TrainStream) -> tuple[int, float | None]:
+    """(total steps, epochs) for the run."""
+    if config.steps is not None:
+        spe = stream.steps_per_epoch
+        return config.steps, (config.steps / spe if spe else None)
+    if stream.steps_per_epoch is None or stream.n_train is None:
+        raise DistillConfigError("an epoch budget needs a training loader with a length", "give steps=... instead")
+    epochs = config.epochs if config.epochs is not None else auto_epochs(stream.n_train)
+    return max(1, math.ceil(epochs * stream.steps_per_epoch)), epochs
+
+
+def _lr_lambda(total: int, warmup_fraction: float):
+    warm = int(round(warmup_fraction * total))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return f
+
+
+def _optimizer(student: nn.Module, config: DistillConfig) -> torch.optim.Optimizer:
+    params = [p for p in student.parameters() if p.requires_grad]
+    if not params:
+        raise DistillConfigError("the student has no trainable parameters", "unfreeze its weights")
+    decay = [p for p in params if p.ndim > 1]  # conv / linear weights; no decay on BN and biases
+    rest = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+
+
+def _amp_dtype(config: DistillConfig, dev: torch.device) -> torch.dtype | None:
+    if config.amp == "off":
+        return None
+    if dev.type != "cuda":
+        if config.amp != "auto":
+            raise DistillConfigError(f"amp={config.amp!r} needs a CUDA device, got {dev}", "use amp='auto' or 'off'")
+        return None
+    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_images: Any,
+            config: DistillConfig | None = None, *, device: str | torch.device = "cpu",
+            progress: bool = True) -> DistillResult:
+    """Train ``student`` to match ``teacher`` on unlabeled images; return the best student.
+
+    ``train_images`` / ``holdout_images``: preprocessed float tensors (N, 3, H, W), or loaders
+    yielding tensors or ``(tensor, index)`` tuples. A non-finite loss or Ctrl-C stops the run
+    without raising: the best weights so far are restored and ``stopped`` says why.
+    """
+    config = config or DistillConfig()
+    dev = resolve_device(device)
+    amp_dtype = _amp_dtype(config, dev)
+    cl = config.channels_last == "on" or (config.channels_last == "auto" and dev.type == "cuda")
+    gen = torch.Generator().manual_seed(config.seed)
+    stream = _TrainStream(train_images, config.batch_size, gen)
+    total, epochs = _budget(config, stream)
+    every = config.eval_every or max(1, math.ceil(total / AUTO_EVALS))
+    augment = BatchAugment(config.augment, cutmix=config.cutmix, pad_mode=config.pad_mode, seed=config.seed + 1)
+
+    s_dev, t_dev, s_was, t_was = _device_of(student), _device_of(teacher), student.training, teacher.training
+    student.to(dev)
+    teacher.to(dev).eval()
+    if cl:
+        student.to(memory_format=torch.channels_last)
+        teacher.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    try:
+        cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_ids):
+            torch.manual_seed(config.seed)  # dropout and the like in the student
+            result = _run(student, teacher, stream, holdout_images, config, dev, amp_dtype, cl,
+                          total, every, augment, progress)
+    finally:
+        if cl:
+            student.to(memory_format=torch.contiguous_format)
+            teacher.to(memory_format=torch.contiguous_format)
+        student.to(s_dev).train(s_was)
+        teacher.to(t_dev).train(t_was)
+    result.seconds = time.perf_counter() - t0
+    result.epochs = result.steps / stream.steps_per_epoch if stream.steps_per_epoch else (epochs or 0.0)
+    result.train_images = stream.n_train
+    result.device = str(dev)
+    return result
+
+
+def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, every, augment, progress) -> DistillResult:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bs_eval = max(256, config.batch_size)
+    cached = None
+    if isinstance(holdout, torch.Tensor):  # the teacher's held-out logits never change: compute once
+        with torch.no_grad():
+            cached = [teacher(x.to(dev).contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format))
+                      for x in _batches(holdout, bs_eval)]
+
+    def evaluate() -> tuple[float, float]:
+        return _agreement_logits(student, holdout, cached, teacher, dev, bs_eval, cl)
+
+    agree0, kl0 = evaluate()
+    best = {"agreement": agree0, "kl": kl0, "step": 0, "state": _snapshot(student)}
+    history: list[dict[str, Any]] = [{"step": 0, "loss": None, "lr": 0.0, "train_agreement": None,
+                                      "holdout_agreement": agree0, "holdout_kl": kl0, "seconds": 0.0}]
+    opt = _optimizer(student, config)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, config.warmup_fraction))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    T = float(config.temperature)
+    stopped: str | None = None
+    done = 0
+    window_loss: list[float] = []
+    window_agree: list[float] = []
+    ema_agree = None
+    t_start = time.perf_counter()
+    bar = Progress(TextColumn("distill"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not progress)
+
+    def checkpoint(step: int) -> None:
+        agree, kl = evaluate()
+        history.append({"step": step, "loss": sum(window_loss) / max(1, len(window_loss)),
+                        "lr": opt.param_groups[0]["lr"],
+                        "train_agreement": sum(window_agree) / max(1, len(window_agree)),
+                        "holdout_agreement": agree, "holdout_kl": kl,
+                        "seconds": time.perf_counter() - t_start})
+        window_loss.clear()
+        window_agree.clear()
+        if agree >= best["agreement"] and math.isfinite(kl):  # ties -> the later step
+            best.update(agreement=agree, kl=kl, step=step, state=_snapshot(student))
+
+    student.train()
+    batches = iter(stream)
+    with bar:
+        task = bar.add_task("distill", total=total, status="")
+        try:
+            for step in range(1, total + 1):
+                x = augment(next(batches).to(dev, non_blocking=True))
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    with torch.no_grad():
+                        t = teacher(x)
+                    s = student(x)
+                loss = _kl_per_image(s, t, T).mean() * (T * T)
+                match = (s.argmax(1) == t.argmax(1)).float().mean()
+                loss_v, match_v = torch.stack([loss.detach(), match]).tolist()
+                if not math.isfinite(loss_v):
+                    stopped = f"non-finite loss at step {step}"
+                    break
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                done = step
+                window_loss.append(loss_v)
+                window_agree.append(match_v)
+                ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
+                if step % every == 0 or step == total:
+                    checkpoint(step)
+                held = history[-1]["holdout_agreement"]
+                bar.update(task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
+        except KeyboardInterrupt:
+            stopped = f"interrupted at step {done + 1}"
+    student.load_state_dict(best["state"])
+    return DistillResult(student=student, steps=done, seconds=0.0, agreement_before=agree0,
+                         agreement_after=best["agreement"], kl_before=kl0, kl_after=best["kl"],
+                         best_step=best["step"], history=history, stopped=stopped,
+                         config=config.to_dict())

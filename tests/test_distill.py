@@ -1,0 +1,304 @@
+"""Self-distillation and batch augmentation on tiny conv nets and synthetic images."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from compress.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
+from compress.distill import (
+    DistillConfig,
+    DistillResult,
+    agreement,
+    auto_epochs,
+    distill,
+    top1_accuracy,
+)
+
+
+def tiny_net(width: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 5),
+    )
+
+
+def images(n: int, seed: int, size: int = 12) -> torch.Tensor:
+    """Smooth colour blobs: varied enough that a random teacher spreads its top-1 over classes."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 3, 3, 3, generator=g) * 1.5
+    return nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets gain nothing from threads; on a shared CPU, OpenMP spinning makes them 10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def pair():
+    teacher = tiny_net(16, seed=0)
+    with torch.no_grad():  # settle the teacher's BN statistics on data like the test images
+        for m in teacher.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = None  # one pass = the exact statistics of that batch
+        teacher.train()(images(128, seed=9))
+        teacher.eval()
+        feats = teacher[:-1](images(128, seed=9))  # centre and scale the head: varied top-1 classes
+        head = teacher[-1]
+        head.weight.mul_(3 / (feats @ head.weight.T).std(0, keepdim=True).T)
+        head.bias.copy_(-(feats @ head.weight.T).mean(0))
+    student = tiny_net(6, seed=1)
+    train, hold = images(192, seed=2), images(96, seed=3)
+    with torch.no_grad():
+        assert teacher(hold).argmax(1).unique().numel() >= 3  # a non-trivial target
+    return student, teacher, train, hold
+
+
+FAST = dict(steps=60, batch_size=32, lr=0.2, eval_every=10, cutmix=0.0)
+
+
+def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class EvalSnapshots:
+    """Forward pre-hook: counts training forwards and snapshots the weights at each evaluation,
+    keyed by the number of training steps done so far (what the run calls the step)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.train_calls, self.snaps = model, 0, {}
+        self.handle = model.register_forward_pre_hook(self)
+
+    def __call__(self, module, inputs):
+        if module.training:
+            self.train_calls += 1
+        elif self.train_calls not in self.snaps:
+            self.snaps[self.train_calls] = state_of(self.model)
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def test_loss_decreases_and_agreement_rises(pair):
+    student, teacher, train, hold = pair
+    res = distill(student, teacher, train, hold, DistillConfig(**FAST), progress=False)
+    assert isinstance(res, DistillResult) and res.stopped is None and res.steps == 60
+    losses = [h["loss"] for h in res.history if h["loss"] is not None]
+    assert losses[-1] < 0.6 * losses[0]
+    assert res.agreement_after >= res.agreement_before + 0.2
+    assert res.kl_after < res.kl_before
+    assert res.history[0]["step"] == 0 and res.history[-1]["step"] == 60
+    measured, kl = agreement(res.student, teacher, hold)
+    assert measured == pytest.approx(res.agreement_after) and kl == pytest.approx(res.kl_after, rel=1e-4)
+    assert res.config["lr"] == 0.2 and res.device == "cpu" and res.seconds > 0
+    assert res.epochs == pytest.approx(60 / (192 // 32))
+
+
+def test_same_seed_same_run_other_seed_differs(pair):
+    student, teacher, train, hold = pair
+    cfg = DistillConfig(**{**FAST, "steps": 15, "cutmix": 0.5})
+    a = distill(copy.deepcopy(student), teacher, train, hold, cfg, progress=False)
+    b = distill(copy.deepcopy(student), teacher, train, hold, cfg, progress=False)
+    c = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**{**FAST, "steps": 15, "seed": 7}),
+                progress=False)
+    assert same_state(state_of(a.student), state_of(b.student))
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert not same_state(state_of(a.student), state_of(c.student))
+
+
+def test_teacher_untouched_and_modes_restored(pair):
+    student, teacher, train, hold = pair
+    before = state_of(teacher)
+    flags = [p.requires_grad for p in teacher.parameters()]
+    teacher.train()  # the caller's mode must come back, even though distillation runs it in eval
+    student.eval()
+    res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "steps": 10}), progress=False)
+    assert same_state(state_of(teacher), before)
+    assert teacher.training and not res.student.training
+    assert [p.requires_grad for p in teacher.parameters()] == flags
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in [*teacher.modules(), *student.modules()])
+
+
+def test_non_finite_loss_stops_and_restores_last_good_weights(pair):
+    student, teacher, train, hold = pair
+    snaps = EvalSnapshots(student)
+    k = 25
+
+    def poison(module, inputs, output):  # the student's logits become inf from training step k+1
+        return output * math.inf if module.training and snaps.train_calls > k else output
+
+    handle = student[-1].register_forward_hook(poison)
+    cfg = DistillConfig(**{**FAST, "eval_every": 5})
+    res = distill(student, teacher, train, hold, cfg, progress=False)
+    handle.remove()
+    snaps.handle.remove()
+    assert res.stopped == f"non-finite loss at step {k + 1}"
+    assert res.steps == k
+    assert all(torch.isfinite(v).all() for v in res.student.state_dict().values() if v.is_floating_point())
+    assert res.best_step <= k and res.best_step % 5 == 0
+    assert same_state(state_of(res.student), snaps.snaps[res.best_step])
+
+
+def test_keyboard_interrupt_stops_and_restores_best(pair):
+    student, teacher, train, hold = pair
+    snaps = EvalSnapshots(student)
+    k = 17
+
+    def interrupt(module, inputs):
+        if module.training and snaps.train_calls == k:  # the k-th training forward
+            raise KeyboardInterrupt
+
+    handle = student.register_forward_pre_hook(interrupt)
+    res = distill(student, teacher, train, hold, DistillConfig(**FAST), progress=False)
+    handle.remove()
+    snaps.handle.remove()
+    assert res.stopped == f"interrupted at step {k}"
+    assert res.steps == k - 1 and res.best_step in (0, 10)
+    assert same_state(state_of(res.student), snaps.snaps[res.best_step])
+    assert res.student.training  # the incoming mode: a fresh nn.Module is in train mode
+
+
+def test_best_checkpoint_is_kept_when_training_goes_wrong(pair):
+    student, teacher, train, hold = pair
+    calls = {"n": 0}
+    good_calls = 1 + 20  # one call caches the held-out logits, then 20 good training steps
+
+    def sabotage(module, inputs, output):  # after step 20 the teacher's training targets are reversed
+        calls["n"] += 1
+        return -output * 3 if calls["n"] > good_calls else output
+
+    handle = teacher.register_forward_hook(sabotage)
+    res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "eval_every": 5}), progress=False)
+    handle.remove()
+    curve = [(h["step"], h["holdout_agreement"]) for h in res.history]
+    best = max(a for _, a in curve)
+    assert res.agreement_after == best
+    assert res.best_step == max(s for s, a in curve if a == best)  # ties -> the later step
+    assert res.best_step <= 25 < res.steps and curve[-1][1] < best
+    assert agreement(res.student, teacher, hold)[0] == pytest.approx(best)
+
+
+def test_loaders_with_index_tuples_and_epoch_budget(pair):
+    student, teacher, train, hold = pair
+    ds = torch.utils.data.TensorDataset(train, torch.arange(len(train)))
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+    hold_loader = torch.utils.data.DataLoader(hold, batch_size=40)
+    res = distill(student, teacher, loader, hold_loader, DistillConfig(epochs=2, lr=0.05, cutmix=0.0), progress=False)
+    assert res.steps == 2 * len(loader) and res.train_images == len(train)
+    assert res.agreement_after == pytest.approx(agreement(res.student, teacher, hold)[0])
+
+
+def test_helpers_agreement_and_accuracy(pair):
+    _, teacher, _, hold = pair
+    agree, kl = agreement(teacher, teacher, hold, batch_size=7)
+    assert agree == 1.0 and abs(kl) < 1e-5
+    with torch.no_grad():
+        labels = teacher(hold).argmax(1)
+    assert top1_accuracy(teacher, hold, labels, batch_size=10) == 1.0
+    assert top1_accuracy(teacher, hold, (labels + 1) % 5) == 0.0
+    pairs = [(hold[:50], labels[:50]), (hold[50:], labels[50:])]
+    assert top1_accuracy(teacher, pairs) == 1.0
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=3, steps=10), "both epochs and steps"),
+        (dict(epochs=0), "epochs must be a positive"),
+        (dict(steps=2.5), "steps must be a positive integer"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=-1.0), "lr must be positive"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(optimizer="lion"), "unknown optimizer 'lion'"),
+        (dict(temperature=0), "temperature"),
+        (dict(warmup_fraction=1.0), "warmup_fraction"),
+        (dict(augment="mixup"), "unknown augment 'mixup'"),
+        (dict(pad_mode="edge"), "unknown pad_mode"),
+        (dict(cutmix=1.5), "cutmix probability"),
+        (dict(eval_every=0), "eval_every"),
+        (dict(amp="fp8"), "unknown amp mode"),
+        (dict(channels_last="yes"), "unknown channels_last"),
+    ],
+)
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DistillConfig(**kwargs)
+
+
+def test_config_to_dict_and_auto_budget(pair):
+    d = DistillConfig(steps=5).to_dict()
+    assert d["steps"] == 5 and d["epochs"] is None and d["temperature"] == 4.0
+    assert auto_epochs(1800) == 60.0 and auto_epochs(5000) == pytest.approx(21.6) and auto_epochs(10**6) == 5.0
+    student, teacher, train, hold = pair
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        distill(student, teacher, train, hold, DistillConfig(steps=1, amp="bf16"), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="N >= 2"):
+        distill(student, teacher, train[:1], hold, DistillConfig(steps=1), progress=False)
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+@pytest.mark.parametrize("kind", ["crop-flip", "rrc-flip", "none", "auto"])
+def test_augment_shapes_and_determinism(kind):
+    x = torch.randn(8, 3, 16, 16)
+    a = BatchAugment(kind, cutmix=0.5, seed=3)
+    b = BatchAugment(kind, cutmix=0.5, seed=3)
+    outs_a, outs_b = [a(x) for _ in range(3)], [b(x) for _ in range(3)]
+    for ya, yb in zip(outs_a, outs_b):
+        assert ya.shape == x.shape and ya.dtype == x.dtype and torch.equal(ya, yb)
+    if kind != "none":
+        assert not torch.equal(outs_a[0], x) and not torch.equal(outs_a[0], outs_a[1])
+    assert not torch.equal(BatchAugment(kind, cutmix=1.0, seed=4)(x), outs_a[0])
+
+
+def test_crop_flip_moves_pixels_without_inventing_them():
+    x = torch.arange(4 * 1 * 8 * 8, dtype=torch.float32).reshape(4, 1, 8, 8)
+    y = random_crop_flip(x, torch.Generator().manual_seed(0), pad=1, pad_mode="zeros")
+    for i in range(4):
+        vals = set(y[i].flatten().tolist()) - {0.0}
+        assert vals <= set(x[i].flatten().tolist())  # a shifted (maybe flipped) crop of its own image
+        assert len(vals) >= 7 * 7 - 1
+    same = random_crop_flip(x, torch.Generator().manual_seed(0), pad=0, flip=False)
+    assert torch.equal(same, x)
+    flipped = [torch.equal(random_crop_flip(x, torch.Generator().manual_seed(s), pad=0)[0], x[0].flip(-1))
+               for s in range(10)]
+    assert any(flipped) and not all(flipped)
+
+
+def test_rrc_identity_and_cutmix_box():
+    x = torch.randn(4, 3, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    ident = random_resized_crop_flip(x, g, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
+    assert torch.allclose(ident, x, atol=1e-5)
+    assert torch.equal(cutmix(x, g, 0.0), x)
+    mixed = cutmix(x, torch.Generator().manual_seed(1), 1.0)
+    changed = (mixed != x).any(1)  # (N, H, W) pixels taken from another image
+    assert changed.any()
+    rows, cols = changed.any(0).nonzero(as_tuple=True)
+    box = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+    assert torch.allclose(mixed[:, :, box[0], box[1]].sum(0), x[:, :, box[0], box[1]].sum(0))  # a permutation
+    assert torch.equal(mixed * ~changed[:, None], x * ~changed[:, None])  # nothing else changed
+    assert resolve_kind("auto", 32) == "crop-flip" and resolve_kind("auto", 224) == "rrc-flip"
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        BatchAugment("jitter")
