@@ -43,7 +43,7 @@ def test_prune_ratio_04_reaches_08_macs_and_reloads(name, images64, tmp_path, ca
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["macs_after"] <= 0.8 * summary["macs_before"], (name, summary["macs_after"] / summary["macs_before"])
-    print(f"{name}: MACs {summary['macs_before']:,} -> {summary['macs_after']:,} ({summary['macs_after'] / summary['macs_before']:.2f}x)")
     code, stdout, err = run_cli(["inspect", out, "--json"], capsys)
     assert code == 0, err
     assert json.loads(stdout)["macs"] == summary["macs_after"]
+    print(f"{name}: MACs {summary['macs_before']:,} -> {summary['macs_after']:,} ({summary['macs_after'] / summary['macs_before']:.2f}x)")
