@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from export.errors import ExportError
-from export.latency import ort_runner, time_interleaved, torch_runner, trt_runner
+from export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
 from export.memory import peak_rss_subprocess
 from export.sizes import artifact_size
 
@@ -85,8 +85,16 @@ def environment(threads: int | None) -> dict[str, Any]:
         "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": _load_average(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _cpu_model() -> str:
@@ -142,8 +150,13 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                                                                     threads, device)
                     rows.append(row)
                 advance(f"{backend} batch {batch}")
+    notes = []
+    if "torch" in backends and threads > 1 and not passive_omp():
+        notes.append(f"torch timed with {threads} threads without OMP_WAIT_POLICY=PASSIVE: spinning OpenMP "
+                     "threads can inflate latency many times on a loaded machine; set it before starting")
     return {
         "schema": SCHEMA,
+        "notes": notes,
         "environment": environment(threads),
         "settings": {"backends": list(backends), "batches": list(batches), "input_shape": list(input_shape),
                      "threads": threads, "warmup": warmup, "iters": iters, "min_seconds": min_seconds,

@@ -11,6 +11,20 @@ Timing design (for a noisy shared 2-core machine):
   Throughput is ``batch / p50``.
 * CPU thread count is fixed while timing (``torch.set_num_threads``; onnxruntime sessions get
   ``intra_op_num_threads``) and restored afterwards; the garbage collector is paused.
+* onnxruntime thread pools do not spin between runs (``export.verify.make_session``): with two
+  sessions interleaved, the idle one's spinning workers otherwise steal the cores the running one
+  needs (ResNet-20 batch 32 measured 2.7x slower that way). Only runners of one backend are
+  interleaved with each other (``export.bench``), never torch with onnxruntime, whose OpenMP
+  and onnxruntime pools would contend the same way.
+
+* torch with more than one thread needs ``OMP_WAIT_POLICY=PASSIVE`` in the environment before
+  torch is imported (the CLI entry point sets it): libgomp's spin-waiting barriers, with the
+  cores shared, made ResNet-20 batch 32 take 1,470 ms at 2 threads instead of 70 ms (1 thread, or
+  2 threads with PASSIVE). ``passive_omp()`` reports whether it is set; the bench records it.
+
+Repeatability measured here (2 cores, load average 4-6 from other jobs, onnxruntime, 3 repeats of
+ResNet-20 FP32+INT8 interleaved, 2 threads): batch 32 FP32 p50 24.2-24.4 ms (1 %), INT8
+8.7-10.6 ms; batch 1 FP32 0.92-0.94 ms, INT8 0.49-0.50 ms (2 %).
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import contextlib
 import copy
 import gc
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,6 +111,11 @@ def time_interleaved(runners: Mapping[str, Runner], *, warmup: int = 10, iters: 
                 samples[n].append((clock() - t0) / 1e6)
             rounds += 1
     return {n: summarize(samples[n], batch) for n in names}
+
+
+def passive_omp() -> bool:
+    """True when OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``)."""
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
 @contextlib.contextmanager

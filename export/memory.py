@@ -59,6 +59,7 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None, lo
             "input_shape": [int(d) for d in input_shape], "iters": int(iters), "threads": threads, "device": device}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see export.latency: spinning OpenMP on shared cores
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     try:

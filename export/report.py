@@ -85,8 +85,9 @@ def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
     trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
+    load = f"; load average {e['load_average'][0]:.1f}" if e.get("load_average") else ""
     return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "
-            f"onnxruntime {e['onnxruntime']}{trt}")
+            f"onnxruntime {e['onnxruntime']}{trt}{load}")
 
 
 def _human(n: int | None) -> str:
@@ -120,6 +121,8 @@ def render_table(report: dict, console=None) -> None:
     for s in report.get("skipped", []):
         who = f" for {s['model']}" if s.get("model") else ""
         console.print(f"[yellow]skipped {s['backend']}{who}: {s['reason']}[/yellow]")
+    for note in report.get("notes", []):
+        console.print(f"[yellow]note: {note}[/yellow]")
 
 
 # ---------------------------------------------------------------- files
@@ -151,6 +154,8 @@ def markdown(report: dict) -> str:
     for sk in report.get("skipped", []):
         who = f" for {sk['model']}" if sk.get("model") else ""
         lines.append(f"- skipped {sk['backend']}{who}: {sk['reason']}")
+    for note in report.get("notes", []):
+        lines.append(f"- note: {note}")
     return "\n".join(lines).rstrip() + "\n"
 
 

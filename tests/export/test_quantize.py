@@ -77,3 +77,23 @@ def test_int8_methods_and_errors(tmp_path, tiny_onnx, images):
     with pytest.raises(ExportError):
         quantize_int8(tmp_path / "missing.onnx", tmp_path / "x.onnx", reader(images))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_entropy_calibration_is_not_minmax(tmp_path, monkeypatch, tiny_onnx, images):
+    """onnxruntime's default entropy settings reduce to minmax; ours must really clip (fewer bins here for speed)."""
+    import export.quantize as quantize_mod
+
+    monkeypatch.setattr(quantize_mod, "ENTROPY_BINS", 512)
+
+    def activation_scales(path):
+        proto = onnx.load(str(path))
+        return {t.name: float(onnx.numpy_helper.to_array(t)) for t in proto.graph.initializer
+                if t.name.endswith("_scale") and not t.dims}
+
+    ent = quantize_int8(tiny_onnx.path, tmp_path / "ent.onnx", reader(images), method="entropy")
+    mm = quantize_int8(tiny_onnx.path, tmp_path / "mm.onnx", reader(images), method="minmax")
+    e, m = activation_scales(ent.path), activation_scales(mm.path)
+    assert e.keys() == m.keys()
+    clipped = [k for k in e if e[k] < m[k] * 0.999]
+    assert clipped and all(e[k] <= m[k] * 1.001 for k in e)  # entropy only ever narrows a range
+    assert compare_sessions(tiny_onnx.path, ent.path, images).top1_agreement >= 0.75
