@@ -70,9 +70,15 @@ def default_out(checkpoint: str | Path) -> Path:
 
 
 def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
-    from compress import stages
+    """Prune, recover, save (export, bench). Under torchrun every rank runs this; importance and
+    distillation are data-parallel, the plan is the same on every rank, rank 0 alone writes."""
+    from compress import distributed, stages
 
+    config = _per_rank(config, distributed.setup(config.device))
+    main = distributed.is_main()
     say = reporter or Reporter()
+    if not main:
+        say = Reporter(info=lambda _m: None, warn=lambda _m: None)
     out = Path(config.out) if config.out else default_out(config.checkpoint)
     _check_out(out, config)
     started = time.perf_counter()
@@ -93,16 +99,32 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
         if evaluation is not None:
             summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered")))
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
+    summary["processes"] = distributed.world()
 
-    with atomic_dir(out, overwrite=config.overwrite) as tmp:
-        stages.save(tmp, loaded, student, plan, groups, importance, summary, config)
-        if config.export:
-            summary["export"] = stages.export(tmp, student, data, config, say)
-        if config.bench:
-            summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say)
-        stages.write_summary(tmp, summary)
+    if main:
+        with atomic_dir(out, overwrite=config.overwrite) as tmp:
+            stages.save(tmp, loaded, student, plan, groups, importance, summary, config)
+            if config.export:
+                summary["export"] = stages.export(tmp, student, data, config, say)
+            if config.bench:
+                summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say)
+            stages.write_summary(tmp, summary)
+    distributed.barrier()
     widths = [(name, before, after) for name, (before, after) in plan.widths.items()]
     return PruneResult(out=out, summary=summary, model=student, widths=widths)
+
+
+def _per_rank(config: PruneConfig, device: str) -> PruneConfig:
+    """This process's device; progress bars on rank 0 only."""
+    import dataclasses
+
+    from compress import distributed
+
+    if device == config.device and distributed.is_main():
+        return config
+    progress = config.progress and distributed.is_main()
+    return dataclasses.replace(config, device=device, progress=progress,
+                               importance=dataclasses.replace(config.importance, device=device, progress=progress))
 
 
 def _check_out(out: Path, config: PruneConfig) -> None:

@@ -62,8 +62,13 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+ARGV: list[str] = []  # the arguments of this invocation (``--devices`` relaunches them under torchrun)
+
+
 def main(argv: list[str] | None = None) -> None:
     import logging
+
+    ARGV[:] = list(sys.argv[1:] if argv is None else argv)
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
@@ -77,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except user_error_types() as err:  # type: ignore[misc]
-        click.echo(f"error: {err}", err=True)
+        import os
+
+        rank = f"[rank {os.environ['RANK']}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        click.echo(f"error: {rank}{err}", err=True)
         sys.exit(getattr(err, "exit_code", 1))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

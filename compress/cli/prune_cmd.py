@@ -55,14 +55,20 @@ def _formats(ctx, param, value: str | None) -> tuple[str, ...]:
               help="Deployment target (picks INT8 types).")
 @click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--devices", type=int, default=1, show_default=True,
+              help="Data-parallel processes on this machine (relaunches under torchrun; GPUs or CPU/gloo).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
           recover_steps, recover_lr, temperature, batch_size, formats, int8_method, target, bench, device,
-          overwrite, no_progress, as_json, **model_params):
+          devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
+    from compress import distributed
+
+    if devices > 1 and not distributed.launched():
+        _relaunch(devices)
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
     from compress.pipeline import PruneConfig, run_prune
@@ -87,8 +93,31 @@ def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels,
     _show(result, as_json)
 
 
+def _relaunch(devices: int) -> None:
+    """``--devices N``: the same command under torchrun, N processes on this machine."""
+    import subprocess
+    import sys
+
+    from compress.cli.main import ARGV
+
+    args, skip = [], False
+    for arg in ARGV:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}", "-m", "compress", *args]
+    raise SystemExit(subprocess.call(cmd))
+
+
 def _show(result, as_json: bool) -> None:
+    from compress import distributed
     from compress.cli import output
+
+    if not distributed.is_main():
+        return
 
     s = result.summary
     if as_json:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from compress import distributed
 from compress.errors import UsageError
 from compress.graph.groups import Groups
 from compress.hooks import eval_mode, forward_hooks, frozen_parameters
@@ -60,17 +61,20 @@ class _Tap(torch.autograd.Function):
 
 
 def _batches(images, batch_size: int):
-    """Yield (images, indices) from a tensor or a loader of (tensor, index) batches."""
+    """Yield (images, global indices) of this rank's share (all of them in a single process)
+    from a tensor or a loader of (tensor, index) batches."""
     if isinstance(images, torch.Tensor):
-        for start in range(0, len(images), batch_size):
-            end = min(start + batch_size, len(images))
-            yield images[start:end], torch.arange(start, end)
+        mine = distributed.shard(len(images))
+        for start in range(0, len(mine), batch_size):
+            idx = mine[start:start + batch_size]
+            yield images[idx], idx
         return
     for batch in images:
-        if isinstance(batch, (list, tuple)):
-            yield batch[0], batch[1]
-        else:
+        if not isinstance(batch, (list, tuple)):
             raise UsageError("the importance loader must yield (images, indices) batches")
+        keep = batch[1] % distributed.world() == distributed.rank()
+        if keep.any():
+            yield batch[0][keep], batch[1][keep]
 
 
 def random_gradient(logits: torch.Tensor, indices: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
@@ -112,8 +116,13 @@ def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None
                     g = random_gradient(logits.detach(), idx, config.seed, draw)
                     logits.backward(g, retain_graph=draw + 1 < config.draws)
             count += len(x)
-            bar.advance(len(x))
+            bar.advance(len(x) * distributed.world())
             del logits, x
+    # every score is a sum of per-image terms: summing the ranks' sums gives the single-process result
+    for s in sums.values():
+        for t in (s.s, s.abs, s.sq):
+            distributed.all_reduce_sum(t)
+    count = int(distributed.all_reduce_sum(torch.tensor([count], dtype=torch.float64, device=device)).item())
     return sums, count, device.type
 
 
