@@ -54,6 +54,13 @@ class OnnxExport:
                 "warnings": list(self.warnings), "dynamic_batch": self.dynamic_batch}
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) live; CPU for a parameter-free model."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module):
     """Put every submodule in eval mode; restore each one's own flag afterwards."""
@@ -70,7 +77,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
                 dynamic_batch: bool = True) -> OnnxExport:
     """Export ``model`` (run in eval mode, left unchanged) to ``path`` atomically.
 
-    ``example`` is one input batch (N, C, H, W) on the CPU; its C/H/W become fixed. The file holds
+    ``example`` is one input batch (N, C, H, W) (moved to the model's device); its C/H/W become fixed. The file holds
     its weights (no external ``.data`` file) and passes ``onnx.checker``. Raises
     :class:`ExportError` when neither exporter can handle the model.
     """
@@ -80,7 +87,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
     if not isinstance(example, torch.Tensor) or example.dim() < 1:
         raise ExportError("the example input must be a tensor with a batch dimension",
                           "pass one preprocessed batch, e.g. torch.randn(1, 3, 224, 224)")
-    example = example.detach().to("cpu", torch.float32)
+    example = example.detach().to(model_device(model), torch.float32)
     if dynamic_batch and example.shape[0] == 1:
         # torch.export specialises size-1 dimensions; a batch of 2 keeps the batch symbolic.
         example = example.repeat(2, *([1] * (example.dim() - 1)))

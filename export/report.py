@@ -29,8 +29,9 @@ def fmt_ratio(r: float | None) -> str:
 def fmt_change(c: float | None, what: str) -> str:
     if c is None:
         return "-"
-    sign = "+" if c > 0 else ("-" if c < 0 else "±")
-    return f"{sign}{abs(c) * 100:.0f} % {what}"
+    pct = round(c * 100)
+    sign = "+" if pct > 0 else ("-" if pct < 0 else "±")
+    return f"{sign}{abs(pct)} % {what}"
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -103,26 +104,28 @@ def _human(n: int | None) -> str:
 def render_table(report: dict, console=None) -> None:
     """Print the report's tables with rich (stdout unless ``console`` says otherwise)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console(file=sys.stdout, width=max(120, Console().width))
-    console.print(f"[dim]{environment_line(report)}[/dim]")
+    console.print(f"[dim]{escape(environment_line(report))}[/dim]")
     base = report["settings"]["baseline"]
     for title, (cols, rows) in (("Models", model_rows(report)), ("Latency, throughput, memory", latency_rows(report)),
                                 (f"Compared with {base} (fp32, same backend and batch)", comparison_rows(report))):
         if not rows:
             continue
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title), title_justify="left")
         for i, col in enumerate(cols):
-            table.add_column(col, justify="left" if i < 3 else "right")
+            table.add_column(escape(col), justify="left" if i < 3 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*[escape(cell) for cell in row])
         console.print(table)
-    for s in report.get("skipped", []):
-        who = f" for {s['model']}" if s.get("model") else ""
-        console.print(f"[yellow]skipped {s['backend']}{who}: {s['reason']}[/yellow]")
+    for sk in report.get("skipped", []):
+        who = f" for {sk['model']}" if sk.get("model") else ""
+        line = f"skipped {sk['backend']}{who}: {sk['reason']}"
+        console.print(f"[yellow]{escape(line)}[/yellow]")
     for note in report.get("notes", []):
-        console.print(f"[yellow]note: {note}[/yellow]")
+        console.print(f"[yellow]{escape('note: ' + note)}[/yellow]")
 
 
 # ---------------------------------------------------------------- files

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from export.errors import VerificationError
-from export.onnx import eval_mode
+from export.onnx import eval_mode, model_device
 
 CHUNK = 64  # images per onnxruntime call
 
@@ -101,10 +101,11 @@ def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
 def torch_logits(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
     """Reference logits of ``model`` in eval mode (its modes restored afterwards)."""
     x = torch.as_tensor(inputs, dtype=torch.float32)
+    device = model_device(model)
     outs = []
     with eval_mode(model), torch.inference_mode():
         for i in range(0, len(x), CHUNK):
-            outs.append(model(x[i:i + CHUNK]).detach().cpu().numpy())
+            outs.append(model(x[i:i + CHUNK].to(device)).detach().float().cpu().numpy())
     return np.concatenate(outs).astype(np.float64)
 
 

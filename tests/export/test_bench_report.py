@@ -120,3 +120,14 @@ def test_sweep_plot(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 10_000
     with pytest.raises(ValueError):
         sweep_plot([{"ratio": 0.5, "macs": 1, "latency_ms": 1.0}], tmp_path / "x.png")
+
+
+def test_render_keeps_brackets_and_rounds_zero(report):
+    from rich.console import Console
+
+    from export.report import fmt_change
+
+    console = Console(record=True, width=200)
+    render_table(report, console=console)
+    assert "pip install compress[tensorrt]" in console.export_text()  # not eaten as rich markup
+    assert fmt_change(-0.004, "memory") == "±0 % memory"
