@@ -117,9 +117,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, min_batch: i
         inp = network.get_input(0)
         if inp.name != INPUT_NAME:
             notes.append(f"network input is named {inp.name!r}, not {INPUT_NAME!r}")
-        chw = tuple(int(d) for d in inp.shape[1:])
+        chw = tuple(int(d) for d in tuple(inp.shape)[1:])  # Dims supports indexing, not slicing
         if any(d < 0 for d in chw):
             raise ExportError(f"{onnx_path.name} has dynamic C/H/W {tuple(inp.shape)}", "export with a fixed image size")
+        if tuple(inp.shape)[0] >= 0 and not min_batch == opt_batch == max_batch == tuple(inp.shape)[0]:
+            raise ExportError(f"{onnx_path.name} has a fixed batch of {tuple(inp.shape)[0]}",
+                              "export with dynamic_batch=True or build with min=opt=max batch equal to it")
         profile = builder.create_optimization_profile()
         profile.set_shape(inp.name, (min_batch, *chw), (opt_batch, *chw), (max_batch, *chw))
         config.add_optimization_profile(profile)

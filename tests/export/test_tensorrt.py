@@ -123,3 +123,56 @@ def test_tensorrt_calibrator_matches_api(tmp_path, images):
     calib.write_calibration_cache(b"abc")
     assert calib.read_calibration_cache() == b"abc"
 
+
+
+# ------------------------------------------------------------------ build flow against a fake module
+@pytest.fixture
+def fake_trt(monkeypatch):
+    """Install a recording stand-in for ``tensorrt`` (version chosen by the test) and pretend a GPU."""
+    from tests.export import fake_tensorrt
+
+    def install(version):
+        module = fake_tensorrt.make(version)
+        monkeypatch.setitem(sys.modules, "tensorrt", module)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+        return module
+
+    return install
+
+
+def test_build_flow_tensorrt10_qdq_sets_int8_and_profile(tmp_path, fake_trt, tiny_onnx, images):
+    from calibrate.readers import TensorCalibrationReader
+    from export.quantize import quantize_int8
+
+    trt = fake_trt("10.9.0")
+    assert tensorrt_available() == (True, "TensorRT 10.9.0 on Fake GPU")
+    q = quantize_int8(tiny_onnx.path, tmp_path / "q.onnx", TensorCalibrationReader(images[:16], "input"), target="tensorrt")
+    info = build_engine(q.path, tmp_path / "e.engine", min_batch=1, opt_batch=4, max_batch=16, fp16=True,
+                        workspace_gib=0.5)
+    assert ("workspace", "WORKSPACE", 1 << 29) in trt.calls
+    assert ("profile", "input", (1, 3, 16, 16), (4, 3, 16, 16), (16, 3, 16, 16)) in trt.calls
+    assert ("flag", "FP16") in trt.calls and ("flag", "INT8") in trt.calls
+    assert info.precision == "int8+fp16" and info.io["input"]["dtype"] == "float32"
+    assert (tmp_path / "e.engine").read_bytes() == b"ENGINE" and info.size_bytes == 6
+
+
+def test_build_flow_tensorrt11_converts_fp16_and_sets_no_flags(tmp_path, fake_trt, tiny_onnx):
+    trt = fake_trt("11.4.0")
+    info = build_engine(tiny_onnx.path, tmp_path / "e.engine", fp16=True)
+    assert not [c for c in trt.calls if c[0] == "flag"]
+    parsed = next(c[1] for c in trt.calls if c[0] == "parse")
+    assert parsed != str(tiny_onnx.path)  # the FP16 copy was parsed
+    assert info.precision == "fp16" and any("to_fp16_onnx" in n for n in info.notes)
+    with pytest.raises(ExportError, match="no INT8 calibrators"):
+        build_engine(tiny_onnx.path, tmp_path / "x.engine", int8_calibrator=object())
+
+
+def test_build_flow_reports_parser_errors(tmp_path, fake_trt, tiny_onnx):
+    trt = fake_trt("10.9.0")
+    trt.OnnxParser.fail = True
+    with pytest.raises(ExportError, match="UNSUPPORTED_NODE: simulated") as err:
+        build_engine(tiny_onnx.path, tmp_path / "e.engine")
+    assert "\n" not in str(err.value) and not (tmp_path / "e.engine").exists()
+    with pytest.raises(ExportError, match="1 <= min <= opt <= max"):
+        build_engine(tiny_onnx.path, tmp_path / "e.engine", min_batch=8, opt_batch=4)
