@@ -8,7 +8,12 @@ config and calls the pipeline; errors are turned into one line and an exit code 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# Idle OpenMP threads that spin steal the cores from whatever runs next (measured: torch latency
+# 20x too high on a busy 2-core machine); must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 
