@@ -45,12 +45,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="resnet20,resnet32")
     parser.add_argument("--targets", default="ratio,macs")
+    parser.add_argument("--out", default=None, help="keep the pruned folders here (default: a temporary folder)")
     parser.add_argument("extra", nargs="*", help="extra compress prune options, after --")
     args = parser.parse_args()
     require_shared()
     print(f"{'model':<10}{'target':<18}{'unpruned':>9}{'one-shot':>9}{'recovered':>10}{'gap':>7}{'MACs':>16}"
           f"{'recover s':>10}{'epochs':>7}{'peak RSS':>10}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.out or scratch
         for model in args.models.split(","):
             for target in args.targets.split(","):
                 s = run(model, target, Path(tmp) / f"{model}-{target}", args.extra)
