@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 
 def _ints(ctx, param, value: str) -> tuple[int, ...]:
@@ -19,18 +19,10 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     return items
 
 
-def _backends(ctx, param, value: str) -> tuple[str, ...]:
-    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
-    bad = [v for v in items if v not in ("torch", "onnxruntime", "tensorrt")]
-    if bad or not items:
-        raise click.BadParameter(f"unknown backend(s) {', '.join(bad) or '(none)'}; choose torch, onnxruntime, tensorrt")
-    return items
-
-
 @click.command()
 @click.argument("first", metavar="OUT_OR_A", type=click.Path(exists=True))
 @click.argument("second", metavar="[B]", required=False, type=click.Path(exists=True))
-@click.option("--backend", "backends", callback=_backends, default="torch,onnxruntime", show_default=True)
+@click.option("--backend", "backends", callback=comma_choice(("torch", "onnxruntime", "tensorrt")), default="torch,onnxruntime", show_default=True)
 @click.option("--batch", "batches", callback=_ints, default="1,32", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Folder for report.json/md/png (default: OUT, or ./bench-report for two models).")

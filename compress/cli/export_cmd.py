@@ -6,20 +6,12 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
-
-
-def _formats(ctx, param, value: str) -> tuple[str, ...]:
-    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
-    bad = [v for v in items if v not in ("onnx", "int8", "trt")]
-    if bad or not items:
-        raise click.BadParameter(f"unknown format(s) {', '.join(bad) or '(none)'}; choose from onnx, int8, trt")
-    return items
+from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 
 @click.command()
 @click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
-@click.option("--format", "formats", callback=_formats, default="onnx,int8", show_default=True,
+@click.option("--format", "formats", callback=comma_choice(("onnx", "int8", "trt")), default="onnx,int8", show_default=True,
               help="Comma-separated: onnx, int8, trt.")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")

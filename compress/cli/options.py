@@ -80,3 +80,16 @@ __all__ = [
     "preprocess_kwargs",
     "preprocess_options",
 ]
+
+
+def comma_choice(allowed: tuple[str, ...], *, required: bool = True) -> Callable:
+    """A Click callback parsing ``a,b,c`` into a tuple of names from ``allowed``."""
+
+    def parse(ctx, param, value: str | None) -> tuple[str, ...]:
+        items = tuple(v.strip().lower() for v in (value or "").split(",") if v.strip())
+        bad = [v for v in items if v not in allowed]
+        if bad or (required and not items):
+            raise click.BadParameter(f"unknown value(s) {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+        return items
+
+    return parse

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import click
 
-from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
-
-
-def _formats(ctx, param, value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
-    bad = [v for v in items if v not in ("onnx", "int8", "trt")]
-    if bad:
-        raise click.BadParameter(f"unknown format(s) {', '.join(bad)}; choose from onnx, int8, trt")
-    return items
 
 
 @click.command()
@@ -48,7 +38,7 @@ def _formats(ctx, param, value: str | None) -> tuple[str, ...]:
 @click.option("--recover-lr", type=float, default=None, help="Peak learning rate of distillation.")
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--export", "formats", callback=_formats, default=None, metavar="FORMATS",
+@click.option("--export", "formats", callback=comma_choice(("onnx", "int8", "trt"), required=False), default=None, metavar="FORMATS",
               help="Also export: onnx,int8,trt.")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
 @click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
