@@ -5,15 +5,14 @@ The student trains in train mode (its BatchNorm statistics follow its new channe
 runs in eval mode without gradients and is never changed. Progress is judged on a held-out split
 by top-1 agreement with the teacher; the best student seen (ties -> later) is what comes back.
 
-Budget (``epochs`` / ``steps``; both ``None`` = automatic, see :func:`auto_epochs`): recovery gets
-better with more *passes* when images are few, and needs fewer passes when they are many, so the
-automatic budget is a sample budget of ~108k augmented images (60 epochs of 1,800 images),
-bounded to 5..60 epochs.
+Budget (``epochs`` / ``steps``; both ``None`` = automatic, see :func:`auto_epochs`): few images need
+many augmented passes (60 epochs of 1,800 CIFAR images recover ResNet-20 to within ~1.5 points);
+many images need fewer passes, and fewer samples in all, since distinct images carry more than
+repeated ones.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -30,11 +29,10 @@ from compress.errors import UsageError
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
-AUTO_SAMPLE_BUDGET = 108_000  # augmented images seen by the automatic budget
-AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 5.0, 60.0
+AUTO_SAMPLES = 108_000  # augmented images seen by the automatic budget at and below...
+AUTO_KNEE = 1_800  # ...this many training images (60 epochs); beyond, samples fall as 1/sqrt(n)
 AUTO_EVALS = 12  # held-out evaluations per run when eval_every is None
 
-Images = "torch.Tensor | Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, Any]]"
 
 
 class DistillConfigError(UsageError, ValueError):
@@ -42,13 +40,17 @@ class DistillConfigError(UsageError, ValueError):
 
 
 def auto_epochs(n_train: int) -> float:
-    """Automatic epochs for ``n_train`` images: ~108k samples, clamped to [5, 60] epochs.
+    """Automatic epochs for ``n_train`` training images.
 
-    1,800 images (2,000 minus the hold-out) -> 60 epochs; 5,000 -> 21.6; 21,600 or more -> 5.
+    samples = 108k * min(1, sqrt(1800 / n)), epochs = max(1, samples / n):
+    200 images -> 540 epochs, 1,800 -> 60, 4,500 -> 15.2 (68k samples), 9,000 -> 5.4,
+    18,000 -> 1.9, 32,400 or more -> 1. On 2 CPU cores this is ~4 min for a half-pruned
+    ResNet-20 (140 ms per batch of 64) and ~6.5 min for ResNet-56 on 4,500 images.
     """
     if n_train <= 0:
         raise DistillConfigError("no training images", "give at least one calibration image")
-    return float(min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, AUTO_SAMPLE_BUDGET / n_train)))
+    samples = AUTO_SAMPLES * min(1.0, math.sqrt(AUTO_KNEE / n_train))
+    return float(max(1.0, samples / n_train))
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class DistillConfig:
     epochs: float | None = None
     steps: int | None = None
     batch_size: int = 64
-    lr: float = 0.1
+    lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"

@@ -248,7 +248,10 @@ def test_config_validation(kwargs, match):
 def test_config_to_dict_and_auto_budget(pair):
     d = DistillConfig(steps=5).to_dict()
     assert d["steps"] == 5 and d["epochs"] is None and d["temperature"] == 4.0
-    assert auto_epochs(1800) == 60.0 and auto_epochs(5000) == pytest.approx(21.6) and auto_epochs(10**6) == 5.0
+    assert auto_epochs(1800) == pytest.approx(60.0) and auto_epochs(200) == pytest.approx(540.0)
+    assert auto_epochs(4500) == pytest.approx(15.18, abs=0.01) and auto_epochs(10**6) == 1.0
+    epochs = [auto_epochs(n) for n in (100, 1000, 1800, 3000, 9000, 30000)]
+    assert epochs == sorted(epochs, reverse=True)  # more images, fewer passes
     student, teacher, train, hold = pair
     with pytest.raises(ValueError, match="needs a CUDA device"):
         distill(student, teacher, train, hold, DistillConfig(steps=1, amp="bf16"), device="cpu", progress=False)
