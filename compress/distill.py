@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
+from compress import distributed
 from compress.errors import UsageError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -275,14 +276,15 @@ class _TrainStream:
                     raise DistillConfigError("the training loader yielded no batches", "check the calibration images")
 
 
-def _budget(config: DistillConfig, stream: _TrainStream) -> tuple[int, float | None]:
-    """(total steps, epochs) for the run."""
+def _budget(config: DistillConfig, stream: _TrainStream, n_global: int | None = None) -> tuple[int, float | None]:
+    """(total steps, epochs) for the run; under data parallelism steps are global (one optimizer
+    step across all ranks) and the automatic budget follows the images of all ranks together."""
     if config.steps is not None:
         spe = stream.steps_per_epoch
         return config.steps, (config.steps / spe if spe else None)
     if stream.steps_per_epoch is None or stream.n_train is None:
         raise DistillConfigError("an epoch budget needs a training loader with a length", "give steps=... instead")
-    epochs = config.epochs if config.epochs is not None else auto_epochs(stream.n_train)
+    epochs = config.epochs if config.epochs is not None else auto_epochs(n_global or stream.n_train)
     return max(1, math.ceil(epochs * stream.steps_per_epoch)), epochs
 
 
@@ -344,11 +346,17 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     dev = resolve_device(device)
     amp_dtype = _amp_dtype(config, dev)
     cl = config.channels_last == "on" or (config.channels_last == "auto" and dev.type == "cuda")
-    gen = torch.Generator().manual_seed(config.seed)
+    n_global = train_images.shape[0] if isinstance(train_images, torch.Tensor) else None
+    rank_seed = 7919 * distributed.rank()  # each rank its own shuffles and augmentations
+    if distributed.active() and isinstance(train_images, torch.Tensor):
+        train_images = train_images[distributed.shard(n_global)]  # this rank's share of the images
+    progress = progress and distributed.is_main()
+    gen = torch.Generator().manual_seed(config.seed + rank_seed)
     stream = _TrainStream(train_images, config.batch_size, gen)
-    total, epochs = _budget(config, stream)
+    total, epochs = _budget(config, stream, n_global)
     every = config.eval_every or max(1, math.ceil(total / AUTO_EVALS))
-    augment = BatchAugment(config.augment, cutmix=config.cutmix, pad_mode=config.pad_mode, seed=config.seed + 1)
+    augment = BatchAugment(config.augment, cutmix=config.cutmix, pad_mode=config.pad_mode,
+                           seed=config.seed + 1 + rank_seed)
 
     s_dev, t_dev, s_was, t_was = _device_of(student), _device_of(teacher), student.training, teacher.training
     student.to(dev)
@@ -420,6 +428,10 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
             best.update(agreement=agree, kl=kl, step=step, state=_snapshot(student))
 
     student.train()
+    net = student
+    if distributed.active():  # gradients averaged across ranks; held-out checks run on every rank alike
+        ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(student, device_ids=ids)
     batches = iter(stream)
     with bar:
         task = bar.add_task("distill", total=total, status="")
@@ -431,11 +443,12 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
                 with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     with torch.no_grad():
                         t = teacher(x)
-                    s = student(x)
+                    s = net(x)
                 loss = _kl_per_image(s, t, T).mean() * (T * T)
                 match = (s.argmax(1) == t.argmax(1)).float().mean()
                 loss_v, match_v = torch.stack([loss.detach(), match]).tolist()
-                if not math.isfinite(loss_v):
+                bad = torch.tensor([0.0 if math.isfinite(loss_v) else 1.0], device=dev)
+                if distributed.all_reduce_sum(bad).item() > 0:  # one rank's NaN stops them all
                     stopped = f"non-finite loss at step {step}"
                     break
                 opt.zero_grad(set_to_none=True)

@@ -31,7 +31,7 @@ def test_two_processes_match_one(tiny_assets, tmp_path):
         assert y["score"] == pytest.approx(x["score"], rel=1e-9, abs=1e-18)
     assert json.loads((tmp_path / "single" / "plan.json").read_text())["cuts"] == \
         json.loads((tmp_path / "multi" / "plan.json").read_text())["cuts"]
-    # distillation ran and improved agreement; one output folder, no leftovers
+    # distillation ran data-parallel (DDP) and improved agreement; one output folder, no leftovers
     assert multi["recover_steps"] == 8 and multi["agreement_recovered"] >= multi["agreement_pruned"]
     assert err.count("wrote ") <= 1 and not list(tmp_path.glob(".*partial*"))
     from compress.loading import load_model
