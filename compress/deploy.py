@@ -114,8 +114,8 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 
 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
-              batches=(1, 32), threads=None, iters=50, warmup=10, progress=True, measure_memory=True,
-              show: bool = True) -> dict[str, Any]:
+              batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
+              measure_memory=True, show: bool = True) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report."""
     from export.bench import BenchModel, run_bench
     from export.onnx import export_onnx
@@ -135,7 +135,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement))
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
-                       iters=iters, warmup=warmup, progress=progress, measure_memory=measure_memory)
+                       iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
+                       measure_memory=measure_memory)
     write_report(report, out_dir)
     if show:
         render_table(report)

@@ -33,11 +33,13 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime (default: all cores).")
 @click.option("--iters", type=int, default=50, show_default=True)
 @click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--min-seconds", type=float, default=2.0, show_default=True,
+              help="Keep timing each model at least this long (stabilises fast batch-1 runs).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS of a fresh process per row.")
 @model_options
 @preprocess_options
 @json_option
-def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, memory, as_json,
+def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, min_seconds, memory, as_json,
           **model_params):
     """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
     from compress.bench_sides import load_sides
@@ -46,7 +48,8 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
 
     sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
     report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches, threads=threads,
-                       iters=iters, warmup=warmup, measure_memory=memory, show=not as_json)
+                       iters=iters, warmup=warmup, min_seconds=min_seconds, measure_memory=memory,
+                       show=not as_json)
     if as_json:
         output.emit_json(report)
     else:
