@@ -40,4 +40,11 @@ def eval_set(preprocess):
 
 
 def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM); ru_maxrss can carry a forking parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -92,12 +92,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="resnet32")
     parser.add_argument("--child", default=None)
+    parser.add_argument("--cost-only", action="store_true", help="skip the accuracy table")
     args = parser.parse_args()
     require_shared()
     if args.child:
         child(args.child, args.model)
         return
-    accuracy_table(args.model)
+    if not args.cost_only:
+        accuracy_table(args.model)
     print("\ncost over the same 2,000 images, batch 64, each in a fresh process:")
     for mode in ("forward-backward", "taylor-sq", "taylor-abs"):
         out = subprocess.run([sys.executable, __file__, "--model", args.model, "--child", mode],
