@@ -5,7 +5,6 @@ TensorRT, and the original-vs-compressed benchmark. Shared by ``compress prune -
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

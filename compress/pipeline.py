@@ -4,22 +4,18 @@ plain data in and out; the CLI only parses options into a :class:`PruneConfig`."
 
 from __future__ import annotations
 
-import copy
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 import torch.nn as nn
 
 from compress.atomic import atomic_dir
 from compress.distill import DistillConfig
-from compress.errors import PruneError, UsageError
+from compress.errors import UsageError
 from compress.importance import ImportanceConfig
 from compress.plan import PrunePolicy
-from compress.spec import LoadedModel
 
 
 @dataclass(frozen=True)
