@@ -27,7 +27,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
               help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
 @click.option("--max-images", type=int, default=None, help="Use at most this many calibration images.")
 @click.option("--importance-images", type=int, default=None, help="Score importance on at most this many.")
-@click.option("--max-layer-ratio", type=float, default=0.8, show_default=True, help="Cap on the fraction any layer loses.")
+@click.option("--max-layer-ratio", type=float, default=0.5, show_default=True, help="Cap on the fraction any layer loses.")
 @click.option("--min-channels", type=int, default=1, show_default=True, help="No layer ends narrower than this.")
 @click.option("--round-to", type=int, default=8, show_default=True, help="Surviving widths are multiples of this (1: off).")
 @click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")
