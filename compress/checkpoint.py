@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from compress.errors import CheckpointError
+from compress.errors import CheckpointError, one_line
 
 # Keys under which training scripts commonly store the model weights, most likely first.
 PLAIN_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params", "module")
@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except (AttributeError, ModuleNotFoundError, ImportError) as err:
         raise CheckpointError(
-            f"{path} pickles classes this Python cannot import ({_one_line(err)})",
+            f"{path} pickles classes this Python cannot import ({one_line(err)})",
             "make the code that defined the model importable, or save a state_dict and use --arch",
         ) from err
     except Exception as err:  # noqa: BLE001
@@ -84,7 +84,7 @@ def _unreadable(path: Path, err: BaseException) -> CheckpointError:
 
 def _reason(err: BaseException) -> str:
     """The informative part of a loader's (often very long) error text."""
-    text = _one_line(err)
+    text = one_line(err)
     inner = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\s*Check the documentation|$)", " ".join(str(err).split()))
     if inner:
         text = inner.group(1)
@@ -125,7 +125,7 @@ def _read_exported(path: Path) -> Any:
         return torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(
-            f"{path} is not a loadable torch.export program ({type(err).__name__}: {_one_line(err)})",
+            f"{path} is not a loadable torch.export program ({type(err).__name__}: {one_line(err)})",
             "write it with torch.export.save(torch.export.export(model, args), path)",
         ) from err
     finally:
@@ -257,7 +257,7 @@ def load_weights(
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(
-            f"{path} does not fit {target}: {_one_line(err)}", "check --arch / --arch-kwargs (e.g. num_classes)"
+            f"{path} does not fit {target}: {one_line(err)}", "check --arch / --arch-kwargs (e.g. num_classes)"
         ) from err
     return model
 
@@ -281,12 +281,6 @@ def _align_prefix(state: dict[str, torch.Tensor], expected: Mapping[str, Any]) -
 def _shorten(items: list[str], limit: int = 4) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" … and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return text if len(text) <= 240 else text[:237] + "..."
 
 
 __all__ = [

@@ -8,6 +8,8 @@ this package) but follow the same protocol: ``exit_code`` and ``hint`` attribute
 
 from __future__ import annotations
 
+import re
+
 
 class CompressError(Exception):
     """Base of all expected failures. ``str(err)`` is the one-line message."""
@@ -57,3 +59,9 @@ class RecoveryError(CompressError):
     """Distillation that had to stop (non-finite loss and the like)."""
 
     exit_code = 7
+
+
+def one_line(err: BaseException, limit: int = 240) -> str:
+    """An exception's text on one line (whitespace collapsed, colour codes dropped), cut at ``limit``."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(err).split()))
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from compress.errors import ArchError
+from compress.errors import ArchError, one_line
 
 ALIASES: dict[str, str] = {
     **{f"cifar_resnet{d}": f"compress.archs.cifar_resnet:resnet{d}" for d in (20, 32, 44, 56, 110)},
@@ -89,7 +89,7 @@ def resolve_arch(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
         raise
     except Exception as err:  # noqa: BLE001 - user code may raise anything
         raise ArchError(
-            f"--arch {spec}: {where}({_fmt_kwargs(kwargs)}) raised {type(err).__name__}: {_one_line(err)}",
+            f"--arch {spec}: {where}({_fmt_kwargs(kwargs)}) raised {type(err).__name__}: {one_line(err, 200)}",
             "check --arch-kwargs",
         ) from err
     if not isinstance(model, nn.Module):
@@ -223,7 +223,7 @@ def _import_module(name: str) -> ModuleType:
         ) from err
     except Exception as err:  # noqa: BLE001 - user module may raise anything on import
         raise ArchError(
-            f"--arch: importing module {name!r} raised {type(err).__name__}: {_one_line(err)}",
+            f"--arch: importing module {name!r} raised {type(err).__name__}: {one_line(err, 200)}",
             "fix the module or name another one",
         ) from err
 
@@ -245,7 +245,7 @@ def _import_file(path_text: str) -> ModuleType:
     except Exception as err:  # noqa: BLE001 - user file may raise anything
         sys.modules.pop(mod_name, None)
         raise ArchError(
-            f"--arch: importing {path_text} raised {type(err).__name__}: {_one_line(err)}",
+            f"--arch: importing {path_text} raised {type(err).__name__}: {one_line(err, 200)}",
             "fix the file or name another one",
         ) from err
     return module
@@ -253,11 +253,6 @@ def _import_file(path_text: str) -> ModuleType:
 
 def _fmt_kwargs(kwargs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 __all__ = [
