@@ -21,7 +21,7 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
           arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, out: str | None = None,
           importance: str = "taylor-sq", recover: bool = True, recover_epochs: float | None = None,
           eval_dir: str | None = None, export: tuple[str, ...] = (), bench: bool = False,
-          round_to: int = 8, max_layer_ratio: float = 0.5, keep: tuple[str, ...] = (), seed: int = 0,
+          round_to: int = 8, max_layer_ratio: float | None = None, keep: tuple[str, ...] = (), seed: int = 0,
           device: str = "auto", overwrite: bool = False, progress: bool = True, quiet: bool = False,
           **load: Any) -> PruneResult:
     """Prune ``checkpoint`` with importance from the unlabeled images in ``calib``.

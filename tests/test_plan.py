@@ -32,8 +32,22 @@ def test_target_macs_is_met():
     assert plan.macs_after <= 0.6 * plan.macs_before and not plan.limited_by_caps
     # with the stem protected the same target is out of reach: said, not silently missed
     groups = groups_of(model, x)
-    plan = select(groups, _scores(groups), PrunePolicy(target_macs=0.6, round_to=1))
+    plan = select(groups, _scores(groups), PrunePolicy(target_macs=0.6, round_to=1, max_layer_ratio=0.5))
     assert plan.limited_by_caps and "not reachable" in plan.notes[0]
+    plan = select(groups, _scores(groups), PrunePolicy(target_macs=0.05, round_to=1))
+    assert plan.limited_by_caps and "not reachable" in plan.notes[0] and plan.max_layer_ratio == 0.875
+
+
+def test_default_cap_is_raised_only_as_far_as_the_target_needs():
+    model, x = build("chain")
+    groups = groups_of(model, x, prune_stem=True)
+    easy = select(groups, _scores(groups), PrunePolicy(target_macs=0.6, round_to=1))
+    assert easy.max_layer_ratio == 0.5 and not easy.notes
+    hard = select(groups, _scores(groups), PrunePolicy(target_macs=0.2, round_to=1))
+    assert not hard.limited_by_caps and hard.macs_after <= 0.2 * hard.macs_before
+    assert hard.max_layer_ratio > 0.5 and "cap raised" in hard.notes[-1]
+    fixed = select(groups, _scores(groups), PrunePolicy(target_macs=0.2, round_to=1, max_layer_ratio=0.5))
+    assert fixed.limited_by_caps and fixed.max_layer_ratio == 0.5
 
 
 def test_round_to_gives_multiples_or_unchanged_widths():
