@@ -15,6 +15,7 @@ from compress.atomic import atomic_dir
 from compress.distill import DistillConfig
 from compress.errors import UsageError
 from compress.importance import ImportanceConfig
+from compress.latency.config import LatencyConfig
 from compress.plan import PrunePolicy
 
 
@@ -26,6 +27,7 @@ class PruneConfig:
     out: str | None = None
     load: dict[str, Any] = field(default_factory=dict)  # compress.loading.load_model keyword arguments
     importance: ImportanceConfig = ImportanceConfig()
+    latency: LatencyConfig = LatencyConfig()  # used with a latency target only
     recover: bool = True
     distill: DistillConfig = DistillConfig()
     eval_dir: str | None = None
@@ -83,9 +85,11 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
     data = stages.calibration(config, loaded, say)
     groups = stages.graph(loaded, data, config, say)
     scores, importance = stages.importance(loaded, groups, data, config, say)
-    plan = stages.plan(groups, scores, config, say)
+    plan, latency = stages.plan(loaded, groups, scores, config, say)
     student = stages.cut(loaded, plan, data, say)
     summary = stages.measure_pruned(loaded, student, plan, groups, importance, config, data, say)
+    if latency is not None:
+        summary["latency"] = latency
     evaluation = stages.evaluation(config, loaded, say)
     if evaluation is not None:
         summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned")))

@@ -82,16 +82,28 @@ def importance(loaded, groups, data, config, say):
     return unit_scores(groups, result), result
 
 
-def plan(groups, scores, config, say):
-    from compress.plan import select
+def plan(loaded, groups, scores, config, say):
+    """The plan, and the latency record when the target is a latency (else None)."""
+    from compress.plan import importance_kept, select
 
-    plan = select(groups, scores, config.policy)
+    latency = None
+    if config.policy.latency_target:
+        from compress import distributed
+        from compress.latency.stage import latency_plan
+
+        if distributed.is_main():  # one process times; under torchrun the others take its plan
+            plan, latency = latency_plan(loaded.model, groups, scores, config.policy, config.latency,
+                                         loaded.spec.input_size, say, progress=config.progress)
+        plan, latency = distributed.broadcast((plan, latency) if distributed.is_main() else None)
+    else:
+        plan = select(groups, scores, config.policy)
+    plan.importance_kept = importance_kept(groups, scores, plan.removed)
     for note in plan.notes:
         say.warn(note)
     say.info(f"plan: remove {plan.channels_removed} of {plan.channels_prunable} prunable channels "
              f"({plan.ratio_removed:.1%}); MACs {plan.macs_before:,} -> {plan.macs_after:,} "
              f"({plan.macs_after / max(plan.macs_before, 1):.2f}x)")
-    return plan
+    return plan, latency
 
 
 def cut(loaded, plan, data, say):
@@ -126,6 +138,8 @@ def measure_pruned(loaded, student, plan, groups, importance, config, data, say)
         "macs_before": count_macs(loaded.model, shape),
         "macs_after": count_macs(student, shape),
         "policy": config.policy.to_dict(),
+        "max_layer_ratio": plan.max_layer_ratio,
+        "importance_kept": None if plan.importance_kept is None else round(plan.importance_kept, 4),
         "calibration": data.counts,
         "protected_groups": [g.to_dict() for g in groups.protected_groups()],
         "widths": {k: list(v) for k, v in plan.widths.items() if v[0] != v[1]},

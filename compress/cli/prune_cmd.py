@@ -15,6 +15,13 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
               help="Folder of unlabeled images (searched recursively).")
 @click.option("--ratio", type=float, default=None, help="Fraction of prunable channels to remove, e.g. 0.5.")
 @click.option("--target-macs", type=float, default=None, help="Remove channels until MACs fall to this fraction.")
+@click.option("--target-latency", default=None, metavar="TIME",
+              help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
+@click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default="onnxruntime",
+              show_default=True, help="Runtime a latency target is measured on.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Batch size a latency target is measured at.")
+@click.option("--threads", type=int, default=None, help="CPU threads of that runtime (default: all cores).")
 @click.option("-o", "--out", type=click.Path(), default=None, help="Output folder (default: CHECKPOINT.pruned next to it).")
 @model_options
 @preprocess_options
@@ -27,7 +34,8 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
               help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
 @click.option("--max-images", type=int, default=None, help="Use at most this many calibration images.")
 @click.option("--importance-images", type=int, default=None, help="Score importance on at most this many.")
-@click.option("--max-layer-ratio", type=float, default=0.5, show_default=True, help="Cap on the fraction any layer loses.")
+@click.option("--max-layer-ratio", type=float, default=None,
+              help="Cap on the fraction any layer loses (default: 0.5, raised in steps to 0.875 only if a target needs it).")
 @click.option("--min-channels", type=int, default=1, show_default=True, help="No layer ends narrower than this.")
 @click.option("--round-to", type=int, default=8, show_default=True, help="Surviving widths are multiples of this (1: off).")
 @click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")
@@ -50,7 +58,8 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
-def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels, seed, eval_dir, max_images,
+def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
+          importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
           recover_steps, recover_lr, temperature, batch_size, formats, int8_method, target, bench, device,
           devices, overwrite, no_progress, as_json, **model_params):
@@ -61,19 +70,24 @@ def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels,
         _relaunch(devices)
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
+    from compress.latency.config import LatencyConfig, parse_latency
     from compress.pipeline import PruneConfig, run_prune
     from compress.plan import PrunePolicy
 
-    if ratio is None and target_macs is None:
+    target_ms = parse_latency(target_latency) if target_latency is not None else None
+    if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
         ratio = 0.5
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, lr=recover_lr,
                                             temperature=temperature).items() if v is not None}
     config = PruneConfig(
         checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
-        policy=PrunePolicy(ratio=ratio, target_macs=target_macs, max_layer_ratio=max_layer_ratio,
+        policy=PrunePolicy(ratio=ratio, target_macs=target_macs, target_latency_ms=target_ms,
+                           target_speedup=target_speedup, max_layer_ratio=max_layer_ratio,
                            min_channels=min_channels, round_to=round_to, keep=tuple(keep), prune_stem=prune_stem),
         importance=ImportanceConfig(name=importance, draws=draws, seed=seed, batch_size=batch_size, device=device,
                                     progress=not no_progress),
+        latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
+                              device=_latency_device(device) if backend == "torch" else "cpu"),
         recover=recover, distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
@@ -81,6 +95,14 @@ def prune(checkpoint, calib, ratio, target_macs, out, importance, draws, labels,
     )
     result = run_prune(config)
     _show(result, as_json)
+
+
+def _latency_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _relaunch(devices: int) -> None:
@@ -121,6 +143,13 @@ def _show(result, as_json: bool) -> None:
         ("parameters", s["params_before"], s["params_after"], _ratio(s["params_after"], s["params_before"])),
         ("MACs", s["macs_before"], s["macs_after"], _ratio(s["macs_after"], s["macs_before"])),
     ]
+    if "latency" in s:
+        lat = s["latency"]
+        rows.append((f"latency, {lat['backend']} batch {lat['batch']} (ms)", f"{lat['original_ms']:.3f}",
+                     f"{lat['measured_ms']:.3f}", f"{lat['speedup']:.2f}x faster; target {lat['target_ms']:.3f}, "
+                     f"predicted {lat['predicted_ms']:.3f}"))
+        rows.append(("importance kept", "100 %", _pct(lat["importance_kept"]),
+                     f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
     if "top1_before" in s:
         rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(s.get("top1_recovered", s.get("top1_pruned"))),
                      f"one-shot {_pct(s.get('top1_pruned'))}"))

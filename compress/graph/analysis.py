@@ -52,6 +52,7 @@ class LayerCall:
     module: str
     kind: str  # "conv" | "linear"
     macs_per_io: int  # multiply-accumulates per (input channel per group x output channel)
+    in_shape: tuple[int, ...] = ()  # the input's shape in the trace (batch first), for latency tables
 
 
 @dataclass
@@ -218,14 +219,14 @@ class Analyzer:
         out = self.shape(node)
         if rule.rule == "linear":
             tokens = int(np.prod(out[:-1])) // max(out[0], 1) if len(out) > 1 else 1
-            self.calls.append(LayerCall(node.target, "linear", tokens))
+            self.calls.append(LayerCall(node.target, "linear", tokens, self.shape(node.args[0])))
             return
         spatial = int(np.prod(out[2:])) if len(out) > 2 else 1
         kernel = int(np.prod(module.kernel_size))
         if getattr(module, "transposed", False):
             in_shape = self.shape(node.args[0])
             spatial = int(np.prod(in_shape[2:])) if len(in_shape) > 2 else 1
-        self.calls.append(LayerCall(node.target, "conv", spatial * kernel))
+        self.calls.append(LayerCall(node.target, "conv", spatial * kernel, self.shape(node.args[0])))
 
     def _find_probes(self) -> None:
         for node in self.gm.graph.nodes:

@@ -1,0 +1,169 @@
+"""``prune --target-latency/--target-speedup``: table -> model -> selection -> measured check.
+
+1. Time every varying conv/linear layer alone at its grid widths on the target runtime (cached,
+   see ``compress.latency.table``).
+2. Measure the original network and a few pruned configurations; fit ``a·raw + b``; report the
+   prediction error on other configurations it was not fitted on (held out).
+3. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
+   pruned network, measure it. If it misses the target by more than the tolerance, scale the goal
+   by target/measured and select again (a few rounds); keep the closest.
+4. Time the original and the chosen network interleaved: those are the figures reported.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from compress.latency.config import LatencyConfig
+from compress.latency.model import LatencyModel
+from compress.latency.search import candidates, search
+from compress.latency.table import LatencyTable
+from compress.latency.terms import kept_widths, latency_terms, model_key
+from compress.plan import AUTO_CAPS, Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
+from compress.progress import progress_bar
+
+FIT_FRACTIONS = (0.5, 1.0)  # uniform configurations (share of each group's allowed cut) fitted on
+RANDOM_FIT, HELD_OUT = 1, 3  # random configurations fitted on / held out for the error figure
+FINAL_SECONDS = 2.0
+KEEP_VERIFY = 24  # measured selections kept in the table (they refine later fits)
+
+
+def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyConfig, input_shape, say,
+                 *, progress: bool = True, timer=None) -> tuple[Plan, dict[str, Any]]:
+    from export.layer_timing import make_timer
+
+    timer = timer or make_timer(latency.backend, batch=latency.batch, threads=latency.threads, device=latency.device)
+    shape = tuple(input_shape)
+    example = timer.example(shape)
+    terms = latency_terms(groups, policy.round_to)
+    table = LatencyTable.open(model_key(terms, shape), timer.describe(), latency.cache_dir)
+    if table.stale_reason:
+        say.warn(f"latency table {table.path} not reused: {table.stale_reason}; measuring again")
+    _fill(table, terms, timer, say, progress)
+    lat = LatencyModel(terms, table)
+    none = np.zeros(len(groups.graph.sets), dtype=bool)
+    full_raw = lat.raw(kept_widths(groups, none))
+
+    def measure(removed: list[int]) -> tuple[float, float, Any]:
+        """(raw prediction, measured ms, runner) of the network without ``removed``."""
+        mask = none.copy()
+        mask[removed] = True
+        run = timer.runner(_cut(model, groups, removed), example)
+        return lat.raw(kept_widths(groups, mask)), timer.time_runner(run), run
+
+    original_run = timer.runner(model, example)
+    original_ms = timer.time_runner(original_run)
+    if not table.points("fit"):
+        table.add_network(full_raw, original_ms, "fit")
+        for removed in _configs(groups, scores, policy, len(FIT_FRACTIONS) + RANDOM_FIT, seed=0):
+            raw, ms, _ = measure(removed)
+            table.add_network(raw, ms, "fit")
+    if not table.points("held-out"):
+        for removed in _configs(groups, scores, policy, HELD_OUT, seed=1, uniform=False):
+            raw, ms, _ = measure(removed)
+            table.add_network(raw, ms, "held-out")
+    table.save()
+    lat.fit(table.points("fit"))
+    errors = lat.errors(table.points("held-out"))
+    say.info(f"latency model ({latency.backend}, batch {latency.batch}, {timer.threads} threads): "
+             f"{len(table.entries)} layer timings ({table.measured} measured now); prediction error on "
+             f"{len(errors)} held-out configurations: mean {np.mean(errors):.1%}, max {np.max(errors):.1%}")
+    lat.fit(table.points("fit", "held-out", "verify"))
+
+    target = policy.target_latency_ms or original_ms / policy.target_speedup
+    goal, attempts, best = target, [], None
+    for attempt in range(latency.attempts):
+        sel, cap = _select(groups, scores, policy, lat, goal)
+        raw, ms, run = measure(sel.removed)
+        table.add_network(raw, ms, "verify")
+        attempts.append({"goal_ms": round(goal, 4), "predicted_ms": round(sel.predicted_ms, 4),
+                         "measured_ms": round(ms, 4), "reached": sel.reached, "max_layer_ratio": cap})
+        say.info(f"latency round {attempt + 1}: goal {goal:.3f} ms, predicted {sel.predicted_ms:.3f} ms, "
+                 f"measured {ms:.3f} ms (target {target:.3f} ms)")
+        miss = abs(ms - target) / target
+        if best is None or miss < best[0]:
+            best = (miss, sel, cap, run)
+        if miss <= latency.tolerance or (not sel.reached and ms > target):
+            break
+        goal *= target / ms
+    table.networks = [p for p in table.networks if p["role"] != "verify"] + table.points("verify")[-KEEP_VERIFY:]
+    table.save()
+    miss, sel, cap, run = best
+    before, measured = timer.compare(original_run, run, FINAL_SECONDS)
+    if policy.target_speedup:  # a relative target is judged against the original timed beside it
+        target = before / policy.target_speedup
+    plan = plan_for_units(groups, sel.removed)
+    plan.max_layer_ratio = cap
+    kept = importance_kept(groups, scores, sel.removed)
+    if not sel.reached:
+        plan.limited_by_caps = True
+        plan.notes.append(f"latency target {target:.3f} ms not reachable under the layer caps: the narrowest "
+                          f"allowed network is predicted at {sel.predicted_ms:.3f} ms")
+    if cap != AUTO_CAPS[0] and policy.max_layer_ratio is None:
+        plan.notes.append(f"per-layer cap raised to {cap:.0%} to reach the latency target")
+    record = {
+        "backend": latency.backend, "batch": latency.batch, "threads": timer.threads, "device": timer.device,
+        "target_ms": round(target, 4), "target_speedup": policy.target_speedup,
+        "predicted_ms": round(sel.predicted_ms, 4), "measured_ms": round(measured, 4),
+        "original_ms": round(before, 4), "speedup": round(before / measured, 3),
+        "target_error": round(measured / target - 1, 4), "importance_kept": round(kept, 4),
+        "prediction_error": {"mean": round(float(np.mean(errors)), 4), "max": round(float(np.max(errors)), 4),
+                             "configs": len(errors)},
+        "fit": {"a": lat.a, "b_ms": lat.b}, "attempts": attempts,
+        "table": {"path": str(table.path), "entries": len(table.entries), "measured_now": table.measured,
+                  "reused": table.reused},
+    }
+    say.info(f"latency: target {target:.3f} ms, predicted {sel.predicted_ms:.3f} ms, measured {measured:.3f} ms "
+             f"vs original {before:.3f} ms ({before / measured:.2f}x); importance kept {kept:.1%}")
+    return plan, record
+
+
+def _fill(table: LatencyTable, terms, timer, say, progress: bool) -> None:
+    missing, seen = [], set()
+    for t in terms:
+        for cin, cout in t.points():
+            key = table.entry_key(t.spec.key(), cin, cout)
+            if key not in table.entries and key not in seen:
+                seen.add(key)
+                missing.append((t, cin, cout))
+    if not missing:
+        return
+    say.info(f"latency table: timing {len(missing)} layer shapes on {timer.backend} (cached in {table.path})")
+    with progress_bar("latency table", len(missing), enabled=progress) as bar:
+        for t, cin, cout in missing:
+            table.get(t.spec, cin, cout, lambda: timer.time_layer(t.spec, cin, cout))
+            bar.advance(1, status=t.layer)
+    table.save()
+
+
+def _cut(model, groups, removed: list[int]):
+    from compress.surgery import apply_cuts
+
+    return apply_cuts(copy.deepcopy(model), plan_for_units(groups, removed).cuts)
+
+
+def _select(groups, scores, policy: PrunePolicy, lat: LatencyModel, goal: float):
+    caps = AUTO_CAPS if policy.max_layer_ratio is None else (policy.max_layer_ratio,)
+    for cap in caps:
+        sel = search(groups, scores, lat, goal, layer_limits(groups, policy, cap), policy.round_to)
+        if sel.reached:
+            break
+    return sel, cap
+
+
+def _configs(groups, scores, policy: PrunePolicy, n: int, *, seed: int, uniform: bool = True) -> list[list[int]]:
+    """Pruned configurations to measure: uniform shares of each group's allowed cut, then random ones."""
+    cap = policy.max_layer_ratio if policy.max_layer_ratio is not None else AUTO_CAPS[-1]
+    cands = candidates(groups, scores, layer_limits(groups, policy, cap), policy.round_to)
+    rng = np.random.default_rng(seed)
+    configs = []
+    for k in range(n):
+        if uniform and k < len(FIT_FRACTIONS):
+            shares = [FIT_FRACTIONS[k]] * len(cands)
+        else:
+            shares = rng.uniform(0.0, 1.0, len(cands))
+        configs.append([r for g, f in zip(cands, shares) for r in g.order[:g.stops[int(round(f * (len(g.stops) - 1)))]]])
+    return configs

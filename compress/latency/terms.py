@@ -1,0 +1,76 @@
+"""The layers whose latency depends on pruning, and the widths a table measures them at.
+
+A *term* is one conv/linear call of the traced network with the slots (see
+``compress.graph.analysis``) holding its input and output channels. Its latency is a function of
+the two kept widths only (grouped and depthwise convs: of the input width, whole groups go).
+Layers whose widths can never change are left out: the fitted offset of the latency model
+(``compress.latency.model``) carries them with everything else that is not a conv or a linear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from compress.graph.groups import Groups
+from export.layer_models import LayerSpec
+
+MAX_POINTS = 8  # grid points per width dimension; steps double (8, 16, 32 ...) to stay under it
+
+
+@dataclass(frozen=True)
+class Term:
+    layer: str
+    spec: LayerSpec
+    i_in: int  # slot index of the input channels
+    i_out: int  # slot index of the output channels
+    grid_in: tuple[int, ...]
+    grid_out: tuple[int, ...]
+
+    def points(self) -> list[tuple[int, int]]:
+        """The (cin, cout) pairs a table holds for this term."""
+        if self.spec.grouped:
+            return [(c, c * self.spec.n_out // self.spec.n_in) for c in self.grid_in]
+        return [(i, o) for i in self.grid_in for o in self.grid_out]
+
+
+def grid(n: int, round_to: int, varies: bool) -> tuple[int, ...]:
+    """Widths measured for a dimension of ``n`` channels: multiples of a step, and ``n`` itself."""
+    if not varies:
+        return (n,)
+    step = max(1, round_to)
+    while n // step > MAX_POINTS:
+        step *= 2
+    return tuple(sorted({*range(step, n, step), n}))
+
+
+def latency_terms(groups: Groups, round_to: int) -> list[Term]:
+    index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
+    varies = [any(not groups.units[r].frozen for r in set(roots.tolist())) for roots in groups.slot_roots]
+    gm = groups.graph.traced.gm
+    terms = []
+    for call in groups.graph.calls:
+        i_in, i_out = index.get((call.module, "in")), index.get((call.module, "out"))
+        if i_in is None or i_out is None or not (varies[i_in] or varies[i_out]) or not call.in_shape:
+            continue
+        spec = LayerSpec.of_module(gm.get_submodule(call.module), call.in_shape)
+        grid_in = grid(spec.n_in, round_to, varies[i_in])
+        if spec.grouped:  # whole groups: the input width must stay a multiple of channels per group
+            per_group = spec.n_in // spec.groups
+            grid_in = tuple(c for c in grid_in if c % per_group == 0) or (spec.n_in,)
+        terms.append(Term(call.module, spec, i_in, i_out, grid_in, grid(spec.n_out, round_to, varies[i_out])))
+    return terms
+
+
+def kept_widths(groups: Groups, removed: np.ndarray) -> np.ndarray:
+    """Channels each slot keeps when the unit roots marked in ``removed`` (a mask over ids) go."""
+    return np.array([int((~removed[roots]).sum()) for roots in groups.slot_roots], dtype=np.int64)
+
+
+def model_key(terms: list[Term], input_shape) -> str:
+    """Identifies the network as the latency table sees it: its varying layers and input."""
+    text = json.dumps([list(input_shape or ()), *[[t.spec.key(), t.grid_in, t.grid_out] for t in terms]])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,159 @@
+"""Timing a layer alone or a whole network on one backend, for latency tables and their checks.
+
+A *timer* answers these questions on its backend, at a fixed batch and thread count:
+``time_layer(spec, cin, cout)`` (one layer at those widths), ``runner(model, example)`` and ``time_runner``
+(a whole network), ``compare`` (two networks' runners timed interleaved) and ``describe()`` (what the figures depend
+on: backend, its version, device, threads, CPU model — the cache key of a latency table).
+
+* ``onnxruntime``: the layer as a one-node ONNX model (:func:`export.layer_models.onnx_layer`),
+  the network exported with :func:`export.onnx.export_onnx`; sessions from
+  :func:`export.verify.make_session` (all graph optimisations, fixed intra-op threads), as
+  ``compress bench`` runs them.
+* ``torch``: the layer as an ``nn`` module, the network itself, on CPU or CUDA.
+* ``tensorrt``: engines built from the same ONNX models (needs TensorRT and a GPU).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from export.latency import Runner, ort_runner, time_interleaved, torch_runner, trt_runner
+
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+LAYER_SECONDS = 0.15  # per table entry: enough rounds for a stable median of a µs-scale layer
+MODEL_SECONDS = 1.0  # per whole-network measurement
+
+
+class Timer:
+    backend = ""
+
+    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+        self.batch = int(batch)
+        self.threads = int(threads or os.cpu_count() or 1)
+        self.device = device
+
+    def describe(self) -> dict:
+        from export.bench import _cpu_model
+
+        info = {"backend": self.backend, "batch": self.batch, "threads": self.threads, "device": self.device,
+                "cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+                "system": platform.system(), "torch": torch.__version__}
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(torch.device(self.device))
+        return info
+
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        raise NotImplementedError
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        raise NotImplementedError
+
+    def example(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn((self.batch, *shape), generator=torch.Generator().manual_seed(0))
+
+    def time_layer(self, spec: LayerSpec, cin: int, cout: int) -> float:
+        """Median milliseconds of one call of ``spec`` at these widths."""
+        run = self.layer_runner(spec, cin, cout)
+        stats = time_interleaved({"layer": run}, warmup=5, iters=15, min_seconds=LAYER_SECONDS,
+                                 batch=self.batch, threads=self.threads)
+        return stats["layer"].p50
+
+    def time_runner(self, run: Runner, seconds: float = MODEL_SECONDS) -> float:
+        stats = time_interleaved({"model": run}, warmup=5, iters=10, min_seconds=seconds, batch=self.batch,
+                                 threads=self.threads)
+        return stats["model"].p50
+
+    def time_model(self, model: nn.Module, example: torch.Tensor, seconds: float = MODEL_SECONDS) -> float:
+        return self.time_runner(self.runner(model, example), seconds)
+
+    def compare(self, first: Runner, second: Runner, seconds: float = 2.0) -> tuple[float, float]:
+        """Median ms of two networks' runners timed interleaved (the figures a report shows)."""
+        stats = time_interleaved({"first": first, "second": second}, warmup=5, iters=20, min_seconds=seconds,
+                                 batch=self.batch, threads=self.threads)
+        return stats["first"].p50, stats["second"].p50
+
+
+class OrtTimer(Timer):
+    backend = "onnxruntime"
+
+    def describe(self) -> dict:
+        import onnxruntime
+
+        return {**super().describe(), "onnxruntime": onnxruntime.__version__}
+
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:
+            path = Path(tmp) / "layer.onnx"
+            path.write_bytes(onnx_layer(spec, cin, cout).SerializeToString())
+            return ort_runner(path, example_input(spec, cin, self.batch), threads=self.threads)
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        from export.onnx import export_onnx
+
+        with tempfile.TemporaryDirectory(prefix="compress-net-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, example[:1], path)
+            return ort_runner(path, example, threads=self.threads)  # the session holds the bytes
+
+
+class TorchTimer(Timer):
+    backend = "torch"
+
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        return torch_runner(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.device)
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        return torch_runner(model, example, self.device)
+
+
+class TensorRTTimer(Timer):
+    backend = "tensorrt"
+
+    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cuda"):
+        super().__init__(batch, threads, device)
+
+    def describe(self) -> dict:
+        from export.tensorrt import _require_tensorrt
+
+        return {**super().describe(), "tensorrt": _require_tensorrt().__version__}
+
+    def _engine_runner(self, onnx_path: Path, example: torch.Tensor, tmp: str) -> Runner:
+        from export.tensorrt import build_engine
+
+        engine = Path(tmp) / "model.engine"
+        build_engine(onnx_path, engine, min_batch=self.batch, opt_batch=self.batch, max_batch=self.batch)
+        return trt_runner(engine, example)
+
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:
+            path = Path(tmp) / "layer.onnx"
+            path.write_bytes(onnx_layer(spec, cin, cout).SerializeToString())
+            return self._engine_runner(path, example_input(spec, cin, self.batch), tmp)
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        from export.onnx import export_onnx
+
+        with tempfile.TemporaryDirectory(prefix="compress-net-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, example[:1], path)
+            return self._engine_runner(path, example, tmp)
+
+
+def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, device: str = "cpu") -> Timer:
+    if backend == "onnxruntime":
+        return OrtTimer(batch, threads, "cpu")
+    if backend == "torch":
+        return TorchTimer(batch, threads, device)
+    if backend == "tensorrt":
+        from export.tensorrt import _require_tensorrt
+
+        _require_tensorrt()
+        return TensorRTTimer(batch, threads, "cuda")
+    raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")
