@@ -103,10 +103,7 @@ def onnx_layer(spec: LayerSpec, cin: int, cout: int, *, opset: int = 18):
         b = numpy_helper.from_array(np.zeros(cout, np.float32), "b")
         attrs = dict(kernel_shape=list(spec.kernel), strides=list(spec.stride), dilations=list(spec.dilation),
                      group=groups)
-        if isinstance(spec.padding, str):
-            attrs["auto_pad"] = {"same": "SAME_UPPER", "valid": "VALID"}[spec.padding]
-        else:
-            attrs["pads"] = list(spec.padding) * 2
+        attrs["pads"] = _pads(spec)
         if spec.kind == "conv_transpose" and any(spec.output_padding):
             attrs["output_padding"] = list(spec.output_padding)
         nodes = [helper.make_node(op, ["x", "w", "b"], ["y"], **attrs)]
@@ -116,6 +113,16 @@ def onnx_layer(spec: LayerSpec, cin: int, cout: int, *, opset: int = 18):
     model.ir_version = min(model.ir_version, 10)
     onnx.checker.check_model(model)
     return model
+
+
+def _pads(spec: LayerSpec) -> list[int]:
+    """ONNX pads (all begins, then all ends), as torch pads: 'same' puts the odd one at the end."""
+    if spec.padding == "valid":
+        return [0] * (2 * len(spec.kernel))
+    if spec.padding == "same":
+        total = [d * (k - 1) for k, d in zip(spec.kernel, spec.dilation)]
+        return [t // 2 for t in total] + [t - t // 2 for t in total]
+    return list(spec.padding) * 2
 
 
 def example_input(spec: LayerSpec, cin: int, batch: int) -> torch.Tensor:
