@@ -51,7 +51,8 @@ def interleaved(paths: dict[str, Path], batch: int, threads: int) -> dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", default=str(os.cpu_count()),
+                        help="CPU threads, one value or one per batch (e.g. 1,2 with --batches 1,32)")
     parser.add_argument("--speedup", type=float, default=2.0)
     parser.add_argument("--no-recover", action="store_true")
     parser.add_argument("--out", default=None)
@@ -69,18 +70,21 @@ def main() -> None:
         original = tmp / "original.onnx"
         export_onnx(load_cifar("resnet32").model, torch.randn(1, 3, 32, 32), original)
         rows = []
-        for batch in (int(b) for b in args.batches.split(",")):
-            print(f"batch {batch}, {args.threads} threads: latency-aware --target-speedup {args.speedup}", flush=True)
+        batches = [int(b) for b in args.batches.split(",")]
+        threads = [int(t) for t in args.threads.split(",")]
+        threads = threads * len(batches) if len(threads) == 1 else threads
+        for batch, n_threads in zip(batches, threads):
+            print(f"batch {batch}, {n_threads} threads: latency-aware --target-speedup {args.speedup}", flush=True)
             lat = prune(["--target-speedup", str(args.speedup), "--backend", "onnxruntime", "--batch", str(batch),
-                         "--threads", str(args.threads), *common], tmp / f"latency-b{batch}")
+                         "--threads", str(n_threads), *common], tmp / f"latency-b{batch}")
             macs = lat["macs_after"] / lat["macs_before"]
             print(f"batch {batch}: plain importance ranking at the same MACs (--target-macs {macs:.4f})", flush=True)
             plain = prune(["--target-macs", f"{macs:.4f}", *common], tmp / f"macs-b{batch}")
             timed = interleaved({"original": original, "latency-aware": tmp / f"latency-b{batch}" / "model.onnx",
-                                 "plain": tmp / f"macs-b{batch}" / "model.onnx"}, batch, args.threads)
-            rows.append((batch, lat, plain, timed))
+                                 "plain": tmp / f"macs-b{batch}" / "model.onnx"}, batch, n_threads)
+            rows.append((f"{batch}/{n_threads}", lat, plain, timed))
         print()
-        print(f"{'batch':>5} {'method':<14}{'MACs':>7}{'target':>9}{'predicted':>10}{'measured':>9}{'interleaved':>12}"
+        print(f"{'b/thr':>5} {'method':<14}{'MACs':>7}{'target':>9}{'predicted':>10}{'measured':>9}{'interleaved':>12}"
               f"{'speedup':>8}{'vs target':>10}{'one-shot':>9}{'recovered':>10}{'imp kept':>9}")
         for batch, lat, plain, timed in rows:
             L = lat["latency"]

@@ -70,6 +70,7 @@ class DistillConfig:
     augment: str = "auto"
     pad_mode: str = "reflect"
     cutmix: float = 0.5
+    features: float = 0.0  # weight of stage-output feature matching (compress.feature_match); 0 = off
     eval_every: int | None = None
     amp: str = "auto"
     channels_last: str = "auto"
@@ -105,6 +106,8 @@ class DistillConfig:
             bad(f"unknown pad_mode {self.pad_mode!r}", f"choose one of {', '.join(PAD_MODES)}")
         if not 0 <= self.cutmix <= 1:
             bad(f"cutmix probability must be in [0, 1], got {self.cutmix}", "e.g. 0.5, or 0 to disable")
+        if not (self.features >= 0 and math.isfinite(self.features)):
+            bad(f"features weight must be >= 0, got {self.features}", "e.g. 1.0, or 0 to disable")
         if self.eval_every is not None and (not _is_int(self.eval_every) or self.eval_every < 1):
             bad(f"eval_every must be a positive integer, got {self.eval_every!r}", "or None for automatic")
         if self.amp not in AMP_MODES:
@@ -427,6 +430,12 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
         if agree >= best["agreement"] and math.isfinite(kl):  # ties -> the later step
             best.update(agreement=agree, kl=kl, step=step, state=_snapshot(student))
 
+    features = None
+    if config.features > 0:
+        from compress.feature_match import FeatureMatch
+
+        example = holdout[:2] if isinstance(holdout, torch.Tensor) else _first(next(iter(holdout)))[:2]
+        features = FeatureMatch(student, teacher, example.to(dev))
     student.train()
     net = student
     if distributed.active():  # gradients averaged across ranks; held-out checks run on every rank alike
@@ -445,6 +454,8 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
                         t = teacher(x)
                     s = net(x)
                 loss = _kl_per_image(s, t, T).mean() * (T * T)
+                if features is not None:
+                    loss = loss + config.features * features.loss()
                 match = (s.argmax(1) == t.argmax(1)).float().mean()
                 loss_v, match_v = torch.stack([loss.detach(), match]).tolist()
                 bad = torch.tensor([0.0 if math.isfinite(loss_v) else 1.0], device=dev)
@@ -466,6 +477,9 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
                 bar.update(task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
         except KeyboardInterrupt:
             stopped = f"interrupted at step {done + 1}"
+        finally:
+            if features is not None:
+                features.close()
     student.load_state_dict(best["state"])
     return DistillResult(student=student, steps=done, seconds=0.0, agreement_before=agree0,
                          agreement_after=best["agreement"], kl_before=kl0, kl_after=best["kl"],

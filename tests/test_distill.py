@@ -305,3 +305,20 @@ def test_rrc_identity_and_cutmix_box():
     assert resolve_kind("auto", 32) == "crop-flip" and resolve_kind("auto", 224) == "rrc-flip"
     with pytest.raises(ValueError, match="unknown augmentation"):
         BatchAugment("jitter")
+
+
+def test_feature_matching_pairs_same_shape_stages_only_and_cleans_up(pair):
+    from compress.feature_match import FeatureMatch
+
+    student, teacher, train, hold = pair
+    assert FeatureMatch(student, teacher, hold[:2]).names == []  # width 6 vs 16: nothing matches
+    twin = tiny_net(16, seed=5)
+    fm = FeatureMatch(twin, teacher, hold[:2])
+    assert fm.names == ["0", "1", "2", "3", "4", "5", "6"]  # 4-D outputs; Flatten and the head are not
+    twin(hold[:4]), teacher(hold[:4])
+    assert fm.loss().item() > 0
+    fm.close()
+    assert not any(m._forward_hooks for m in twin.modules())
+    res = distill(twin, teacher, train, hold, DistillConfig(**{**FAST, "features": 1.0}), progress=False)
+    assert res.stopped is None and res.agreement_after >= res.agreement_before
+    assert not any(m._forward_hooks for m in list(twin.modules()) + list(teacher.modules()))

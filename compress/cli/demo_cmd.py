@@ -16,13 +16,16 @@ import click
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default=".demo", show_default=True,
               help="Where the embedded assets and the output go.")
 @click.option("--ratio", type=float, default=0.5, show_default=True)
+@click.option("--target-speedup", type=float, default=None,
+              help="Prune for measured onnxruntime latency instead of --ratio (at --batch).")
+@click.option("--batch", type=int, default=32, show_default=True, help="Batch size of a --target-speedup.")
 @click.option("--export", "formats", default="onnx,int8,trt", show_default=True,
               help="Formats to export (trt is skipped with its reason where TensorRT/GPU are absent).")
 @click.option("--bench/--no-bench", default=True, show_default=True)
 @click.option("--recover-epochs", type=float, default=15, show_default=True,
               help="Distillation epochs (the demo keeps it short; prune's own default is by data size).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(workdir, ratio, formats, bench, recover_epochs, seed):
+def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed):
     """Prune, recover, export and measure the embedded digits model."""
     from compress.cli import output
     from compress.cli.main import cli
@@ -34,8 +37,9 @@ def demo(workdir, ratio, formats, bench, recover_epochs, seed):
     if assets.eval_accuracy is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_accuracy:.2%} top-1 on {assets.eval_dir})")
     args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
-            "--eval", str(assets.eval_dir), "--ratio", str(ratio), "-o", str(root / "pruned"), "--overwrite",
+            "--eval", str(assets.eval_dir), "-o", str(root / "pruned"), "--overwrite",
             "--seed", str(seed), "--recover-epochs", str(recover_epochs)]
+    args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
     if formats:
         args += ["--export", formats]
     if bench:

@@ -45,6 +45,8 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--recover-steps", type=int, default=None, help="Distillation steps instead of epochs.")
 @click.option("--recover-lr", type=float, default=None, help="Peak learning rate of distillation.")
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
+@click.option("--recover-features", type=float, default=None,
+              help="Weight of stage-output feature matching in distillation (same-shape stages only).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(("onnx", "int8", "trt"), required=False), default=None, metavar="FORMATS",
               help="Also export: onnx,int8,trt.")
@@ -61,7 +63,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_lr, temperature, batch_size, formats, int8_method, target, bench, device,
+          recover_steps, recover_lr, temperature, recover_features, batch_size, formats, int8_method, target, bench, device,
           devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
     from compress import distributed
@@ -78,7 +80,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
         ratio = 0.5
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, lr=recover_lr,
-                                            temperature=temperature).items() if v is not None}
+                                            temperature=temperature, features=recover_features).items()
+                      if v is not None}
     config = PruneConfig(
         checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
         policy=PrunePolicy(ratio=ratio, target_macs=target_macs, target_latency_ms=target_ms,
