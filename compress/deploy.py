@@ -114,7 +114,7 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
-              measure_memory=True, show: bool = True) -> dict[str, Any]:
+              measure_memory=True, show: bool = True, latency_target: dict | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report."""
     from export.bench import BenchModel, run_bench
     from export.onnx import export_onnx
@@ -136,6 +136,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
                        measure_memory=measure_memory)
+    if latency_target:
+        report["latency_target"] = latency_target
     write_report(report, out_dir)
     if show:
         render_table(report)
@@ -162,5 +164,6 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
     say.info("bench: timing original and compressed, interleaved (torch and onnxruntime, batch 1 and 32)")
-    report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress)
+    report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
+                       latency_target=summary.get("latency"))
     return {"report": "report.json", "comparisons": report.get("comparisons", [])}

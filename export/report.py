@@ -154,12 +154,27 @@ def markdown(report: dict) -> str:
                   "|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    lines += latency_target_lines(report.get("latency_target"))
     for sk in report.get("skipped", []):
         who = f" for {sk['model']}" if sk.get("model") else ""
         lines.append(f"- skipped {sk['backend']}{who}: {sk['reason']}")
     for note in report.get("notes", []):
         lines.append(f"- note: {note}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def latency_target_lines(t: dict | None) -> list[str]:
+    """The prune-time latency target (``compress prune --target-latency/--target-speedup``)."""
+    if not t:
+        return []
+    err = t["prediction_error"]
+    rows = [("target", f"{t['target_ms']:.3f} ms"), ("predicted", f"{t['predicted_ms']:.3f} ms"),
+            ("measured (interleaved with the original)", f"{t['measured_ms']:.3f} ms vs {t['original_ms']:.3f} ms, "
+                                                          f"{t['speedup']:.2f}x"),
+            ("importance kept", f"{t['importance_kept']:.1%}"),
+            ("latency model error, held out", f"mean {err['mean']:.1%}, max {err['max']:.1%} over {err['configs']}")]
+    return [f"## Latency target ({t['backend']}, batch {t['batch']}, {t['threads']} threads, at prune time)", "",
+            "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows], ""]
 
 
 def plot_report(report: dict, path: str | Path) -> Path:

@@ -131,3 +131,14 @@ def test_render_keeps_brackets_and_rounds_zero(report):
     render_table(report, console=console)
     assert "pip install compress[tensorrt]" in console.export_text()  # not eaten as rich markup
     assert fmt_change(-0.004, "memory") == "±0 % memory"
+
+
+def test_report_shows_the_latency_target_when_there_is_one():
+    from export.report import latency_target_lines
+
+    assert latency_target_lines(None) == []
+    t = {"backend": "onnxruntime", "batch": 32, "threads": 2, "target_ms": 10.5, "predicted_ms": 10.4,
+         "measured_ms": 11.0, "original_ms": 21.0, "speedup": 1.91, "importance_kept": 0.687,
+         "prediction_error": {"mean": 0.035, "max": 0.046, "configs": 3}}
+    text = "\n".join(latency_target_lines(t))
+    assert "batch 32" in text and "10.500 ms" in text and "1.91x" in text and "68.7%" in text and "max 4.6%" in text
