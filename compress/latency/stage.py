@@ -6,7 +6,8 @@
    prediction error on other configurations it was not fitted on (held out).
 3. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
    pruned network, measure it. If it misses the target by more than the tolerance, scale the goal
-   by target/measured and select again (a few rounds); keep the closest.
+   by target/measured and select again (a few rounds); keep the closest that meets the target,
+   else the closest.
 4. Time the original and the chosen network interleaved: those are the figures reported.
 """
 
@@ -84,8 +85,9 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
         say.info(f"latency round {attempt + 1}: goal {goal:.3f} ms, predicted {sel.predicted_ms:.3f} ms, "
                  f"measured {ms:.3f} ms (target {target:.3f} ms)")
         miss = abs(ms - target) / target
-        if best is None or miss < best[0]:
-            best = (miss, sel, cap, run)
+        rank = (ms > target * (1 + latency.tolerance), miss)  # a network that meets the target first
+        if best is None or rank < best[0]:
+            best = (rank, sel, cap, run)
         if miss <= latency.tolerance or (not sel.reached and ms > target):
             break
         goal *= target / ms
