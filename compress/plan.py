@@ -53,6 +53,10 @@ class PrunePolicy:
         if self.round_to < 1 or self.min_channels < 1:
             raise PruneError("--round-to and --min-channels must be at least 1")
 
+    def caps(self) -> tuple[float, ...]:
+        """The per-layer caps to try, in order: the user's, or :data:`AUTO_CAPS`."""
+        return AUTO_CAPS if self.max_layer_ratio is None else (self.max_layer_ratio,)
+
     @property
     def latency_target(self) -> bool:
         return self.target_latency_ms is not None or self.target_speedup is not None
@@ -85,16 +89,13 @@ class MacModel:
 
     def __init__(self, groups: Groups):
         self.g = groups
-        index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
         self.terms = []
-        for call in groups.graph.calls:
-            module = groups.graph.traced.gm.get_submodule(call.module)
-            i_in, i_out = index.get((call.module, "in")), index.get((call.module, "out"))
-            groups_ = getattr(module, "groups", 1)
+        for call, i_in, i_out in groups.call_slots():
+            groups_ = getattr(groups.graph.traced.gm.get_submodule(call.module), "groups", 1)
             self.terms.append((call.macs_per_io, i_in, i_out, groups_, len(groups.slots[i_in].ids)))
 
     def macs(self, removed_mask: np.ndarray) -> int:
-        kept = [int((~removed_mask[r]).sum()) for r in self.g.slot_roots]
+        kept = self.g.kept_widths(removed_mask)
         total = 0
         for per_io, i_in, i_out, groups, n_in in self.terms:
             k_in, k_out = kept[i_in], kept[i_out]
@@ -107,27 +108,27 @@ def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Pla
     """A plan for a ratio or MAC target (latency targets: ``compress.latency.stage``)."""
     if policy.latency_target:
         raise PruneError("a latency target needs the latency model", "use compress.latency.stage.latency_plan")
-    caps = AUTO_CAPS if policy.max_layer_ratio is None else (policy.max_layer_ratio,)
+    caps = policy.caps()
+    macs_model = MacModel(groups)
     order: list[int] = []
     for cap in caps:  # a raised cap only extends the order: what the lower cap allowed goes first
         order = _greedy_order(groups, scores, policy, cap, start=order)
-        plan = _select_along(groups, scores, policy, order, cap)
+        plan = _select_along(groups, scores, policy, order, cap, macs_model)
         if not plan.limited_by_caps:
             break
-    if policy.max_layer_ratio is None and cap != caps[0]:
+    if cap != caps[0]:
         plan.notes.append(f"per-layer cap raised from {caps[0]:.0%} to {cap:.0%} to reach the target "
                           f"(pass --max-layer-ratio to fix it)")
     plan.max_layer_ratio = cap
+    plan.importance_kept = importance_kept(groups, scores, plan.removed)
     return plan
 
 
 def _select_along(groups: Groups, scores: dict[int, float], policy: PrunePolicy, order: list[int],
-                  cap: float) -> Plan:
+                  cap: float, macs_model: MacModel) -> Plan:
     """The shortest prefix of ``order`` that, rounded, meets the target (all of it if none does)."""
     n_ids = len(groups.graph.sets)
-    macs_model = MacModel(groups)
-    none = np.zeros(n_ids, dtype=bool)
-    macs_before = macs_model.macs(none)
+    macs_before = macs_model.macs(np.zeros(n_ids, dtype=bool))
     prunable = sum(groups.units[r].size for r in groups.prunable_units)
 
     def removed_at(k: int) -> list[int]:

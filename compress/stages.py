@@ -84,7 +84,7 @@ def importance(loaded, groups, data, config, say):
 
 def plan(loaded, groups, scores, config, say):
     """The plan, and the latency record when the target is a latency (else None)."""
-    from compress.plan import importance_kept, select
+    from compress.plan import select
 
     latency = None
     if config.policy.latency_target:
@@ -97,7 +97,6 @@ def plan(loaded, groups, scores, config, say):
         plan, latency = distributed.broadcast((plan, latency) if distributed.is_main() else None)
     else:
         plan = select(groups, scores, config.policy)
-    plan.importance_kept = importance_kept(groups, scores, plan.removed)
     for note in plan.notes:
         say.warn(note)
     say.info(f"plan: remove {plan.channels_removed} of {plan.channels_prunable} prunable channels "

@@ -80,19 +80,18 @@ class Timer:
         return stats["first"].p50, stats["second"].p50
 
 
-class OrtTimer(Timer):
-    backend = "onnxruntime"
+class OnnxTimer(Timer):
+    """A backend that runs ONNX: layers and networks go through a temporary ONNX file."""
 
-    def describe(self) -> dict:
-        import onnxruntime
-
-        return {**super().describe(), "onnxruntime": onnxruntime.__version__}
+    def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
+        """A runner for the ONNX model at ``path`` (which is deleted once this returns)."""
+        raise NotImplementedError
 
     def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
         with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:
             path = Path(tmp) / "layer.onnx"
             path.write_bytes(onnx_layer(spec, cin, cout).SerializeToString())
-            return ort_runner(path, example_input(spec, cin, self.batch), threads=self.threads)
+            return self.from_onnx(path, example_input(spec, cin, self.batch))
 
     def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
         from export.onnx import export_onnx
@@ -100,7 +99,19 @@ class OrtTimer(Timer):
         with tempfile.TemporaryDirectory(prefix="compress-net-") as tmp:
             path = Path(tmp) / "model.onnx"
             export_onnx(model, example[:1], path)
-            return ort_runner(path, example, threads=self.threads)  # the session holds the bytes
+            return self.from_onnx(path, example)
+
+
+class OrtTimer(OnnxTimer):
+    backend = "onnxruntime"
+
+    def describe(self) -> dict:
+        import onnxruntime
+
+        return {**super().describe(), "onnxruntime": onnxruntime.__version__}
+
+    def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
+        return ort_runner(path, example, threads=self.threads)  # the session holds the model
 
 
 class TorchTimer(Timer):
@@ -113,7 +124,7 @@ class TorchTimer(Timer):
         return torch_runner(model, example, self.device)
 
 
-class TensorRTTimer(Timer):
+class TensorRTTimer(OnnxTimer):
     backend = "tensorrt"
 
     def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cuda"):
@@ -124,26 +135,12 @@ class TensorRTTimer(Timer):
 
         return {**super().describe(), "tensorrt": _require_tensorrt().__version__}
 
-    def _engine_runner(self, onnx_path: Path, example: torch.Tensor, tmp: str) -> Runner:
+    def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
         from export.tensorrt import build_engine
 
-        engine = Path(tmp) / "model.engine"
-        build_engine(onnx_path, engine, min_batch=self.batch, opt_batch=self.batch, max_batch=self.batch)
-        return trt_runner(engine, example)
-
-    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
-        with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:
-            path = Path(tmp) / "layer.onnx"
-            path.write_bytes(onnx_layer(spec, cin, cout).SerializeToString())
-            return self._engine_runner(path, example_input(spec, cin, self.batch), tmp)
-
-    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
-        from export.onnx import export_onnx
-
-        with tempfile.TemporaryDirectory(prefix="compress-net-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            export_onnx(model, example[:1], path)
-            return self._engine_runner(path, example, tmp)
+        engine = path.with_suffix(".engine")
+        build_engine(path, engine, min_batch=self.batch, opt_batch=self.batch, max_batch=self.batch)
+        return trt_runner(engine, example)  # the runner holds the deserialized engine
 
 
 def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, device: str = "cpu") -> Timer:

@@ -22,7 +22,7 @@ from compress.latency.model import LatencyModel
 from compress.latency.search import search
 from compress.latency.stage import latency_plan
 from compress.latency.table import LatencyTable
-from compress.latency.terms import grid, kept_widths, latency_terms, model_key
+from compress.latency.terms import grid, latency_terms, model_key
 from compress.plan import PrunePolicy, layer_limits
 from compress.surgery import apply_cuts
 from export.layer_timing import Timer
@@ -152,11 +152,11 @@ def test_search_spends_importance_where_latency_is(tmp_path):
         for cin, cout in t.points():
             table.get(t.spec, cin, cout, lambda: timer.time_layer(t.spec, cin, cout))
     lat = LatencyModel(terms, table)
-    full = lat.predict(kept_widths(groups, np.zeros(len(groups.graph.sets), dtype=bool)))
+    full = lat.predict(groups.kept_widths(np.zeros(len(groups.graph.sets), dtype=bool)))
     sel = search(groups, flat, lat, 0.85 * full, layer_limits(groups, PrunePolicy(ratio=0.5), 0.5), 8)
     mask = np.zeros(len(groups.graph.sets), dtype=bool)
     mask[sel.removed] = True
-    widths = dict(zip([f"{s.name}:{s.role}" for s in groups.slots], kept_widths(groups, mask)))
+    widths = dict(zip([f"{s.name}:{s.role}" for s in groups.slots], groups.kept_widths(mask)))
     assert sel.reached and widths["a.0:out"] == 16 and widths["b.0:out"] == 64 and widths["c.0:out"] == 32
 
 

@@ -70,7 +70,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     if devices > 1 and not distributed.launched():
         _relaunch(devices)
-    from compress.distill import DistillConfig
+    from compress.distill import DistillConfig, resolve_device
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
     from compress.pipeline import PruneConfig, run_prune
@@ -90,7 +90,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         importance=ImportanceConfig(name=importance, draws=draws, seed=seed, batch_size=batch_size, device=device,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
-                              device=_latency_device(device) if backend == "torch" else "cpu"),
+                              device=str(resolve_device(device)) if backend == "torch" else "cpu"),
         recover=recover, distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
@@ -98,14 +98,6 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     )
     result = run_prune(config)
     _show(result, as_json)
-
-
-def _latency_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _relaunch(devices: int) -> None:

@@ -62,6 +62,15 @@ class Groups:
     def protected_groups(self) -> list[ChannelGroup]:
         return [g for g in self.groups if g.protected]
 
+    def call_slots(self) -> list[tuple]:
+        """``(layer call, input slot index, output slot index)`` of each conv/linear call (None: no slot)."""
+        index = {(s.name, s.role): i for i, s in enumerate(self.slots)}
+        return [(c, index.get((c.module, "in")), index.get((c.module, "out"))) for c in self.graph.calls]
+
+    def kept_widths(self, removed: np.ndarray) -> np.ndarray:
+        """Channels each slot keeps when the ids marked in ``removed`` (a mask over ids) go."""
+        return np.array([int((~removed[roots]).sum()) for roots in self.slot_roots], dtype=np.int64)
+
 
 def apply_policy(graph: ChannelGraph, *, keep: tuple[str, ...] = (), prune_stem: bool = False) -> None:
     """Freeze what the user (or the defaults) says never loses channels."""

@@ -11,7 +11,7 @@ prediction meets the goal; then moves are taken back, most important first, whil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,8 +36,6 @@ class LatencySelection:
     removed: list[int]
     predicted_ms: float
     reached: bool
-    steps: int
-    notes: list[str] = field(default_factory=list)
 
 
 def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_ms: float, limits: list[int],
@@ -46,13 +44,13 @@ def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_m
     widths = np.array([len(r) for r in groups.slot_roots], dtype=np.int64)
     times = model.layer_times(widths)
     raw = float(times.sum())
-    steps = 0
+    affected_of = {id(g): sorted({k for i in g.slots for k in model.by_slot.get(i, [])}) for g in cands}
 
     def trial(g: GroupMoves, j: int):
         """(new raw, {term: ms}, new widths of the group's slots) if g moves to stops[j]."""
         now, then = g.deltas[g.at], g.deltas[j]
         new_w = {i: int(widths[i] - (then.get(i, 0) - now.get(i, 0))) for i in g.slots}
-        affected = {k for i in g.slots for k in model.by_slot.get(i, [])}
+        affected = affected_of[id(g)]
         new_t = {}
         for k in affected:
             t = model.terms[k]
@@ -83,7 +81,6 @@ def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_m
         if best is None:
             break
         apply(best[1], best[2], best[3])
-        steps += 1
     reached = model.from_raw(raw) <= goal_ms
     if reached:  # take back what the goal does not need, most importance first
         while True:
@@ -100,7 +97,7 @@ def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_m
                 break
             apply(back[1], back[1].at - 1, back[2])
     removed = [r for g in cands for r in g.order[:g.stops[g.at]]]
-    return LatencySelection(removed=removed, predicted_ms=model.from_raw(raw), reached=reached, steps=steps)
+    return LatencySelection(removed=removed, predicted_ms=model.from_raw(raw), reached=reached)
 
 
 def candidates(groups: Groups, scores: dict[int, float], limits: list[int], round_to: int) -> list[GroupMoves]:
@@ -114,15 +111,17 @@ def candidates(groups: Groups, scores: dict[int, float], limits: list[int], roun
         if not order:
             continue
         slots = sorted({i for r in order for i, _ in groups.units[r].slots})
-        own = [i for i in slots if owners[i] <= set(order) and groups.slots[i].role in WIDTH_ROLES]
+        members = set(order)
+        own = [i for i in slots if owners[i] <= members and groups.slots[i].role in WIDTH_ROLES]
+        sizes = {i: len(groups.slot_roots[i]) for i in own}
         lost: dict[int, int] = {}
         stops, deltas = [0], [{}]
         for n, root in enumerate(order, start=1):
-            for i, c in groups.units[root].slots:
+            unit_slots = groups.units[root].slots
+            for i, c in unit_slots:
                 lost[i] = lost.get(i, 0) + c
-            if any(lost[i] > limits[i] for i in lost):
+            if any(lost[i] > limits[i] for i, _ in unit_slots):
                 break
-            sizes = {i: len(groups.slot_roots[i]) for i in own}
             if all((sizes[i] - lost.get(i, 0)) % round_to == 0 or lost.get(i, 0) == 0 for i in own):
                 stops.append(n)
                 deltas.append(dict(lost))

@@ -22,8 +22,8 @@ from compress.latency.config import LatencyConfig
 from compress.latency.model import LatencyModel
 from compress.latency.search import candidates, search
 from compress.latency.table import LatencyTable
-from compress.latency.terms import kept_widths, latency_terms, model_key
-from compress.plan import AUTO_CAPS, Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
+from compress.latency.terms import latency_terms, model_key
+from compress.plan import Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
 from compress.progress import progress_bar
 
 FIT_FRACTIONS = (0.5, 1.0)  # uniform configurations (share of each group's allowed cut) fitted on
@@ -46,14 +46,14 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
     _fill(table, terms, timer, say, progress)
     lat = LatencyModel(terms, table)
     none = np.zeros(len(groups.graph.sets), dtype=bool)
-    full_raw = lat.raw(kept_widths(groups, none))
+    full_raw = lat.raw(groups.kept_widths(none))
 
     def measure(removed: list[int]) -> tuple[float, float, Any]:
         """(raw prediction, measured ms, runner) of the network without ``removed``."""
         mask = none.copy()
         mask[removed] = True
         run = timer.runner(_cut(model, groups, removed), example)
-        return lat.raw(kept_widths(groups, mask)), timer.time_runner(run), run
+        return lat.raw(groups.kept_widths(mask)), timer.time_runner(run), run
 
     original_run = timer.runner(model, example)
     original_ms = timer.time_runner(original_run)
@@ -99,13 +99,13 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
         target = before / policy.target_speedup
     plan = plan_for_units(groups, sel.removed)
     plan.max_layer_ratio = cap
-    kept = importance_kept(groups, scores, sel.removed)
+    plan.importance_kept = kept = importance_kept(groups, scores, sel.removed)
     if not sel.reached:
         plan.limited_by_caps = True
         plan.notes.append(f"latency target {target:.3f} ms not reachable under the layer caps (up to {cap:.0%} "
                           f"per layer): the narrowest allowed network is predicted at {sel.predicted_ms:.3f} ms "
                           f"and measured {measured:.3f} ms; per-operator overhead sets the floor here")
-    elif cap != AUTO_CAPS[0] and policy.max_layer_ratio is None:
+    elif cap != policy.caps()[0]:
         plan.notes.append(f"per-layer cap raised to {cap:.0%} to reach the latency target")
     record = {
         "backend": latency.backend, "batch": latency.batch, "threads": timer.threads, "device": timer.device,
@@ -149,8 +149,7 @@ def _cut(model, groups, removed: list[int]):
 
 
 def _select(groups, scores, policy: PrunePolicy, lat: LatencyModel, goal: float):
-    caps = AUTO_CAPS if policy.max_layer_ratio is None else (policy.max_layer_ratio,)
-    for cap in caps:
+    for cap in policy.caps():
         sel = search(groups, scores, lat, goal, layer_limits(groups, policy, cap), policy.round_to)
         if sel.reached:
             break
@@ -159,7 +158,7 @@ def _select(groups, scores, policy: PrunePolicy, lat: LatencyModel, goal: float)
 
 def _configs(groups, scores, policy: PrunePolicy, n: int, *, seed: int, uniform: bool = True) -> list[list[int]]:
     """Pruned configurations to measure: uniform shares of each group's allowed cut, then random ones."""
-    cap = policy.max_layer_ratio if policy.max_layer_ratio is not None else AUTO_CAPS[-1]
+    cap = policy.caps()[-1]
     cands = candidates(groups, scores, layer_limits(groups, policy, cap), policy.round_to)
     rng = np.random.default_rng(seed)
     configs = []

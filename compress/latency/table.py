@@ -72,8 +72,8 @@ class LatencyTable:
     def lookup(self, spec, cin: int, cout: int) -> float:
         return self.entries[self.entry_key(spec.key(), cin, cout)]
 
-    def add_network(self, raw: float, ms: float, role: str, widths: list[int] | None = None) -> None:
-        self.networks.append({"raw": float(raw), "ms": float(ms), "role": role, "widths": widths})
+    def add_network(self, raw: float, ms: float, role: str) -> None:
+        self.networks.append({"raw": float(raw), "ms": float(ms), "role": role})
 
     def points(self, *roles: str) -> list[dict]:
         return [p for p in self.networks if p["role"] in roles]

@@ -13,7 +13,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import numpy as np
 
 from compress.graph.groups import Groups
 from export.layer_models import LayerSpec
@@ -48,12 +47,10 @@ def grid(n: int, round_to: int, varies: bool) -> tuple[int, ...]:
 
 
 def latency_terms(groups: Groups, round_to: int) -> list[Term]:
-    index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
     varies = [any(not groups.units[r].frozen for r in set(roots.tolist())) for roots in groups.slot_roots]
     gm = groups.graph.traced.gm
     terms = []
-    for call in groups.graph.calls:
-        i_in, i_out = index.get((call.module, "in")), index.get((call.module, "out"))
+    for call, i_in, i_out in groups.call_slots():
         if i_in is None or i_out is None or not (varies[i_in] or varies[i_out]) or not call.in_shape:
             continue
         spec = LayerSpec.of_module(gm.get_submodule(call.module), call.in_shape)
@@ -63,11 +60,6 @@ def latency_terms(groups: Groups, round_to: int) -> list[Term]:
             grid_in = tuple(c for c in grid_in if c % per_group == 0) or (spec.n_in,)
         terms.append(Term(call.module, spec, i_in, i_out, grid_in, grid(spec.n_out, round_to, varies[i_out])))
     return terms
-
-
-def kept_widths(groups: Groups, removed: np.ndarray) -> np.ndarray:
-    """Channels each slot keeps when the unit roots marked in ``removed`` (a mask over ids) go."""
-    return np.array([int((~removed[roots]).sum()) for roots in groups.slot_roots], dtype=np.int64)
 
 
 def model_key(terms: list[Term], input_shape) -> str:
