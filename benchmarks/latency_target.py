@@ -112,8 +112,10 @@ def main() -> None:
                       f"{L['target_ms'] if s is lat else '':>9}{L['predicted_ms'] if s is lat else '':>10}"
                       f"{L['measured_ms'] if s is lat else '':>9}{ms:>12.3f}{timed['original'] / ms:>8.2f}"
                       f"{ms / (timed['original'] / args.speedup) - 1:>+10.1%}{s['top1_pruned']:>9.2%}"
-                      f"{rec if rec is None else format(rec, '.2%'):>10}"
+                      f"{'-' if rec is None else format(rec, '.2%'):>10}"
                       f"{s['importance_kept']:>9.1%}")
+                cut = [f"{k.split(':')[0]} {a}->{b}" for k, (a, b) in s["widths"].items() if k.endswith(":out")]
+                print(f"      {name} widths: {', '.join(cut)}")
             err = L["prediction_error"]
             print(f"      latency model: prediction error on {err['configs']} held-out configurations "
                   f"mean {err['mean']:.1%}, max {err['max']:.1%}; table {L['table']['entries']} entries "

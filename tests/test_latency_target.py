@@ -222,3 +222,33 @@ def test_latency_options_are_checked():
         PrunePolicy(target_speedup=0.5)
     with pytest.raises(UsageError):
         LatencyConfig(backend="coreml")
+
+
+class LayoutTimer(SyntheticTimer):
+    """Inside the network a width that is not a multiple of 32 leaves the runtime's layout and gains nothing
+    (it costs as if unpruned); alone, the layer still looks faster at every multiple of 16."""
+
+    def time_runner(self, model, seconds=None) -> float:
+        total = 0.0
+        for name, (n_in, n_out) in {"a": (3, 32), "b": (32, 64), "c": (64, 32), "fc": (32, 10)}.items():
+            m = model.get_submodule(name if name == "fc" else f"{name}.0")
+            cin, cout = (m.in_features, m.out_features) if name == "fc" else (m.in_channels, m.out_channels)
+            cin, cout = (c if c % 32 == 0 else n for c, n in ((cin, n_in), (cout, n_out)))
+            total += self.cost(n_in, n_out, cin, cout)
+        return self.scale * total + self.overhead
+
+
+def test_width_probe_drops_widths_that_only_pay_alone(tmp_path):
+    model, groups = _setup()
+    timer = LayoutTimer()
+    plan, record = _plan(model, groups, _scores(groups), tmp_path, timer, target_speedup=1.6)
+    dead = record["width_probe"]["dead"]
+    assert {"64->48", "64->16", "32->16"} <= set(dead) and "64->32" not in dead, dead  # no gain in context
+    for name, (before, after) in plan.widths.items():
+        assert after == before or after % 32 == 0, (name, before, after)
+    assert record["measured_ms"] <= record["target_ms"] * 1.05
+    assert record["attempts"][0]["measured_ms"] == pytest.approx(record["attempts"][0]["predicted_ms"], rel=0.05)
+    # the probe is cached with the table: a second run times no probe network again
+    again = LayoutTimer()
+    _, rec2 = _plan(model, groups, _scores(groups), tmp_path, again, target_speedup=1.6)
+    assert rec2["width_probe"]["networks_measured_now"] == 0 and rec2["width_probe"]["dead"] == dead

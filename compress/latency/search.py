@@ -28,7 +28,18 @@ class GroupMoves:
     stops: list[int]  # allowed removal counts, ascending (0 first)
     slots: list[int]  # slot indices the group touches
     deltas: list[dict[int, int]]  # deltas[j][slot] = channels removed from slot at stops[j]
+    own: dict[int, int]  # slots only this group narrows -> their full width
     at: int = 0  # index into stops
+
+    def width(self, j: int) -> tuple[int, ...]:
+        """Widths of the owned slots at stops[j]."""
+        return tuple(n - self.deltas[j].get(i, 0) for i, n in sorted(self.own.items()))
+
+    def keep_stops(self, keep: list[int]) -> None:
+        """Only the stops at these indices remain (0, the unpruned width, always does)."""
+        keep = sorted({0, *keep})
+        self.stops = [self.stops[j] for j in keep]
+        self.deltas = [self.deltas[j] for j in keep]
 
 
 @dataclass
@@ -39,8 +50,11 @@ class LatencySelection:
 
 
 def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_ms: float, limits: list[int],
-           round_to: int) -> LatencySelection:
+           round_to: int, probe=None) -> LatencySelection:
+    """``probe`` (a :class:`compress.latency.probe.WidthProbe`) drops widths that save nothing in context."""
     cands = candidates(groups, scores, limits, round_to)
+    if probe is not None:
+        probe.drop_dead(cands)
     widths = np.array([len(r) for r in groups.slot_roots], dtype=np.int64)
     times = model.layer_times(widths)
     raw = float(times.sum())
@@ -127,5 +141,5 @@ def candidates(groups: Groups, scores: dict[int, float], limits: list[int], roun
                 deltas.append(dict(lost))
         if len(stops) > 1:
             scores_ = np.array([scores.get(r, 0.0) for r in order], dtype=np.float64)
-            out.append(GroupMoves(order, np.concatenate([[0.0], np.cumsum(scores_)]), stops, slots, deltas))
+            out.append(GroupMoves(order, np.concatenate([[0.0], np.cumsum(scores_)]), stops, slots, deltas, sizes))
     return out

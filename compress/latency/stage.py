@@ -2,13 +2,15 @@
 
 1. Time every varying conv/linear layer alone at its grid widths on the target runtime (cached,
    see ``compress.latency.table``).
-2. Measure the original network and a few pruned configurations; fit ``a·raw + b``; report the
-   prediction error on other configurations it was not fitted on (held out).
-3. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
+2. Probe in context (``compress.latency.probe``): time the network with each class of like groups
+   narrowed to each allowed width; widths that do not pay inside the network are dropped.
+3. Measure the original network and a few pruned configurations at live widths; fit ``a·raw + b``;
+   report the prediction error on other configurations it was not fitted on (held out).
+4. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
    pruned network, measure it. If it misses the target by more than the tolerance, scale the goal
    by target/measured and select again (a few rounds); keep the closest that meets the target,
    else the closest.
-4. Time the original and the chosen network interleaved: those are the figures reported.
+5. Time the original and the chosen network interleaved: those are the figures reported.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from compress.latency.config import LatencyConfig
 from compress.latency.model import LatencyModel
+from compress.latency.probe import PROBE_SECONDS, WidthProbe
 from compress.latency.search import candidates, search
 from compress.latency.table import LatencyTable
 from compress.latency.terms import latency_terms, model_key
@@ -48,22 +51,45 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
     none = np.zeros(len(groups.graph.sets), dtype=bool)
     full_raw = lat.raw(groups.kept_widths(none))
 
-    def measure(removed: list[int]) -> tuple[float, float, Any]:
-        """(raw prediction, measured ms, runner) of the network without ``removed``."""
+    def widths_of(removed: list[int]) -> np.ndarray:
         mask = none.copy()
         mask[removed] = True
+        return groups.kept_widths(mask)
+
+    def measure(removed: list[int]) -> tuple[float, float, Any]:
+        """(raw prediction, measured ms, runner) of the network without ``removed``."""
         run = timer.runner(_cut(model, groups, removed), example)
-        return lat.raw(groups.kept_widths(mask)), timer.time_runner(run), run
+        return lat.raw(widths_of(removed)), timer.time_runner(run), run
 
     original_run = timer.runner(model, example)
     original_ms = timer.time_runner(original_run)
+
+    def time_pair(removed: list[int]) -> tuple[float, float]:
+        full_ms, cut_ms = timer.compare(original_run, timer.runner(_cut(model, groups, removed), example),
+                                        PROBE_SECONDS)
+        table.add_network(lat.raw(widths_of(removed)), cut_ms * original_ms / full_ms, "probe")
+        return full_ms, cut_ms
+
+    probe = WidthProbe(lat, table.probes)
+    cands = candidates(groups, scores, layer_limits(groups, policy, policy.caps()[-1]), policy.round_to)
+    if todo := probe.pending(cands):
+        say.info(f"width probe: timing {todo} networks with one class of groups narrowed, interleaved with the "
+                 f"original")
+        with progress_bar("width probe", todo, enabled=progress) as bar:
+            probe.run(cands, time_pair, lambda: bar.advance(1))
+        table.probes = probe.savings
+        table.save()
+    lat.fit([{"raw": full_raw, "ms": original_ms}, *table.points("probe")])
+    probe.judge(cands, widths_of)
+    for line in probe.lines():
+        say.info(f"width probe: {line}")
     if not table.points("fit"):
         table.add_network(full_raw, original_ms, "fit")
-        for removed in _configs(groups, scores, policy, len(FIT_FRACTIONS) + RANDOM_FIT, seed=0):
+        for removed in _configs(groups, scores, policy, len(FIT_FRACTIONS) + RANDOM_FIT, seed=0, probe=probe):
             raw, ms, _ = measure(removed)
             table.add_network(raw, ms, "fit")
     if not table.points("held-out"):
-        for removed in _configs(groups, scores, policy, HELD_OUT, seed=1, uniform=False):
+        for removed in _configs(groups, scores, policy, HELD_OUT, seed=1, uniform=False, probe=probe):
             raw, ms, _ = measure(removed)
             table.add_network(raw, ms, "held-out")
     table.save()
@@ -75,21 +101,26 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
     lat.fit(table.points("fit", "held-out", "verify"))
 
     target = policy.target_latency_ms or original_ms / policy.target_speedup
-    goal, attempts, best = target, [], None
+    goal, attempts, best, tried = target, [], None, []
     for attempt in range(latency.attempts):
-        sel, cap = _select(groups, scores, policy, lat, goal)
-        raw, ms, run = measure(sel.removed)
-        table.add_network(raw, ms, "verify")
+        sel, cap = _select(groups, scores, policy, lat, goal, probe)
+        run = timer.runner(_cut(model, groups, sel.removed), example)
+        before, ms = timer.compare(original_run, run, PROBE_SECONDS)
+        if policy.target_speedup:  # judged against the original timed beside it: machine drift cancels
+            target = before / policy.target_speedup
+        table.add_network(lat.raw(widths_of(sel.removed)), ms * original_ms / before, "verify")
         attempts.append({"goal_ms": round(goal, 4), "predicted_ms": round(sel.predicted_ms, 4),
-                         "measured_ms": round(ms, 4), "reached": sel.reached, "max_layer_ratio": cap})
+                         "measured_ms": round(ms, 4), "original_ms": round(before, 4), "reached": sel.reached,
+                         "max_layer_ratio": cap})
         say.info(f"latency round {attempt + 1}: goal {goal:.3f} ms, predicted {sel.predicted_ms:.3f} ms, "
-                 f"measured {ms:.3f} ms (target {target:.3f} ms)")
+                 f"measured {ms:.3f} ms (target {target:.3f} ms; original {before:.3f} ms beside it)")
         miss = abs(ms - target) / target
         rank = (ms > target * (1 + latency.tolerance), miss)  # a network that meets the target first
         if best is None or rank < best[0]:
             best = (rank, sel, cap, run)
-        if miss <= latency.tolerance or (not sel.reached and ms > target):
-            break
+        if miss <= latency.tolerance or (not sel.reached and ms > target) or set(sel.removed) in tried:
+            break  # close enough, nothing narrower allowed, or the goal moved without changing the network
+        tried.append(set(sel.removed))
         goal *= target / ms
     table.networks = [p for p in table.networks if p["role"] != "verify"] + table.points("verify")[-KEEP_VERIFY:]
     table.save()
@@ -115,7 +146,7 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
         "target_error": round(measured / target - 1, 4), "importance_kept": round(kept, 4),
         "prediction_error": {"mean": round(float(np.mean(errors)), 4), "max": round(float(np.max(errors)), 4),
                              "configs": len(errors)},
-        "fit": {"a": lat.a, "b_ms": lat.b}, "attempts": attempts,
+        "fit": {"a": lat.a, "b_ms": lat.b}, "attempts": attempts, "width_probe": probe.summary(),
         "table": {"path": str(table.path), "entries": len(table.entries), "measured_now": table.measured,
                   "reused": table.reused},
     }
@@ -148,18 +179,22 @@ def _cut(model, groups, removed: list[int]):
     return apply_cuts(copy.deepcopy(model), plan_for_units(groups, removed).cuts)
 
 
-def _select(groups, scores, policy: PrunePolicy, lat: LatencyModel, goal: float):
+def _select(groups, scores, policy: PrunePolicy, lat: LatencyModel, goal: float, probe: WidthProbe):
     for cap in policy.caps():
-        sel = search(groups, scores, lat, goal, layer_limits(groups, policy, cap), policy.round_to)
+        sel = search(groups, scores, lat, goal, layer_limits(groups, policy, cap), policy.round_to, probe)
         if sel.reached:
             break
     return sel, cap
 
 
-def _configs(groups, scores, policy: PrunePolicy, n: int, *, seed: int, uniform: bool = True) -> list[list[int]]:
-    """Pruned configurations to measure: uniform shares of each group's allowed cut, then random ones."""
+def _configs(groups, scores, policy: PrunePolicy, n: int, *, seed: int, uniform: bool = True,
+             probe: WidthProbe | None = None) -> list[list[int]]:
+    """Pruned configurations to measure: uniform shares of each group's allowed cut, then random ones (at the
+    widths the search may choose: dead ones left out)."""
     cap = policy.caps()[-1]
     cands = candidates(groups, scores, layer_limits(groups, policy, cap), policy.round_to)
+    if probe is not None:
+        probe.drop_dead(cands)
     rng = np.random.default_rng(seed)
     configs = []
     for k in range(n):

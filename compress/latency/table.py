@@ -18,7 +18,7 @@ from typing import Callable
 
 from compress.atomic import write_text
 
-VERSION = 1
+VERSION = 2  # 2: in-context width probes (compress.latency.probe)
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -36,6 +36,7 @@ class LatencyTable:
         self.header = header
         self.entries: dict[str, float] = {}
         self.networks: list[dict] = []
+        self.probes: dict[str, dict[str, float]] = {}  # class -> {width: measured network saving}
         self.reused = False  # read from an earlier run
         self.stale_reason: str | None = None  # why an existing file was not used
         self.measured = 0  # layer entries timed by this run
@@ -53,6 +54,7 @@ class LatencyTable:
                 else:
                     table.entries = {k: float(v) for k, v in data["entries"].items()}
                     table.networks = list(data.get("networks", []))
+                    table.probes = {k: {w: float(v) for w, v in d.items()} for k, d in data.get("probes", {}).items()}
                     table.reused = True
             except (OSError, ValueError, KeyError, TypeError) as err:
                 table.stale_reason = f"unreadable ({err.__class__.__name__})"
@@ -81,4 +83,4 @@ class LatencyTable:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text(self.path, json.dumps({"header": self.header, "entries": self.entries,
-                                          "networks": self.networks}, indent=1))
+                                          "networks": self.networks, "probes": self.probes}, indent=1))
