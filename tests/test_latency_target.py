@@ -252,3 +252,36 @@ def test_width_probe_drops_widths_that_only_pay_alone(tmp_path):
     again = LayoutTimer()
     _, rec2 = _plan(model, groups, _scores(groups), tmp_path, again, target_speedup=1.6)
     assert rec2["width_probe"]["networks_measured_now"] == 0 and rec2["width_probe"]["dead"] == dead
+
+
+class ContextTimer(SyntheticTimer):
+    """Inside the network, narrowing b's output saves a quarter of what its layers save alone (say, its
+    consumers are memory-bound there); the other widths save what the table says."""
+
+    def time_runner(self, model, seconds=None) -> float:
+        actual = super().time_runner(model)
+        b_full = super().time_runner(_widen_b(model))
+        return actual + 0.75 * (b_full - actual)
+
+
+def _widen_b(model):
+    """A stand-in costed as ``model`` with b's output back at 64 channels (only widths matter to the timer)."""
+    import copy
+
+    wide = copy.deepcopy(model)
+    wide.b[0] = nn.Conv2d(wide.b[0].in_channels, 64, 3, padding=1)
+    wide.c[0] = nn.Conv2d(64, wide.c[0].out_channels, 3, padding=1)
+    return wide
+
+
+def test_width_probe_scales_what_a_class_saves_in_context(tmp_path):
+    model, groups = _setup()
+    plan, record = _plan(model, groups, _scores(groups), tmp_path, ContextTimer(), target_speedup=1.4)
+    scales = record["width_probe"]["scales"]  # [class name, scale]: b's output, and the two 32-wide ones
+    b_out = [v for name, v in scales if name == "64"]
+    others = [v for name, v in scales if name != "64"]
+    assert len(b_out) == 1 and len(others) == 2 and b_out[0] < 0.35 * min(others), scales
+    # unscaled, this runtime puts the held-out error at 14 % mean, 20 % max, and a later round cuts b's output
+    assert record["prediction_error"]["max"] < 0.08, record["prediction_error"]
+    assert plan.widths["b.0:out"] == (64, 64) and plan.widths["a.0:out"][1] < 32, plan.widths
+    assert record["measured_ms"] <= record["target_ms"] * 1.05

@@ -7,6 +7,11 @@ absorbs what layers timed alone do not show (per-call overhead, fused BN/ReLU, c
 ``b`` everything that does not change with pruning (stem, pooling, elementwise ops, the runtime's
 per-run cost). Both come from least squares over measured networks (the original and a few
 pruned configurations); the error on other, held-out configurations is what a user is shown.
+
+A layer timed alone can save more, or less, than it does inside the network (layout changes,
+caches, threads). The in-context width probe (``compress.latency.probe``) measures that per class
+of like groups and sets ``slot_scale``: a layer's saving from narrowing a slot counts that many times.
+Network points keep their kept widths, so a refit sees the same correction.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class LatencyModel:
         self.table = table
         self.a, self.b = 1.0, 0.0
         self._grids = [self._grid_values(t) for t in terms]
+        self.slot_scale: dict[int, float] = {}  # slot -> share of the table's saving that counts (the probe)
+        self._full = [self._interp(k, t.spec.n_in, t.spec.n_out) for k, t in enumerate(terms)]
         self.by_slot: dict[int, list[int]] = {}
         for k, t in enumerate(terms):
             for i in {t.i_in, t.i_out}:
@@ -34,6 +41,18 @@ class LatencyModel:
         return np.array([[self.table.lookup(t.spec, i, o) for o in t.grid_out] for i in t.grid_in])
 
     def term_ms(self, k: int, cin: int, cout: int) -> float:
+        """The table's time, its saving from the full width scaled per side (input slot, output slot)."""
+        t, full = self.terms[k], self._full[k]
+        s_in, s_out = self.slot_scale.get(t.i_in, 1.0), self.slot_scale.get(t.i_out, 1.0)
+        if s_in == s_out == 1.0 or t.spec.grouped:
+            scale = s_in if t.spec.grouped else 1.0
+            return full + scale * (self._interp(k, cin, cout) - full)
+        d_in = self._interp(k, cin, t.spec.n_out) - full
+        d_out = self._interp(k, t.spec.n_in, cout) - full
+        both = self._interp(k, cin, cout) - full - d_in - d_out
+        return full + s_in * d_in + s_out * d_out + float(np.sqrt(s_in * s_out)) * both
+
+    def _interp(self, k: int, cin: int, cout: int) -> float:
         t, values = self.terms[k], self._grids[k]
         if t.spec.grouped:
             return float(np.interp(cin, t.grid_in, values))
@@ -53,9 +72,13 @@ class LatencyModel:
     def from_raw(self, raw: float) -> float:
         return self.a * raw + self.b
 
+    def point_raw(self, point: dict) -> float:
+        """``raw`` of a measured network point (``{"widths": kept width per slot, "ms": …}``)."""
+        return self.raw(np.asarray(point["widths"], dtype=np.int64))
+
     def fit(self, points: list[dict]) -> None:
         """Least squares ``ms ≈ a·raw + b`` (a > 0); one distinct point: scale only."""
-        raw = np.array([p["raw"] for p in points], dtype=np.float64)
+        raw = np.array([self.point_raw(p) for p in points], dtype=np.float64)
         ms = np.array([p["ms"] for p in points], dtype=np.float64)
         if len(points) == 0:
             return
@@ -69,4 +92,4 @@ class LatencyModel:
 
     def errors(self, points: list[dict]) -> list[float]:
         """Relative prediction error of each measured point: |predicted - measured| / measured."""
-        return [abs(self.from_raw(p["raw"]) - p["ms"]) / p["ms"] for p in points]
+        return [abs(self.from_raw(self.point_raw(p)) - p["ms"]) / p["ms"] for p in points]

@@ -111,7 +111,7 @@ def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_m
                 break
             apply(back[1], back[1].at - 1, back[2])
     removed = [r for g in cands for r in g.order[:g.stops[g.at]]]
-    return LatencySelection(removed=removed, predicted_ms=model.from_raw(raw), reached=reached)
+    return LatencySelection(removed=removed, predicted_ms=float(model.from_raw(raw)), reached=bool(reached))
 
 
 def candidates(groups: Groups, scores: dict[int, float], limits: list[int], round_to: int) -> list[GroupMoves]:

@@ -3,8 +3,10 @@
 1. Time every varying conv/linear layer alone at its grid widths on the target runtime (cached,
    see ``compress.latency.table``).
 2. Probe in context (``compress.latency.probe``): time the network with each class of like groups
-   narrowed to each allowed width; widths that do not pay inside the network are dropped.
-3. Measure the original network and a few pruned configurations at live widths; fit ``a·raw + b``;
+   narrowed to each allowed width; widths that do not pay inside the network are dropped, and each
+   class's layer savings are scaled by what it measured in context against what the table predicts.
+3. Measure the original network and a few pruned configurations at live widths (each beside the
+   original, so machine drift cancels); fit ``a·raw + b``;
    report the prediction error on other configurations it was not fitted on (held out).
 4. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
    pruned network, measure it. If it misses the target by more than the tolerance, scale the goal
@@ -49,25 +51,21 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
     _fill(table, terms, timer, say, progress)
     lat = LatencyModel(terms, table)
     none = np.zeros(len(groups.graph.sets), dtype=bool)
-    full_raw = lat.raw(groups.kept_widths(none))
 
     def widths_of(removed: list[int]) -> np.ndarray:
         mask = none.copy()
         mask[removed] = True
         return groups.kept_widths(mask)
 
-    def measure(removed: list[int]) -> tuple[float, float, Any]:
-        """(raw prediction, measured ms, runner) of the network without ``removed``."""
-        run = timer.runner(_cut(model, groups, removed), example)
-        return lat.raw(widths_of(removed)), timer.time_runner(run), run
-
     original_run = timer.runner(model, example)
     original_ms = timer.time_runner(original_run)
 
-    def time_pair(removed: list[int]) -> tuple[float, float]:
+    def time_pair(removed: list[int], role: str) -> tuple[float, float]:
+        """Time the network without ``removed`` beside the original; record it in the table as if the original
+        ran at ``original_ms`` (the machine's speed drifts by tens of percent over minutes here)."""
         full_ms, cut_ms = timer.compare(original_run, timer.runner(_cut(model, groups, removed), example),
                                         PROBE_SECONDS)
-        table.add_network(lat.raw(widths_of(removed)), cut_ms * original_ms / full_ms, "probe")
+        table.add_network(widths_of(removed), cut_ms * original_ms / full_ms, role)
         return full_ms, cut_ms
 
     probe = WidthProbe(lat, table.probes)
@@ -76,22 +74,20 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
         say.info(f"width probe: timing {todo} networks with one class of groups narrowed, interleaved with the "
                  f"original")
         with progress_bar("width probe", todo, enabled=progress) as bar:
-            probe.run(cands, time_pair, lambda: bar.advance(1))
+            probe.run(cands, lambda removed: time_pair(removed, "probe"), lambda: bar.advance(1))
         table.probes = probe.savings
         table.save()
-    lat.fit([{"raw": full_raw, "ms": original_ms}, *table.points("probe")])
+    lat.fit([{"widths": widths_of([]), "ms": original_ms}, *table.points("probe")])
     probe.judge(cands, widths_of)
     for line in probe.lines():
         say.info(f"width probe: {line}")
     if not table.points("fit"):
-        table.add_network(full_raw, original_ms, "fit")
+        table.add_network(widths_of([]), original_ms, "fit")
         for removed in _configs(groups, scores, policy, len(FIT_FRACTIONS) + RANDOM_FIT, seed=0, probe=probe):
-            raw, ms, _ = measure(removed)
-            table.add_network(raw, ms, "fit")
+            time_pair(removed, "fit")
     if not table.points("held-out"):
         for removed in _configs(groups, scores, policy, HELD_OUT, seed=1, uniform=False, probe=probe):
-            raw, ms, _ = measure(removed)
-            table.add_network(raw, ms, "held-out")
+            time_pair(removed, "held-out")
     table.save()
     lat.fit(table.points("fit"))
     errors = lat.errors(table.points("held-out"))
@@ -108,7 +104,7 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
         before, ms = timer.compare(original_run, run, PROBE_SECONDS)
         if policy.target_speedup:  # judged against the original timed beside it: machine drift cancels
             target = before / policy.target_speedup
-        table.add_network(lat.raw(widths_of(sel.removed)), ms * original_ms / before, "verify")
+        table.add_network(widths_of(sel.removed), ms * original_ms / before, "verify")
         attempts.append({"goal_ms": round(goal, 4), "predicted_ms": round(sel.predicted_ms, 4),
                          "measured_ms": round(ms, 4), "original_ms": round(before, 4), "reached": sel.reached,
                          "max_layer_ratio": cap})

@@ -18,7 +18,7 @@ from typing import Callable
 
 from compress.atomic import write_text
 
-VERSION = 2  # 2: in-context width probes (compress.latency.probe)
+VERSION = 3  # 2: in-context width probes (compress.latency.probe); 3: network points keep their widths
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -29,7 +29,7 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 class LatencyTable:
-    """Layer entries ``{key: ms}`` and network points ``[{"raw": Σ layer ms, "ms": measured, "role"}]``."""
+    """Layer entries ``{key: ms}`` and network points ``[{"widths": kept per slot, "ms": measured, "role"}]``."""
 
     def __init__(self, path: Path, header: dict):
         self.path = path
@@ -74,8 +74,8 @@ class LatencyTable:
     def lookup(self, spec, cin: int, cout: int) -> float:
         return self.entries[self.entry_key(spec.key(), cin, cout)]
 
-    def add_network(self, raw: float, ms: float, role: str) -> None:
-        self.networks.append({"raw": float(raw), "ms": float(ms), "role": role})
+    def add_network(self, widths, ms: float, role: str) -> None:
+        self.networks.append({"widths": [int(w) for w in widths], "ms": float(ms), "role": role})
 
     def points(self, *roles: str) -> list[dict]:
         return [p for p in self.networks if p["role"] in roles]
