@@ -44,9 +44,10 @@ class LatencyModel:
         """The table's time, its saving from the full width scaled per side (input slot, output slot)."""
         t, full = self.terms[k], self._full[k]
         s_in, s_out = self.slot_scale.get(t.i_in, 1.0), self.slot_scale.get(t.i_out, 1.0)
-        if s_in == s_out == 1.0 or t.spec.grouped:
-            scale = s_in if t.spec.grouped else 1.0
-            return full + scale * (self._interp(k, cin, cout) - full)
+        if t.spec.grouped:  # one width: the input's
+            return full + s_in * (self._interp(k, cin, cout) - full)
+        if s_in == s_out == 1.0:
+            return self._interp(k, cin, cout)
         d_in = self._interp(k, cin, t.spec.n_out) - full
         d_out = self._interp(k, t.spec.n_in, cout) - full
         both = self._interp(k, cin, cout) - full - d_in - d_out
