@@ -30,9 +30,11 @@ from compress.errors import UsageError
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
-AUTO_SAMPLES = 108_000  # augmented images seen by the automatic budget at and below...
-AUTO_KNEE = 1_800  # ...this many training images (60 epochs); beyond, samples fall as 1/sqrt(n)
+AUTO_SAMPLES = 216_000  # augmented images seen by the automatic budget at and below...
+AUTO_KNEE = 1_800  # ...this many training images (120 epochs); beyond, samples fall as 1/sqrt(n)
+AUTO_MINUTES = 8.0  # wall-time cap of the automatic budget (an explicit epochs/steps budget has none)
 AUTO_EVALS = 12  # held-out evaluations per run when eval_every is None
+CAP_FIRST_CHECK = 20  # steps timed before the time cap first estimates how many fit
 
 
 class DistillConfigError(UsageError, ValueError):
@@ -42,11 +44,13 @@ class DistillConfigError(UsageError, ValueError):
 def auto_epochs(n_train: int) -> float:
     """Automatic epochs for ``n_train`` training images.
 
-    samples = 108k * min(1, sqrt(1800 / n)), epochs = max(1, samples / n):
-    200 images -> 540 epochs, 1,800 -> 60, 4,500 -> 15.2 (68k samples), 9,000 -> 5.4,
-    18,000 -> 1.9, 32,400 or more -> 1. On 2 CPU cores this is ~4 min for a half-pruned
-    ResNet-20 (140 ms per batch of 64, measured) and ~6.5 min for ResNet-56 on 4,500 images
-    (estimated from its measured 369 ms per batch).
+    samples = 216k * min(1, sqrt(1800 / n)), epochs = max(1, samples / n):
+    200 images -> 1,080 epochs, 1,800 -> 120, 4,500 -> 30.4 (137k samples), 9,000 -> 10.7,
+    18,000 -> 3.8, 129,600 or more -> 1. On 2 CPU cores 120 epochs of a half-pruned ResNet-20
+    take ~8.5 min (140 ms per batch of 64), so the automatic budget also stops at ``AUTO_MINUTES``
+    of wall time (``DistillConfig.max_minutes``): the schedule shrinks to the steps that fit.
+    Measured on the shared ResNet-20 (--target-macs 0.5, 1,800 images): 60 epochs recovered
+    78.95 / 79.75 % (seeds 0 / 1), 120 epochs 80.35 / 79.90 %, unpruned 81.35 %.
     """
     if n_train <= 0:
         raise DistillConfigError("no training images", "give at least one calibration image")
@@ -71,6 +75,7 @@ class DistillConfig:
     pad_mode: str = "reflect"
     cutmix: float = 0.5
     features: float = 0.0  # weight of stage-output feature matching (compress.feature_match); 0 = off
+    max_minutes: float | None = None  # wall-time cap; None = AUTO_MINUTES for the automatic budget, else none
     eval_every: int | None = None
     amp: str = "auto"
     channels_last: str = "auto"
@@ -108,6 +113,8 @@ class DistillConfig:
             bad(f"cutmix probability must be in [0, 1], got {self.cutmix}", "e.g. 0.5, or 0 to disable")
         if not (self.features >= 0 and math.isfinite(self.features)):
             bad(f"features weight must be >= 0, got {self.features}", "e.g. 1.0, or 0 to disable")
+        if self.max_minutes is not None and not (self.max_minutes > 0 and not math.isnan(self.max_minutes)):
+            bad(f"max_minutes must be positive, got {self.max_minutes}", "e.g. 8, or inf for no cap")
         if self.eval_every is not None and (not _is_int(self.eval_every) or self.eval_every < 1):
             bad(f"eval_every must be a positive integer, got {self.eval_every!r}", "or None for automatic")
         if self.amp not in AMP_MODES:
@@ -143,6 +150,8 @@ class DistillResult:
     device: str = "cpu"
     epochs: float = 0.0  # passes over the training images actually made
     train_images: int | None = None
+    planned_steps: int = 0  # the budget before the time cap shrank it (== steps when it did not)
+    max_minutes: float | None = None  # the time cap that applied, if any
 
 
 # --------------------------------------------------------------------------- evaluation helpers
@@ -291,12 +300,42 @@ def _budget(config: DistillConfig, stream: _TrainStream, n_global: int | None = 
     return max(1, math.ceil(epochs * stream.steps_per_epoch)), epochs
 
 
-def _lr_lambda(total: int, warmup_fraction: float):
-    warm = int(round(warmup_fraction * total))
+def _max_minutes(config: DistillConfig) -> float | None:
+    if config.max_minutes is not None:
+        return None if math.isinf(config.max_minutes) else config.max_minutes
+    return AUTO_MINUTES if config.epochs is None and config.steps is None else None
+
+
+class _StepBudget:
+    """The run's total steps, shrunk (never grown) so it ends within ``minutes`` of wall time: after the first
+    steps and at each held-out check, the time per step so far says how many more still fit. All ranks take
+    rank 0's figure."""
+
+    def __init__(self, total: int, minutes: float | None):
+        self.total = self.planned = total
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.t_run = self.t_loop = time.perf_counter()
+
+    def start_loop(self) -> None:
+        self.t_loop = time.perf_counter()
+
+    def check(self, step: int) -> None:
+        if self.seconds is None or step < 1:
+            return
+        now = time.perf_counter()
+        per_step = (now - self.t_loop) / step
+        fit = step + int(max(0.0, self.seconds - (now - self.t_run)) / max(per_step, 1e-9))
+        self.total = max(step, min(self.total, int(distributed.broadcast(fit))))
+
+
+def _lr_lambda(budget: _StepBudget, warmup_fraction: float):
+    """Linear warm-up over a share of the planned steps, then cosine to zero at the (possibly shrunk) total."""
+    warm = int(round(warmup_fraction * budget.planned))
 
     def f(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
+        total = budget.total
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
     return f
@@ -384,10 +423,12 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     result.epochs = result.steps / stream.steps_per_epoch if stream.steps_per_epoch else (epochs or 0.0)
     result.train_images = stream.n_train
     result.device = str(dev)
+    result.max_minutes = _max_minutes(config)
     return result
 
 
 def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, every, augment, progress) -> DistillResult:
+    budget = _StepBudget(total, _max_minutes(config))
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -406,7 +447,7 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
     history: list[dict[str, Any]] = [{"step": 0, "loss": None, "lr": 0.0, "train_agreement": None,
                                       "holdout_agreement": agree0, "holdout_kl": kl0, "seconds": 0.0}]
     opt = _optimizer(student, config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, config.warmup_fraction))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(budget, config.warmup_fraction))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     T = float(config.temperature)
     stopped: str | None = None
@@ -442,10 +483,13 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
         ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None
         net = nn.parallel.DistributedDataParallel(student, device_ids=ids)
     batches = iter(stream)
+    budget.start_loop()
     with bar:
         task = bar.add_task("distill", total=total, status="")
         try:
-            for step in range(1, total + 1):
+            step = 0
+            while step < budget.total:
+                step += 1
                 x = augment(next(batches).to(dev, non_blocking=True))
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -471,7 +515,10 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
                 window_loss.append(loss_v)
                 window_agree.append(match_v)
                 ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
-                if step % every == 0 or step == total:
+                if step == CAP_FIRST_CHECK or step % every == 0:
+                    budget.check(step)
+                    bar.update(task, total=budget.total)
+                if step % every == 0 or step == budget.total:
                     checkpoint(step)
                 held = history[-1]["holdout_agreement"]
                 bar.update(task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
@@ -484,4 +531,4 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
     return DistillResult(student=student, steps=done, seconds=0.0, agreement_before=agree0,
                          agreement_after=best["agreement"], kl_before=kl0, kl_after=best["kl"],
                          best_step=best["step"], history=history, stopped=stopped,
-                         config=config.to_dict())
+                         config=config.to_dict(), planned_steps=budget.planned)

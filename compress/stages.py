@@ -176,8 +176,10 @@ def recover(loaded, student, data, config, say):
                      progress=config.progress)
     if result.stopped:
         say.warn(f"recovery stopped: {result.stopped}; keeping the best weights seen (step {result.best_step})")
-    say.info(f"recovery: {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on {result.device}; "
-             f"held-out agreement {result.agreement_before:.1%} -> {result.agreement_after:.1%}")
+    capped = result.steps < result.planned_steps and not result.stopped
+    cap = f" (the {result.max_minutes:g}-minute cap: {result.planned_steps} planned)" if capped else ""
+    say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
+             f"{result.device}; held-out agreement {result.agreement_before:.1%} -> {result.agreement_after:.1%}")
     return result.student, {
         "agreement_pruned": round(result.agreement_before, 5),
         "agreement_recovered": round(result.agreement_after, 5),
@@ -186,6 +188,8 @@ def recover(loaded, student, data, config, say):
         "recover_seconds": round(result.seconds, 2),
         "recover_steps": result.steps,
         "recover_epochs": round(result.epochs, 2),
+        "recover_planned_steps": result.planned_steps,
+        "recover_max_minutes": result.max_minutes,
         "recover_device": result.device,
         "recover_stopped": result.stopped,
         "distill": result.config,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 
 import pytest
 import torch
@@ -11,9 +12,12 @@ import torch.nn as nn
 
 from compress.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
 from compress.distill import (
+    AUTO_MINUTES,
+    CAP_FIRST_CHECK,
     DistillConfig,
     DistillResult,
     agreement,
+    _max_minutes,
     auto_epochs,
     distill,
     top1_accuracy,
@@ -248,8 +252,8 @@ def test_config_validation(kwargs, match):
 def test_config_to_dict_and_auto_budget(pair):
     d = DistillConfig(steps=5).to_dict()
     assert d["steps"] == 5 and d["epochs"] is None and d["temperature"] == 4.0
-    assert auto_epochs(1800) == pytest.approx(60.0) and auto_epochs(200) == pytest.approx(540.0)
-    assert auto_epochs(4500) == pytest.approx(15.18, abs=0.01) and auto_epochs(10**6) == 1.0
+    assert auto_epochs(1800) == pytest.approx(120.0) and auto_epochs(200) == pytest.approx(1080.0)
+    assert auto_epochs(4500) == pytest.approx(30.36, abs=0.01) and auto_epochs(10**6) == 1.0
     epochs = [auto_epochs(n) for n in (100, 1000, 1800, 3000, 9000, 30000)]
     assert epochs == sorted(epochs, reverse=True)  # more images, fewer passes
     student, teacher, train, hold = pair
@@ -260,6 +264,24 @@ def test_config_to_dict_and_auto_budget(pair):
 
 
 # ----------------------------------------------------------------------------- augmentation
+
+
+def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair):
+    student, teacher, train, hold = pair
+    hook = student.register_forward_pre_hook(lambda m, a: time.sleep(0.01))  # >= 10 ms per training step
+    try:
+        res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "steps": 1000, "eval_every": 1000,
+                                                                       "max_minutes": 1.5 / 60}), progress=False)
+    finally:
+        hook.remove()
+    assert res.planned_steps == 1000 and CAP_FIRST_CHECK < res.steps < 400 and res.stopped is None, res.steps
+    assert res.max_minutes == pytest.approx(1.5 / 60)
+    assert res.history[-1]["step"] == res.steps and res.history[-1]["lr"] < 1e-9  # cosine reached zero there
+    assert _max_minutes(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
+    assert _max_minutes(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
+    assert _max_minutes(DistillConfig(max_minutes=float("inf"))) is None
+    with pytest.raises(ValueError, match="max_minutes"):
+        DistillConfig(max_minutes=0)
 
 
 @pytest.mark.parametrize("kind", ["crop-flip", "rrc-flip", "none", "auto"])

@@ -43,6 +43,9 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--recover/--no-recover", default=True, show_default=True, help="Self-distillation from the original.")
 @click.option("--recover-epochs", type=float, default=None, help="Distillation epochs (default: automatic by data size).")
 @click.option("--recover-steps", type=int, default=None, help="Distillation steps instead of epochs.")
+@click.option("--recover-minutes", type=float, default=None,
+              help="Wall-time cap on recovery: the schedule shrinks to the steps that fit (default: 8 for the "
+                   "automatic budget, none with --recover-epochs/--recover-steps; inf for none).")
 @click.option("--recover-lr", type=float, default=None, help="Peak learning rate of distillation.")
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
 @click.option("--recover-features", type=float, default=None,
@@ -63,8 +66,8 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_lr, temperature, recover_features, batch_size, formats, int8_method, target, bench, device,
-          devices, overwrite, no_progress, as_json, **model_params):
+          recover_steps, recover_minutes, recover_lr, temperature, recover_features, batch_size, formats, int8_method,
+          target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
     from compress import distributed
 
@@ -79,8 +82,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     target_ms = parse_latency(target_latency) if target_latency is not None else None
     if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
         ratio = 0.5
-    distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, lr=recover_lr,
-                                            temperature=temperature, features=recover_features).items()
+    distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, max_minutes=recover_minutes,
+                                            lr=recover_lr, temperature=temperature, features=recover_features).items()
                       if v is not None}
     config = PruneConfig(
         checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
