@@ -137,21 +137,34 @@ class WidthProbe:
                 key = self.key(g)
                 g.keep_stops([j for j in range(1, len(g.stops)) if (key, g.width(j)) not in self.dead])
 
+    def labels(self) -> dict[str, str]:
+        """Display name of each class: its widths, and where its channels are consumed when two classes share
+        widths (``"32 (conv@16x16)"``)."""
+        keys = {*self.savings, *self.scales, *(k for k, _ in self.dead)}
+        base = {k: _name(tuple(json.loads(k)[0])) for k in keys}
+        shared = {b for b in base.values() if list(base.values()).count(b) > 1}
+        out = {}
+        for k, b in base.items():
+            where = sorted({kind + (f"@{'x'.join(map(str, spatial))}" if spatial else "")
+                            for kind, _, spatial, _ in json.loads(k)[1]})
+            out[k] = f"{b} ({', '.join(where)})" if b in shared else b
+        return out
+
     def summary(self) -> dict:
+        label = self.labels()
         return {"classes": len(self.savings), "networks_measured_now": self.networks,
-                "dead": sorted({f"{_name(tuple(json.loads(k)[0]))}->{_name(w)}" for k, w in self.dead}),
-                "scales": [[_name(tuple(json.loads(k)[0])), round(v, 3)] for k, v in self.scales.items()]}
+                "dead": sorted({f"{label[k]}->{_name(w)}" for k, w in self.dead}),
+                "scales": [[label[k], round(v, 3)] for k, v in self.scales.items()]}
 
     def lines(self) -> list[str]:
         """One line per class: measured network saving at each probed width, dead ones marked."""
-        out = []
+        label, out = self.labels(), []
         for key, done in self.savings.items():
-            own = json.loads(key)[0]
             dead = {_name(w) for k, w in self.dead if k == key}
             cells = [f"{w} {s:+.1%}{' (dead)' if w in dead else ''}"
                      for w, s in sorted(done.items(), key=lambda kv: [-int(v) for v in kv[0].split("x")])]
             scale = f" (in context x{self.scales[key]:.2f} the table's saving)" if key in self.scales else ""
-            out.append(f"{_name(tuple(own))} channels: " + ", ".join(cells) + scale)
+            out.append(f"{label[key]} channels: " + ", ".join(cells) + scale)
         return out
 
 
