@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
     print(f"{'model':<10}{'target':<18}{'unpruned':>9}{'one-shot':>9}{'recovered':>10}{'gap':>7}{'MACs':>16}"
-          f"{'recover s':>10}{'epochs':>7}{'peak RSS':>10}{'cap':>6}")
+          f"{'recover s':>10}{'epochs':>7}{'prec':>6}{'peak RSS':>10}{'cap':>6}")
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.out or scratch
         for model in args.models.split(","):
@@ -60,7 +60,8 @@ def main() -> None:
                 macs = f"{s['macs_before'] / 1e6:.1f}->{s['macs_after'] / 1e6:.1f}M"
                 print(f"{model:<10}{' '.join(TARGETS[target]):<18}{s['top1_before']:>9.2%}{s['top1_pruned']:>9.2%}"
                       f"{s['top1_recovered']:>10.2%}{gap:>6.2f}p{macs:>16}{s['recover_seconds']:>10.0f}"
-                      f"{s['recover_epochs']:>7.1f}{s['peak_rss_mib']:>9.0f}M{s.get('max_layer_ratio') or 0:>6.3f}", flush=True)
+                      f"{s['recover_epochs']:>7.1f}{s.get('recover_precision', '-'):>6}{s['peak_rss_mib']:>9.0f}M"
+                      f"{s.get('max_layer_ratio') or 0:>6.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ class DistillResult:
     train_images: int | None = None
     planned_steps: int = 0  # the budget before the time cap shrank it (== steps when it did not)
     max_minutes: float | None = None  # the time cap that applied, if any
+    precision: str = "fp32"  # what the student trained in: "fp32", "bf16" or "fp16" (autocast)
 
 
 # --------------------------------------------------------------------------- evaluation helpers
@@ -353,13 +354,28 @@ def _optimizer(student: nn.Module, config: DistillConfig) -> torch.optim.Optimiz
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN: AVX-512 BF16 or AMX); elsewhere bf16 is
+    emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _amp_dtype(config: DistillConfig, dev: torch.device) -> torch.dtype | None:
+    """CUDA ("auto"): bf16 where supported, else fp16. CPU: float32 unless "bf16" is asked for — on this
+    project's AVX-512 BF16 machine it made a ResNet-32 step 1.65x faster, but the shared ResNet-20
+    (--target-macs 0.5, 120 epochs) recovered to 79.55 % against 80.80 % in float32."""
     if config.amp == "off":
         return None
     if dev.type != "cuda":
-        if config.amp != "auto":
-            raise DistillConfigError(f"amp={config.amp!r} needs a CUDA device, got {dev}", "use amp='auto' or 'off'")
-        return None
+        if config.amp == "fp16":
+            raise DistillConfigError(f"amp='fp16' needs a CUDA device, got {dev}", "use amp='auto', 'bf16' or 'off'")
+        if config.amp == "bf16" and not cpu_bf16():
+            raise DistillConfigError("amp='bf16' on a CPU without native bfloat16 would be slower than float32",
+                                     "use amp='auto' or 'off'")
+        return torch.bfloat16 if config.amp == "bf16" else None
     if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
         return torch.float16
     return torch.bfloat16
@@ -387,7 +403,8 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     config = config or DistillConfig()
     dev = resolve_device(device)
     amp_dtype = _amp_dtype(config, dev)
-    cl = config.channels_last == "on" or (config.channels_last == "auto" and dev.type == "cuda")
+    # channels-last: on CUDA, and on CPUs too (oneDNN; a float32 ResNet-32 step 1.27x faster here)
+    cl = config.channels_last in ("on", "auto")
     n_global = train_images.shape[0] if isinstance(train_images, torch.Tensor) else None
     rank_seed = 7919 * distributed.rank()  # each rank its own shuffles and augmentations
     if distributed.active() and isinstance(train_images, torch.Tensor):
@@ -424,6 +441,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     result.train_images = stream.n_train
     result.device = str(dev)
     result.max_minutes = _max_minutes(config)
+    result.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
     return result
 
 
