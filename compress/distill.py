@@ -308,9 +308,9 @@ def _max_minutes(config: DistillConfig) -> float | None:
 
 
 class _StepBudget:
-    """The run's total steps, shrunk (never grown) so it ends within ``minutes`` of wall time: after the first
-    steps and at each held-out check, the time per step so far says how many more still fit. All ranks take
-    rank 0's figure."""
+    """The run's total steps, at most the planned ones, set so it ends within ``minutes`` of wall time: after
+    the first steps and at each held-out check, the time per step so far says how many still fit (the first
+    estimate runs high while kernels warm up; later ones correct it, both ways). All ranks take rank 0's."""
 
     def __init__(self, total: int, minutes: float | None):
         self.total = self.planned = total
@@ -326,7 +326,7 @@ class _StepBudget:
         now = time.perf_counter()
         per_step = (now - self.t_loop) / step
         fit = step + int(max(0.0, self.seconds - (now - self.t_run)) / max(per_step, 1e-9))
-        self.total = max(step, min(self.total, int(distributed.broadcast(fit))))
+        self.total = max(step, min(self.planned, int(distributed.broadcast(fit))))
 
 
 def _lr_lambda(budget: _StepBudget, warmup_fraction: float):

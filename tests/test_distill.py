@@ -283,6 +283,20 @@ def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypat
     assert res.planned_steps == 1000 and 50 <= res.steps <= 60 and res.stopped is None, res.steps  # 60 s fit ~58
     assert res.max_minutes == 1.0 and res.seconds <= 62
     assert res.history[-1]["step"] == res.steps and res.history[-1]["lr"] < 1e-9  # cosine reached zero there
+    # a slow start (kernels warming up) first shrinks the schedule; later checks give the steps back
+    clock[0], forwards = 0.0, [0]
+
+    def slow_start(m, a):
+        forwards[0] += 1
+        clock[0] += 5.0 if forwards[0] <= 21 else 1.0
+
+    hook = student.register_forward_pre_hook(slow_start)
+    try:
+        res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "steps": 1000, "eval_every": 10,
+                                                                       "max_minutes": 3.0}), progress=False)
+    finally:
+        hook.remove()
+    assert 60 < res.steps < 120 and res.seconds <= 182, res.steps  # the first estimate alone allowed ~35
     assert _max_minutes(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
     assert _max_minutes(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
     assert _max_minutes(DistillConfig(max_minutes=float("inf"))) is None
