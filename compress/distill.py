@@ -364,9 +364,10 @@ def cpu_bf16() -> bool:
 
 
 def _amp_dtype(config: DistillConfig, dev: torch.device) -> torch.dtype | None:
-    """CUDA ("auto"): bf16 where supported, else fp16. CPU: float32 unless "bf16" is asked for — on this
-    project's AVX-512 BF16 machine it made a ResNet-32 step 1.65x faster, but the shared ResNet-20
-    (--target-macs 0.5, 120 epochs) recovered to 79.55 % against 80.80 % in float32."""
+    """CUDA ("auto"): bf16 where supported, else fp16. CPU: float32 unless "bf16" is asked for. On this
+    project's AVX-512 BF16 machine bf16 made a ResNet-32 step 1.65x faster and the shared ResNet-20
+    (--target-macs 0.5, 120 epochs) recovered to 79.55 %, against 79.35-80.80 % in float32 — one run,
+    within the run-to-run spread, so not yet enough to change what CPU users get by default."""
     if config.amp == "off":
         return None
     if dev.type != "cuda":
