@@ -23,6 +23,9 @@ def test_prune_writes_a_reloadable_folder_with_the_summary_contract(tiny_assets,
         assert key in summary, key
     assert summary["macs_after"] < summary["macs_before"] and summary["params_after"] < summary["params_before"]
     assert summary["importance"] == "taylor-sq" and summary["recover_steps"] == 6
+    # an explicit budget has no time cap; CPU trains in float32
+    assert summary["recover_planned_steps"] == 6 and summary["recover_max_minutes"] is None
+    assert summary["recover_precision"] == "fp32"
     assert json.loads((out / "summary.json").read_text())["macs_after"] == summary["macs_after"]
     assert (out / "importance.json").is_file() and (out / "plan.json").is_file()
     # reloads without --arch, and inspect reports the pruned MACs
@@ -71,3 +74,6 @@ def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys
                             "--importance", "taylor", "--no-progress", "-o", tmp_path / "t"], capsys)
     assert code == 2 and "--labels" in err
     assert not (tmp_path / "t").exists()
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--recover-minutes", "0", "--no-progress", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and "max_minutes must be positive" in err and not (tmp_path / "m").exists()
