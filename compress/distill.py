@@ -314,6 +314,7 @@ class _StepBudget:
 
     def __init__(self, total: int, minutes: float | None):
         self.total = self.planned = total
+        self.minutes = minutes
         self.seconds = None if minutes is None else 60.0 * minutes
         self.t_run = self.t_loop = time.perf_counter()
 
@@ -441,7 +442,6 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     result.epochs = result.steps / stream.steps_per_epoch if stream.steps_per_epoch else (epochs or 0.0)
     result.train_images = stream.n_train
     result.device = str(dev)
-    result.max_minutes = _max_minutes(config)
     result.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
     return result
 
@@ -550,4 +550,5 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
     return DistillResult(student=student, steps=done, seconds=0.0, agreement_before=agree0,
                          agreement_after=best["agreement"], kl_before=kl0, kl_after=best["kl"],
                          best_step=best["step"], history=history, stopped=stopped,
-                         config=config.to_dict(), planned_steps=budget.planned)
+                         config=config.to_dict(), planned_steps=budget.planned,
+                         max_minutes=budget.minutes)

@@ -179,7 +179,8 @@ def recover(loaded, student, data, config, say):
     capped = result.steps < result.planned_steps and not result.stopped
     cap = f" (the {result.max_minutes:g}-minute cap: {result.planned_steps} planned)" if capped else ""
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
-             f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> {result.agreement_after:.1%}")
+             f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
+             f"{result.agreement_after:.1%}")
     return result.student, {
         "agreement_pruned": round(result.agreement_before, 5),
         "agreement_recovered": round(result.agreement_after, 5),
