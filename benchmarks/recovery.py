@@ -20,6 +20,12 @@ differ only in summation order — channels-last — or seed land up to 1.5 poin
     resnet32  --target-macs   8-min cap (69 / 71 epochs)  80.10 (0)  81.10 (0, channels-last)  468, 414
 
     * run beside the test suite
+
+Tried on resnet32 --ratio 0.5 and not adopted (within the spread; float32, 8-min cap unless said):
+CutMix or per-sample mixup per batch, half each: 82.00 (seed 0), 80.70 (seed 1); mixup alone
+(lambda ~ U(0, 1)) instead of CutMix: 80.70; --recover-features 1.0: 81.65; bf16, 240 epochs, no
+cap (1,569 s beside other work): 82.10. Even the doubled schedule ends 1.7 points short, so
+ResNet-32 at half width looks bound by the 1,800 distinct training images more than by time.
 """
 
 from __future__ import annotations
