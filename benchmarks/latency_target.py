@@ -95,17 +95,17 @@ def prune(args: list[str], out: Path, *, export: bool = True, show: bool = True)
     return json.loads(proc.stdout)
 
 
-def macs_target_at_least(macs: int, extra: list[str], scratch: Path) -> float:
+def macs_target_at_least(macs: int, before: int, extra: list[str], scratch: Path) -> float:
     """The smallest ``--target-macs`` (to 1e-4) whose plain plan keeps at least ``macs`` MACs.
 
     Plain ranking keeps the largest MAC count at or under its target, so its plans form steps;
     this finds the first step at or above the latency-aware count (a handful of --no-recover runs).
+    ``before`` is the unpruned MAC count.
     """
     def kept(target: float) -> int:
         return prune(["--target-macs", f"{target:.4f}", *extra, "--no-recover"], scratch,
                      export=False, show=False)["macs_after"]
 
-    before = prune(["--target-macs", "1.0", *extra, "--no-recover"], scratch, export=False, show=False)["macs_before"]
     lo, hi = int(macs / before * 1e4), 10000  # in units of 1e-4; kept(lo) <= macs
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -176,7 +176,7 @@ def main() -> None:
                               folders[f"{base} <="])
                 plans[f"{base} <="] = below
                 if below["macs_after"] != macs:
-                    target = macs_target_at_least(macs, [*flags, *args.extra], tmp / "scratch")
+                    target = macs_target_at_least(macs, below["macs_before"], [*flags, *args.extra], tmp / "scratch")
                     print(f"batch {batch}: {base}, smallest plan at or over the same MACs (--target-macs {target:.4f})",
                           flush=True)
                     folders[f"{base} >="] = tmp / f"{base.replace('/', '-r')}-above-b{batch}"
