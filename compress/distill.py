@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
 from compress import distributed
+from compress.teacher import folded_teacher
 from compress.errors import UsageError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -452,14 +453,19 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bs_eval = max(256, config.batch_size)
+    example = (holdout[:2] if isinstance(holdout, torch.Tensor) else _first(next(iter(holdout)))[:2]).to(dev)
+    if cl:
+        example = example.contiguous(memory_format=torch.channels_last)
+    # feature matching hooks the teacher's own modules; otherwise its BatchNorms are folded away
+    runner = teacher if config.features > 0 else folded_teacher(teacher, example)[0]
     cached = None
     if isinstance(holdout, torch.Tensor):  # the teacher's held-out logits never change: compute once
         with torch.no_grad():
-            cached = [teacher(x.to(dev).contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format))
+            cached = [runner(x.to(dev).contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format))
                       for x in _batches(holdout, bs_eval)]
 
     def evaluate() -> tuple[float, float]:
-        return _agreement_logits(student, holdout, cached, teacher, dev, bs_eval, cl)
+        return _agreement_logits(student, holdout, cached, runner, dev, bs_eval, cl)
 
     agree0, kl0 = evaluate()
     best = {"agreement": agree0, "kl": kl0, "step": 0, "state": _snapshot(student)}
@@ -494,8 +500,7 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
     if config.features > 0:
         from compress.feature_match import FeatureMatch
 
-        example = holdout[:2] if isinstance(holdout, torch.Tensor) else _first(next(iter(holdout)))[:2]
-        features = FeatureMatch(student, teacher, example.to(dev))
+        features = FeatureMatch(student, teacher, example)
     student.train()
     net = student
     if distributed.active():  # gradients averaged across ranks; held-out checks run on every rank alike
@@ -514,7 +519,7 @@ def _run(student, teacher, stream, holdout, config, dev, amp_dtype, cl, total, e
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     with torch.no_grad():
-                        t = teacher(x)
+                        t = runner(x)
                     s = net(x)
                 loss = _kl_per_image(s, t, T).mean() * (T * T)
                 if features is not None:
