@@ -304,10 +304,12 @@ def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypat
         DistillConfig(max_minutes=0)
 
 
-def test_cpu_trains_in_float32_unless_bf16_is_asked_for(pair):
+def test_cpu_precision_is_bf16_where_native_else_float32(pair):
     student, teacher, train, hold = pair
     res = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**{**FAST, "steps": 2}), progress=False)
-    assert res.precision == "fp32" and res.device == "cpu"
+    assert res.precision == ("bf16" if cpu_bf16() else "fp32") and res.device == "cpu"
+    off = DistillConfig(**{**FAST, "steps": 2, "amp": "off"})
+    assert distill(copy.deepcopy(student), teacher, train, hold, off, progress=False).precision == "fp32"
     asked = DistillConfig(**{**FAST, "steps": 2, "amp": "bf16"})
     if cpu_bf16():
         assert distill(copy.deepcopy(student), teacher, train, hold, asked, progress=False).precision == "bf16"

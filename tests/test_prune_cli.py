@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from compress.distill import cpu_bf16
 from tests.cli_helpers import run_cli
 
 
@@ -23,9 +24,9 @@ def test_prune_writes_a_reloadable_folder_with_the_summary_contract(tiny_assets,
         assert key in summary, key
     assert summary["macs_after"] < summary["macs_before"] and summary["params_after"] < summary["params_before"]
     assert summary["importance"] == "taylor-sq" and summary["recover_steps"] == 6
-    # an explicit budget has no time cap; CPU trains in float32
+    # an explicit budget has no time cap; a CPU trains in bf16 where it runs it natively, else float32
     assert summary["recover_planned_steps"] == 6 and summary["recover_max_minutes"] is None
-    assert summary["recover_precision"] == "fp32"
+    assert summary["recover_precision"] == ("bf16" if cpu_bf16() else "fp32")
     assert json.loads((out / "summary.json").read_text())["macs_after"] == summary["macs_after"]
     assert (out / "importance.json").is_file() and (out / "plan.json").is_file()
     # reloads without --arch, and inspect reports the pruned MACs
@@ -77,3 +78,17 @@ def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys
     code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                             "--recover-minutes", "0", "--no-progress", "-o", tmp_path / "m"], capsys)
     assert code == 2 and "max_minutes must be positive" in err and not (tmp_path / "m").exists()
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--recover-precision", "fp16", "--device", "cpu", "--no-progress", "-o", tmp_path / "p"],
+                           capsys)
+    assert code == 2 and "fp16" in err and "CUDA" in err and not (tmp_path / "p").exists()
+    assert "importance:" not in err  # refused before any work
+
+
+def test_prune_recover_precision_fp32_is_honoured(tiny_assets, tmp_path, capsys):
+    code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                                 "--ratio", "0.5", "--recover-steps", "2", "--recover-precision", "fp32",
+                                 "--round-to", "1", "--no-progress", "-o", tmp_path / "o", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["recover_precision"] == "fp32" and summary["distill"]["amp"] == "off"

@@ -50,6 +50,9 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
 @click.option("--recover-features", type=float, default=None,
               help="Weight of stage-output feature matching in distillation (same-shape stages only).")
+@click.option("--recover-precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="Distillation arithmetic. auto: bf16 on CUDA where supported (else fp16) and on "
+                                      "CPUs with native bf16; fp32 elsewhere.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(("onnx", "int8", "trt"), required=False), default=None, metavar="FORMATS",
               help="Also export: onnx,int8,trt.")
@@ -66,14 +69,15 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_minutes, recover_lr, temperature, recover_features, batch_size, formats, int8_method,
+          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_precision, batch_size,
+          formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
     from compress import distributed
 
     if devices > 1 and not distributed.launched():
         _relaunch(devices)
-    from compress.distill import DistillConfig, resolve_device
+    from compress.distill import DistillConfig, amp_dtype, resolve_device
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
     from compress.pipeline import PruneConfig, run_prune
@@ -85,6 +89,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, max_minutes=recover_minutes,
                                             lr=recover_lr, temperature=temperature, features=recover_features).items()
                       if v is not None}
+    distill_kwargs["amp"] = {"fp32": "off"}.get(recover_precision, recover_precision)
     config = PruneConfig(
         checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
         policy=PrunePolicy(ratio=ratio, target_macs=target_macs, target_latency_ms=target_ms,
@@ -99,6 +104,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress,
     )
+    if recover:
+        amp_dtype(config.distill, resolve_device(device))  # an impossible --recover-precision fails before any work
     result = run_prune(config)
     _show(result, as_json)
 
