@@ -37,7 +37,7 @@ cap (1,569 s beside other work): 82.10. Even the doubled schedule ends 1.7 point
 ResNet-32 at half width looks bound by the 1,800 distinct training images more than by time.
 With bf16 and the folded teacher (seed 0, scratch runs): 120 epochs 81.70 (372 s), 170 epochs 81.50,
 MSE on logits instead of KL 80.60, colour/contrast jitter 81.40, random-resized crop instead of
-crop-flip 80.30, peak lr 0.02 instead of 0.01 80.90; re-estimating BatchNorm statistics on clean images afterwards lost 1.35-1.4 points.
+crop-flip 80.30, peak lr 0.02 80.90, peak lr 0.005 81.75 (0.01: 81.70); re-estimating BatchNorm statistics on clean images afterwards lost 1.35-1.4 points.
 """
 
 from __future__ import annotations
