@@ -184,6 +184,12 @@ def _batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
             yield _first(b)
 
 
+def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A batch on ``device``, in the memory layout the models run in."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 def _kl_per_image(s: torch.Tensor, t: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     ls, lt = F.log_softmax(s.float() / temperature, 1), F.log_softmax(t.float() / temperature, 1)
     return (lt.exp() * (lt - ls)).sum(1)
@@ -199,9 +205,7 @@ def _agreement_logits(student: nn.Module, images: Any, teacher_logits: list[torc
     n = 0
     try:
         for i, x in enumerate(_batches(images, batch_size)):
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _to(x, device, channels_last)
             t = teacher_logits[i] if teacher_logits is not None else teacher(x)
             s = student(x)
             agree += (s.argmax(1) == t.argmax(1)).sum().item()
@@ -456,16 +460,13 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bs_eval = max(256, config.batch_size)
-    example = (holdout[:2] if isinstance(holdout, torch.Tensor) else _first(next(iter(holdout)))[:2]).to(dev)
-    if cl:
-        example = example.contiguous(memory_format=torch.channels_last)
+    example = _to(holdout[:2] if isinstance(holdout, torch.Tensor) else _first(next(iter(holdout)))[:2], dev, cl)
     # feature matching hooks the teacher's own modules; otherwise its BatchNorms are folded away
     runner = teacher if config.features > 0 else folded_teacher(teacher, example)[0]
     cached = None
     if isinstance(holdout, torch.Tensor):  # the teacher's held-out logits never change: compute once
         with torch.no_grad():
-            cached = [runner(x.to(dev).contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format))
-                      for x in _batches(holdout, bs_eval)]
+            cached = [runner(_to(x, dev, cl)) for x in _batches(holdout, bs_eval)]
 
     def evaluate() -> tuple[float, float]:
         return _agreement_logits(student, holdout, cached, runner, dev, bs_eval, cl)
@@ -517,9 +518,7 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
             step = 0
             while step < budget.total:
                 step += 1
-                x = augment(next(batches).to(dev, non_blocking=True))
-                if cl:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = _to(augment(next(batches).to(dev, non_blocking=True)), dev, cl)
                 with torch.autocast(dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                     with torch.no_grad():
                         t = runner(x)
