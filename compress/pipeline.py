@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from compress.atomic import atomic_dir
-from compress.distill import DistillConfig
+from compress.distill import DistillConfig, amp_dtype, resolve_device
 from compress.errors import UsageError
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
@@ -79,6 +79,8 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
         say = Reporter(info=lambda _m: None, warn=lambda _m: None)
     out = Path(config.out) if config.out else default_out(config.checkpoint)
     _check_out(out, config)
+    if config.recover:  # an impossible precision (fp16 on a CPU, bf16 without native support) fails before any work
+        amp_dtype(config.distill, resolve_device(config.device))
     started = time.perf_counter()
 
     loaded = stages.load(config, say)

@@ -77,7 +77,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     if devices > 1 and not distributed.launched():
         _relaunch(devices)
-    from compress.distill import DistillConfig, amp_dtype, resolve_device
+    from compress.distill import DistillConfig, resolve_device
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
     from compress.pipeline import PruneConfig, run_prune
@@ -104,8 +104,6 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress,
     )
-    if recover:
-        amp_dtype(config.distill, resolve_device(device))  # an impossible --recover-precision fails before any work
     result = run_prune(config)
     _show(result, as_json)
 
