@@ -69,7 +69,7 @@ def pair():
     return student, teacher, train, hold
 
 
-FAST = dict(steps=60, batch_size=32, lr=0.2, eval_every=10, cutmix=0.0)
+FAST = dict(steps=60, batch_size=32, lr=0.2, eval_every=10, cutmix=0.0, ema=0.0)  # the raw student, unless a test sets ema
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -198,6 +198,41 @@ def test_best_checkpoint_is_kept_when_training_goes_wrong(pair):
     assert agreement(res.student, teacher, hold)[0] == pytest.approx(best)
 
 
+def test_weight_average_warms_up_then_follows_the_student():
+    from compress.distill import _WeightAverage
+
+    net = tiny_net(4, seed=0)
+    net[1].running_mean.fill_(0.5)
+    avg = _WeightAverage(net, 0.9)
+    w0, m0 = net[0].weight.detach().clone(), net[1].running_mean.clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.add_(2.0)
+        net[1].num_batches_tracked.fill_(7)
+    avg.update(1)  # warm-up: decay min(0.9, 2 / 11)
+    keep = 2 / 11
+    assert torch.allclose(avg.model[0].weight, w0 + (1 - keep))
+    assert torch.allclose(avg.model[1].running_mean, m0 + 2 * (1 - keep))
+    assert avg.model[1].num_batches_tracked.item() == 7  # counters are copied, not averaged
+    assert not any(p.requires_grad for p in avg.model.parameters()) and not avg.model.training
+    for step in range(2, 200):
+        avg.update(step)
+    assert torch.allclose(avg.model[0].weight, net[0].weight, atol=1e-4)  # a still student: the average reaches it
+
+
+def test_weight_average_is_what_is_judged_and_returned(pair):
+    student, teacher, train, hold = pair
+    raw = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**FAST), progress=False)
+    avg = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**{**FAST, "ema": 0.9}),
+                  progress=False)
+    assert [h["loss"] for h in avg.history] == [h["loss"] for h in raw.history]  # the same training run
+    assert [h["holdout_agreement"] for h in avg.history] != [h["holdout_agreement"] for h in raw.history]
+    assert not same_state(state_of(raw.student), state_of(avg.student))
+    assert avg.agreement_after >= avg.agreement_before + 0.2
+    assert agreement(avg.student, teacher, hold)[0] == pytest.approx(avg.agreement_after)
+    assert avg.student.training and all(p.requires_grad for p in avg.student.parameters())
+
+
 def test_loaders_with_index_tuples_and_epoch_budget(pair):
     student, teacher, train, hold = pair
     ds = torch.utils.data.TensorDataset(train, torch.arange(len(train)))
@@ -242,6 +277,8 @@ def test_helpers_agreement_and_accuracy(pair):
         (dict(eval_every=0), "eval_every"),
         (dict(amp="fp8"), "unknown amp mode"),
         (dict(channels_last="yes"), "unknown channels_last"),
+        (dict(ema=1.0), "ema decay"),
+        (dict(ema=-0.1), "ema decay"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -251,7 +288,7 @@ def test_config_validation(kwargs, match):
 
 def test_config_to_dict_and_auto_budget(pair):
     d = DistillConfig(steps=5).to_dict()
-    assert d["steps"] == 5 and d["epochs"] is None and d["temperature"] == 4.0
+    assert d["steps"] == 5 and d["epochs"] is None and d["temperature"] == 4.0 and d["ema"] == 0.999
     assert auto_epochs(1800) == pytest.approx(120.0) and auto_epochs(200) == pytest.approx(1080.0)
     assert auto_epochs(4500) == pytest.approx(30.36, abs=0.01) and auto_epochs(10**6) == 1.0
     epochs = [auto_epochs(n) for n in (100, 1000, 1800, 3000, 9000, 30000)]

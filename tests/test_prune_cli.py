@@ -79,6 +79,9 @@ def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys
                             "--recover-minutes", "0", "--no-progress", "-o", tmp_path / "m"], capsys)
     assert code == 2 and "max_minutes must be positive" in err and not (tmp_path / "m").exists()
     code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--recover-ema", "1", "--no-progress", "-o", tmp_path / "ema"], capsys)
+    assert code == 2 and "ema decay must be in [0, 1)" in err and not (tmp_path / "ema").exists()
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                             "--recover-precision", "fp16", "--device", "cpu", "--no-progress", "-o", tmp_path / "p"],
                            capsys)
     assert code == 2 and "fp16" in err and "CUDA" in err and not (tmp_path / "p").exists()
@@ -87,8 +90,9 @@ def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys
 
 def test_prune_recover_precision_fp32_is_honoured(tiny_assets, tmp_path, capsys):
     code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
-                                 "--ratio", "0.5", "--recover-steps", "2", "--recover-precision", "fp32",
+                                 "--ratio", "0.5", "--recover-steps", "2", "--recover-precision", "fp32", "--recover-ema", "0",
                                  "--round-to", "1", "--no-progress", "-o", tmp_path / "o", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["recover_precision"] == "fp32" and summary["distill"]["amp"] == "off"
+    assert summary["distill"]["ema"] == 0.0

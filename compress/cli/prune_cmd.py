@@ -50,6 +50,9 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
 @click.option("--recover-features", type=float, default=None,
               help="Weight of stage-output feature matching in distillation (same-shape stages only).")
+@click.option("--recover-ema", type=float, default=None,
+              help="Decay of the moving average of the student's weights that the held-out checks judge and the "
+                   "run keeps (default 0.999; 0: off, the student's own weights).")
 @click.option("--recover-precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="Distillation arithmetic. auto: bf16 on CUDA where supported (else fp16) and on "
                                       "CPUs with native bf16; fp32 elsewhere.")
@@ -69,7 +72,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_precision, batch_size,
+          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema, recover_precision, batch_size,
           formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
@@ -87,7 +90,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
         ratio = 0.5
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, max_minutes=recover_minutes,
-                                            lr=recover_lr, temperature=temperature, features=recover_features).items()
+                                            lr=recover_lr, temperature=temperature, features=recover_features,
+                                            ema=recover_ema).items()
                       if v is not None}
     distill_kwargs["amp"] = {"fp32": "off"}.get(recover_precision, recover_precision)
     config = PruneConfig(
