@@ -90,7 +90,8 @@ def test_prune_errors_are_one_line_with_exit_codes(tiny_assets, tmp_path, capsys
 
 def test_prune_recover_precision_fp32_is_honoured(tiny_assets, tmp_path, capsys):
     code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
-                                 "--ratio", "0.5", "--recover-steps", "2", "--recover-precision", "fp32", "--recover-ema", "0",
+                                 "--ratio", "0.5", "--recover-steps", "2", "--recover-precision", "fp32",
+                                 "--recover-ema", "0",
                                  "--round-to", "1", "--no-progress", "-o", tmp_path / "o", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)

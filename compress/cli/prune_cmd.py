@@ -72,8 +72,8 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema, recover_precision, batch_size,
-          formats, int8_method,
+          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema, recover_precision,
+          batch_size, formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
     from compress import distributed
