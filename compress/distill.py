@@ -504,7 +504,7 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
         return _agreement_logits(judged, holdout, cached, runner, dev, bs_eval, cl)
 
     agree0, kl0 = evaluate()
-    best = {"agreement": agree0, "kl": kl0, "step": 0, "state": _snapshot(student)}
+    best = {"agreement": agree0, "kl": kl0, "step": 0, "state": _snapshot(judged)}
     history: list[dict[str, Any]] = [{"step": 0, "loss": None, "lr": 0.0, "train_agreement": None,
                                       "holdout_agreement": agree0, "holdout_kl": kl0, "seconds": 0.0}]
     opt = _optimizer(student, config)
