@@ -169,7 +169,7 @@ def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, floa
 
 
 def recover(loaded, student, data, config, say):
-    from compress.distill import agreement, distill
+    from compress.distill import distill
 
     teacher = loaded.model
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
@@ -181,6 +181,7 @@ def recover(loaded, student, data, config, say):
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
              f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
              f"{result.agreement_after:.1%}")
+    fit = _fit_on_training_images(result, teacher, data, config, say)
     return result.student, {
         "agreement_pruned": round(result.agreement_before, 5),
         "agreement_recovered": round(result.agreement_after, 5),
@@ -194,8 +195,33 @@ def recover(loaded, student, data, config, say):
         "recover_device": result.device,
         "recover_precision": result.precision,
         "recover_stopped": result.stopped,
+        **fit,
         "distill": result.config,
     }
+
+
+def _fit_on_training_images(result, teacher, data, config, say) -> dict:
+    """The returned student's agreement on clean training images, next to held-out; a hint when it is
+    significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
+    from compress.distill import agreement
+    from compress.fit_gap import significant_gap, train_sample
+
+    sample = train_sample(data.distill)
+    if sample is None:
+        return {}
+    homes = [(m, next(m.parameters(), torch.empty(0)).device) for m in (result.student, teacher)]
+    try:
+        agree, kl = agreement(result.student, teacher, sample, device=config.device)
+    finally:
+        for model, home in homes:  # agreement() moves both to the device; put them back as distill() left them
+            model.to(home)
+    n_train, n_held = sample.shape[0], data.counts.get("holdout", 0)
+    if significant_gap(agree, n_train, result.agreement_after, n_held):
+        say.info(f"recovery: the student agrees with the original on {agree:.1%} of {n_train} training images "
+                 f"but {result.agreement_after:.1%} of {n_held} held-out ones: it is bound by the number of "
+                 f"distinct images ({data.counts.get('distill', n_train)}); more unlabeled images in --calib "
+                 "should help more than a longer schedule")
+    return {"agreement_train": round(agree, 5), "kl_train": round(kl, 5), "agreement_train_images": n_train}
 
 
 def save(folder: Path, loaded, student, plan, groups, importance, summary, config) -> None:

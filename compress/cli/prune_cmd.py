@@ -163,6 +163,9 @@ def _show(result, as_json: bool) -> None:
     if "agreement_recovered" in s:
         rows.append(("agreement with original (held out)", "100 %", _pct(s["agreement_recovered"]),
                      f"one-shot {_pct(s['agreement_pruned'])}"))
+    if "agreement_train" in s:
+        rows.append(("agreement with original (training images)", "100 %", _pct(s["agreement_train"]),
+                     f"{s['agreement_train_images']:,} images, no augmentation"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])

@@ -1,0 +1,54 @@
+"""Does the recovered student match the original better on the images it trained on than on unseen ones?
+
+After recovery the student is measured twice against the original: on the held-out images (never trained
+on) and on a sample of its clean, unaugmented training images. A gap well beyond what the two sample
+sizes explain means recovery is bound by the number of distinct images, not by the schedule. On the
+ResNet-32 CIFAR checkpoint at --ratio 0.5 (1,800 training images, 120 epochs) the recovered student agreed
+with the original on 93.4 % of its training images, 91.0 % of the 200 held-out ones and 87.1 % of the 2,000
+eval images (mean KL 0.11 vs 0.33 vs 0.38); weight decay 1e-3 instead of 5e-4, decay towards the starting
+weights instead of zero, and stage-feature matching (weight 5) all ended at 86.8-87.1 % on eval. With only a few hundred held-out images a
+gap of that size can sit inside the noise, so the hint is given only when it is clear; the two figures are
+always reported. Saying so tells a user that more unlabeled images are what helps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+TRAIN_SAMPLE = 1000  # training images measured at most (evenly spaced): a forward pass over them, no more
+Z = 2.0  # a gap counts when it exceeds Z standard errors of the difference of the two proportions
+MIN_IMAGES = 30  # fewer held-out (or training) images than this: no judgement, the error estimate is unsound
+
+
+def train_sample(images: Any, n: int = TRAIN_SAMPLE) -> torch.Tensor | None:
+    """Up to ``n`` training images: evenly spaced from a tensor, the first batches of a loader."""
+    if n < 1:
+        return None
+    if isinstance(images, torch.Tensor):
+        if images.shape[0] == 0:
+            return None
+        idx = torch.linspace(0, images.shape[0] - 1, min(n, images.shape[0])).round().long().unique()
+        return images[idx]
+    got: list[torch.Tensor] = []
+    count = 0
+    for batch in images:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        got.append(x[: n - count])
+        count += got[-1].shape[0]
+        if count >= n:
+            break
+    return torch.cat(got) if got else None
+
+
+def significant_gap(train_agreement: float, n_train: int, holdout_agreement: float, n_holdout: int,
+                    z: float = Z) -> bool:
+    """Whether training-image agreement exceeds held-out agreement by more than ``z`` standard errors."""
+    if n_train < MIN_IMAGES or n_holdout < MIN_IMAGES:
+        return False
+    gap = train_agreement - holdout_agreement
+    var = (train_agreement * (1 - train_agreement) / n_train
+           + holdout_agreement * (1 - holdout_agreement) / n_holdout)
+    return gap > z * math.sqrt(var) and gap > 0
