@@ -56,7 +56,11 @@ Also with the weight average (120 epochs, no cap, seed 0; the default itself rep
 weight 5: 81.25; --target-macs with importance divided by each channel's MAC cost (keeps stage-3 width, cap 0.75):
 81.05. Against the original on the 2,000 eval images all of these, the default included, agree 86.8-87.1 %,
 while on their own 1,800 training images (clean) they agree 93-94 %: recovery is bound by the number of
-distinct images. The "agr train" / "held-out" columns show it per run; with `-- --max-images 1000` (900
+distinct images (at seed 0; the default at seed 1, same settings, recovered 81.00 % with eval agreement 83.70 %,
+so agreement moves between seeds too). CutMix on every batch instead of half (seeds 0 / 1): 81.50 / 81.95 %
+against 82.35 / 81.00 %, with eval agreement 87.65 / 86.25 % against 87.05 / 83.70 % and mean KL 0.34 / 0.38
+against 0.38 / 0.53: better matched in both seeds, top-1 level on average; not taken on two runs, the lead
+to test next. The "agr train" / "held-out" columns show it per run; with `-- --max-images 1000` (900
 training images, 100 held out, same 480 s) ResNet-32 --ratio 0.5 recovered to 80.55 % (3.25 short; agreement
 94.6 % on training images, 83.0 % held out) against 82.05 % (1.75 short; 93.3 % / 90.0 %) with all 1,800.
 Those two runs (seed 0) went through the CLI, which sets OMP_WAIT_POLICY=PASSIVE: a distillation step there
