@@ -229,15 +229,18 @@ def agreement(student: nn.Module, teacher: nn.Module, images: Any, *, device: st
               batch_size: int = 256) -> tuple[float, float]:
     """(top-1 agreement, mean KL(teacher || student) at T=1) of two models on ``images``.
 
-    Both models are run in eval mode on ``device`` (moved there; modes restored afterwards).
+    Both models are run in eval mode on ``device`` (moved there; devices and modes restored afterwards).
     """
     dev = resolve_device(device)
+    homes = [(m, _device_of(m)) for m in (student, teacher)]
     t_was = teacher.training
     teacher.eval()
     try:
         return _agreement_logits(student.to(dev), images, None, teacher.to(dev), dev, batch_size)
     finally:
         teacher.train(t_was)
+        for model, home in homes:
+            model.to(home)
 
 
 @torch.no_grad()

@@ -209,12 +209,7 @@ def _fit_on_training_images(result, teacher, data, config, say) -> dict:
     sample = train_sample(data.distill)
     if sample is None:
         return {}
-    homes = [(m, next(m.parameters(), torch.empty(0)).device) for m in (result.student, teacher)]
-    try:
-        agree, kl = agreement(result.student, teacher, sample, device=config.device)
-    finally:
-        for model, home in homes:  # agreement() moves both to the device; put them back as distill() left them
-            model.to(home)
+    agree, kl = agreement(result.student, teacher, sample, device=config.device)
     n_train, n_held = sample.shape[0], data.counts.get("holdout", 0)
     if significant_gap(agree, n_train, result.agreement_after, n_held):
         say.info(f"recovery: the student agrees with the original on {agree:.1%} of {n_train} training images "
