@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from export.cpu_load import BUSY, others_busy
 from export.errors import ExportError
 from export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
 from export.memory import peak_rss_subprocess
@@ -85,7 +86,8 @@ def environment(threads: int | None) -> dict[str, Any]:
         "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": _load_average(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "openmp_choice": os.environ.get("COMPRESS_OPENMP"), "load_average": _load_average(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -122,6 +124,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     if len(set(names)) != len(names):
         raise ExportError(f"model names must be unique, got {names}")
     threads = threads or os.cpu_count() or 1
+    busy = others_busy()  # sampled before any timing: the other processes' share of the CPUs
     for m in models:
         for key, path in (("onnx", m.onnx_path), ("int8", m.int8_path), ("engine", m.engine_path)):
             if path is not None and key not in m.sizes and Path(path).exists():
@@ -151,9 +154,10 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                     rows.append(row)
                 advance(f"{backend} batch {batch}")
     notes = []
-    if "torch" in backends and threads > 1 and not passive_omp():
-        notes.append(f"torch timed with {threads} threads without OMP_WAIT_POLICY=PASSIVE: spinning OpenMP "
-                     "threads can inflate latency many times on a loaded machine; set it before starting")
+    if busy is not None and busy >= BUSY and "torch" in backends and threads > 1 and not passive_omp():
+        notes.append(f"torch timed with {threads} spinning OpenMP threads while other processes kept {busy:.0%} of "
+                     "the CPUs busy: its latency can be inflated many times; rerun on an idle machine or with "
+                     "OMP_WAIT_POLICY=PASSIVE set before starting")
     return {
         "schema": SCHEMA,
         "notes": notes,

@@ -17,10 +17,13 @@ Timing design (for a noisy shared 2-core machine):
   interleaved with each other (``export.bench``), never torch with onnxruntime, whose OpenMP
   and onnxruntime pools would contend the same way.
 
-* torch with more than one thread needs ``OMP_WAIT_POLICY=PASSIVE`` in the environment before
-  torch is imported (the CLI entry point sets it): libgomp's spin-waiting barriers, with the
-  cores shared, made ResNet-20 batch 32 take 1,470 ms at 2 threads instead of 70 ms (1 thread, or
-  2 threads with PASSIVE). ``passive_omp()`` reports whether it is set; the bench records it.
+* On CPUs that other processes keep busy, torch with more than one thread needs
+  ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported: libgomp's spin-waiting
+  barriers, with the cores shared, made ResNet-20 batch 32 take 1,470 ms at 2 threads instead of
+  70 ms (1 thread, or 2 threads with PASSIVE). On idle CPUs PASSIVE only adds a wake-up to every
+  parallel region, so the CLI sets it only when it starts on busy CPUs (``compress.cli.openmp``).
+  ``passive_omp()`` reports whether it is set; the bench records it and notes torch timed with
+  spinning threads on busy CPUs (``export.cpu_load``).
 
 Repeatability measured here (2 cores, load average 4-6 from other jobs, onnxruntime, 3 repeats of
 ResNet-20 FP32+INT8 interleaved, 2 threads): batch 32 FP32 p50 24.2-24.4 ms (1 %), INT8

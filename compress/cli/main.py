@@ -8,12 +8,7 @@ config and calls the pipeline; errors are turned into one line and an exit code 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-
-# Idle OpenMP threads that spin steal the cores from whatever runs next (measured: torch latency
-# 20x too high on a busy 2-core machine); must be set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 
@@ -70,10 +65,19 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 ARGV: list[str] = []  # the arguments of this invocation (``--devices`` relaunches them under torchrun)
 
 
+def _runs_work(args: list[str]) -> bool:
+    """A subcommand that will compute (not a bare ``compress``, ``--help`` or ``--version``)."""
+    return bool(args) and not any(a in ("-h", "--help", "--version") for a in args)
+
+
 def main(argv: list[str] | None = None) -> None:
     import logging
 
     ARGV[:] = list(sys.argv[1:] if argv is None else argv)
+    if _runs_work(ARGV) and "torch" not in sys.modules:  # libgomp reads its settings when torch loads
+        from compress.cli.openmp import choose_wait_policy
+
+        choose_wait_policy()
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:

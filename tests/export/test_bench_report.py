@@ -142,3 +142,18 @@ def test_report_shows_the_latency_target_when_there_is_one():
          "prediction_error": {"mean": 0.035, "max": 0.046, "configs": 3}}
     text = "\n".join(latency_target_lines(t))
     assert "batch 32" in text and "10.500 ms" in text and "1.91x" in text and "68.7%" in text and "max 4.6%" in text
+
+
+@pytest.mark.parametrize("busy, noted", [(0.9, True), (0.1, False), (None, False)])
+def test_bench_notes_spinning_torch_threads_on_busy_cpus(bench_models, monkeypatch, busy, noted):
+    import export.bench
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(export.bench, "others_busy", lambda: busy)
+    report = run_bench(bench_models[:1], backends=("torch",), batches=(1,), input_shape=(3, 16, 16), threads=2,
+                       warmup=1, iters=2, measure_memory=False, progress=False)
+    assert any("spinning OpenMP threads" in n for n in report["notes"]) == noted
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    report = run_bench(bench_models[:1], backends=("torch",), batches=(1,), input_shape=(3, 16, 16), threads=2,
+                       warmup=1, iters=2, measure_memory=False, progress=False)
+    assert not any("spinning OpenMP threads" in n for n in report["notes"])
