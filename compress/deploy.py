@@ -31,6 +31,7 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     from export.onnx import export_onnx
     from export.quantize import quantize_int8
     from export.tensorrt import build_engine
+    from export.quantize import SATURATION_NOTE, saturating_u8s8
     from export.verify import compare_sessions, verify_onnx
     from export.widths import misaligned_widths
 
@@ -61,6 +62,9 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
         record["int8"] = {**q.to_dict(), "path": int8_path.name, "agreement_with_fp32": agreement.to_dict()}
         say_info(f"export: {int8_path.name} ({q.activation_type} activations, {q.method}, target {target}): "
                  f"top-1 agreement with FP32 {agreement.top1_agreement:.1%}, {q.size_bytes / 2**10:.0f} KiB")
+        if target == "tensorrt" and saturating_u8s8():
+            record["int8"]["agreement_note"] = SATURATION_NOTE
+            say_warn(f"export: {SATURATION_NOTE}")
     if "trt" in formats:
         source = int8_path if int8_path is not None and target == "tensorrt" else onnx_path
         try:

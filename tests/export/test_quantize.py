@@ -6,7 +6,7 @@ import pytest
 
 from calibrate.errors import CalibrationError
 from export.errors import ExportError
-from export.quantize import activation_types, quantize_int8
+from export.quantize import activation_types, quantize_int8, saturating_u8s8
 from export.verify import compare_sessions
 
 
@@ -61,9 +61,25 @@ def test_int8_targets_are_qdq_with_expected_types(tmp_path, tiny_onnx, images, t
         zps = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer
                if t.name.endswith("_zero_point") and t.data_type == onnx.TensorProto.INT8]
         assert zps and all(np.all(z == 0) for z in zps)
+    assert result.reduce_range == (target == "cpu" and saturating_u8s8())
+    if target == "tensorrt" and saturating_u8s8():
+        pytest.skip("onnxruntime's int8 x int8 kernels saturate on this x86 CPU without VNNI: the tensorrt-target "
+                    "model's numbers can only be checked by TensorRT or on a VNNI CPU")
     agreement = compare_sessions(tiny_onnx.path, out, images)
     assert agreement.n == 64 and agreement.top1_agreement >= 0.8
     assert agreement.max_abs_diff < 0.5
+
+
+def test_saturating_u8s8_reads_the_cpu_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert saturating_u8s8(info, "x86_64")
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert not saturating_u8s8(info, "x86_64")
+    info.write_text("flags\t\t: avx2 avx_vnni\n")
+    assert not saturating_u8s8(info, "x86_64")
+    assert not saturating_u8s8(info, "aarch64")  # ARM kernels accumulate in 32 bits
+    assert not saturating_u8s8(tmp_path / "missing", "x86_64")  # unknown: full-range weights
 
 
 def test_int8_methods_and_errors(tmp_path, tiny_onnx, images):
