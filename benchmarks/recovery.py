@@ -7,7 +7,22 @@ Each run is a fresh process (`compress prune … --json`), so its peak RSS is it
 
     .venv/bin/python benchmarks/recovery.py [--models resnet20,resnet32] [--targets ratio,macs] [-- --seed 1]
 
-Current defaults (bf16 on this AVX-512 BF16 CPU, teacher BatchNorms folded, moving average of the student's
+On a 2-core AMD EPYC Zen 3 (AVX2: no native bf16, so recovery runs in float32; no VNNI), seed 0, each run
+alone, after OpenMP kept its default wait policy (04e97e1; before it, the CLI's PASSIVE made a ResNet-32 step
+~2x slower there and ResNet-32 --ratio 0.5 reached 38.9 epochs, 80.35 %, gap 3.45):
+
+    model     target          recovered   gap    recover s   epochs       peak RSS   agr train / held-out
+    resnet32  --ratio 0.5     81.70       2.10   489         58.2 (cap)   1268 MiB   92.3 / 86.5 %
+    resnet32  --target-macs   81.15       2.65   480         54.6 (cap)   1350 MiB   93.3 / 87.5 %
+    resnet20  --ratio 0.5     80.05       1.30   477         85.1 (cap)   1222 MiB   91.5 / 87.5 %
+    resnet20  --target-macs   80.10       1.25   479         93.1 (cap)   1247 MiB   91.6 / 85.5 %
+
+A float32 distillation step there is conv-bound (mkldnn convolution forward and backward ~68 % of it; batch 32 /
+64 / 128: 160 / 318 / 609 ms), so only the time cap separates it from the 120 automatic epochs. A teacher that
+averages its logits over the image and its mirror (84.75 % on eval against 83.80 %) doubles the teacher's share
+of each step: 44 epochs in the cap, 81.25 % (ResNet-32 --ratio 0.5, seed 0); not taken.
+
+Earlier, on an AVX-512 BF16 CPU (bf16, teacher BatchNorms folded, moving average of the student's
 weights judged and kept (decay 0.999), 120 automatic epochs, 8-minute cap; `recovery.py` then
 `recovery.py -- --seed 1`, each run alone; unpruned 81.35 % / 83.80 %):
 
