@@ -29,9 +29,8 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     from calibrate.readers import TensorCalibrationReader
     from export.errors import TensorRTUnavailable
     from export.onnx import export_onnx
-    from export.quantize import quantize_int8
+    from export.quantize import SATURATION_NOTE, quantize_int8, saturating_u8s8
     from export.tensorrt import build_engine
-    from export.quantize import SATURATION_NOTE, saturating_u8s8
     from export.verify import compare_sessions, verify_onnx
     from export.widths import misaligned_widths
 

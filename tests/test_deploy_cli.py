@@ -69,3 +69,22 @@ def test_sweep_gives_one_row_per_ratio(tiny_assets, tmp_path, capsys):
     assert rows[2]["macs"] < rows[1]["macs"] < rows[0]["macs"]
     assert all(r["latency_ms"] > 0 for r in rows)
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("saturates", [True, False])
+def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp_path, monkeypatch, saturates):
+    import torch
+
+    import export.quantize
+    from compress.deploy import export_formats
+    from compress.loading import load_model
+
+    monkeypatch.setattr(export.quantize, "saturating_u8s8", lambda *a, **k: saturates)
+    warned: list[str] = []
+    model = load_model(str(pruned)).model.eval()
+    images = torch.randn(16, 3, 32, 32)
+    record = export_formats(model, tmp_path, ("onnx", "int8"), images, target="tensorrt",
+                            say_info=lambda _m: None, say_warn=warned.append)
+    assert record["int8"]["activation_type"] == "int8" and not record["int8"]["reduce_range"]
+    assert ("agreement_note" in record["int8"]) == saturates
+    assert any("understates what TensorRT gives" in w for w in warned) == saturates
