@@ -124,7 +124,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     if len(set(names)) != len(names):
         raise ExportError(f"model names must be unique, got {names}")
     threads = threads or os.cpu_count() or 1
-    busy = others_busy()  # sampled before any timing: the other processes' share of the CPUs
+    spinning_torch = "torch" in backends and threads > 1 and not passive_omp()
+    busy = others_busy() if spinning_torch else None  # before any timing: the other processes' share of the CPUs
     for m in models:
         for key, path in (("onnx", m.onnx_path), ("int8", m.int8_path), ("engine", m.engine_path)):
             if path is not None and key not in m.sizes and Path(path).exists():
@@ -154,7 +155,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                     rows.append(row)
                 advance(f"{backend} batch {batch}")
     notes = []
-    if busy is not None and busy >= BUSY and "torch" in backends and threads > 1 and not passive_omp():
+    if busy is not None and busy >= BUSY:  # only sampled when torch runs spinning threads
         notes.append(f"torch timed with {threads} spinning OpenMP threads while other processes kept {busy:.0%} of "
                      "the CPUs busy: its latency can be inflated many times; rerun on an idle machine or with "
                      "OMP_WAIT_POLICY=PASSIVE set before starting")
