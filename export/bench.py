@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from export.cpu_load import BUSY, others_busy
+from export.cpu_load import BUSY, cpuinfo, others_busy
 from export.errors import ExportError
 from export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
 from export.memory import peak_rss_subprocess
@@ -100,13 +100,7 @@ def _load_average() -> list[float] | None:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch", "onnxruntime"),

@@ -1,7 +1,8 @@
-"""How busy the CPUs are with other work right now: a short /proc/stat sample, no torch import.
+"""The CPUs as Linux describes them, no torch import: ``cpuinfo`` fields (model, flags) and how busy
+other work keeps them right now (a short /proc/stat sample).
 
-Used before anything starts OpenMP threads (``compress.cli.openmp``) and before timing (``export.bench``):
-this process sleeps while it samples, so the busy time it sees is other processes'.
+The busy share is sampled before anything starts OpenMP threads (``compress.cli.openmp``) and before
+timing (``export.bench``): this process sleeps while it samples, so the busy time it sees is other processes'.
 """
 
 from __future__ import annotations
@@ -9,9 +10,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+PROC_CPUINFO = Path("/proc/cpuinfo")
 PROC_STAT = Path("/proc/stat")
 SAMPLE_SECONDS = 0.1
 BUSY = 0.5  # from this share of all CPUs kept busy by other processes, spinning OpenMP threads hurt
+
+
+def cpuinfo(key: str, path: str | Path = PROC_CPUINFO) -> str | None:
+    """The value of the first ``key`` line of /proc/cpuinfo (e.g. ``model name``, ``flags``); None if absent."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() == key:
+            return value.strip()
+    return None
 
 
 def _cpu_times(stat: Path) -> tuple[int, int] | None:

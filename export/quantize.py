@@ -149,23 +149,21 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
                           seconds=time.perf_counter() - start, size_bytes=len(data), reduce_range=reduce_range)
 
 
-def saturating_u8s8(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None) -> bool:
+def saturating_u8s8(path: str | Path | None = None, machine: str | None = None) -> bool:
     """True on an x86-64 CPU without VNNI, where onnxruntime multiplies uint8 activations by int8 weights with
     VPMADDUBSW, whose 16-bit pair sums can saturate (onnxruntime's quantization guide: use ``reduce_range``,
     7-bit weights, there). Measured on a Zen 3 EPYC (AVX2, no VNNI): the tiny test CNN's INT8 logits were
     0.58 off FP32 with 8-bit weights. VNNI CPUs and ARM accumulate in 32 bits and keep 8-bit weights."""
     import platform
 
+    from export.cpu_load import PROC_CPUINFO, cpuinfo
+
     if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
         return False
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False  # unknown: keep full-range weights
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    flags = cpuinfo("flags", path or PROC_CPUINFO)
     if flags is None:
-        return False
-    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+        return False  # unknown: keep full-range weights
+    return not any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 ENTROPY_BINS = 2048  # histogram bins for the KL search, as TensorRT's entropy calibrator uses

@@ -36,3 +36,14 @@ def test_real_proc_stat_gives_a_share():
     if busy is None:
         pytest.skip("no /proc/stat on this system")
     assert 0.0 <= busy <= 1.0
+
+
+def test_cpuinfo_fields(tmp_path):
+    from export.cpu_load import cpuinfo
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nModel Name\t: AMD EPYC\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nflags\t\t: other\n")
+    assert cpuinfo("model name", info) == "AMD EPYC"
+    assert cpuinfo("flags", info) == "fpu avx2"  # the first CPU's
+    assert cpuinfo("bogomips", info) is None
+    assert cpuinfo("flags", tmp_path / "missing") is None
