@@ -14,7 +14,7 @@ their top-1 on eval/ beside.
     .venv/bin/python benchmarks/latency_target.py [--batches 1,32] [--threads 2] [--speedup 2] \
         [--no-recover] [--out DIR] [-- extra prune options, e.g. --prune-stem]
 
-Speed-up 2 with --prune-stem, the current defaults (8-minute recovery cap), unpruned 83.80 %
+Speed-up 2 with --prune-stem, the defaults then (8-minute recovery cap), unpruned 83.80 %
 (``--batches 1,32 --threads 1,2 --speedup 2 -- --prune-stem``, 65 minutes; interleaved p50, the
 machine ran ~12 % slower during the batch-1 interleaved timing than during prune's own check):
 

@@ -44,7 +44,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--recover-epochs", type=float, default=None, help="Distillation epochs (default: automatic by data size).")
 @click.option("--recover-steps", type=int, default=None, help="Distillation steps instead of epochs.")
 @click.option("--recover-minutes", type=float, default=None,
-              help="Wall-time cap on recovery: the schedule shrinks to the steps that fit (default: 8 for the "
+              help="Wall-time cap on recovery: the schedule shrinks to the steps that fit (default: 9.5 for the "
                    "automatic budget, none with --recover-epochs/--recover-steps; inf for none).")
 @click.option("--recover-lr", type=float, default=None, help="Peak learning rate of distillation.")
 @click.option("--temperature", type=float, default=None, help="Distillation temperature.")
