@@ -32,6 +32,17 @@ run's gap carries ~0.8 points of standard error from the choice of eval images a
     resnet20  --ratio 0.5     80.65       0.70   0.81     482         102.5 (cap)  1070 MiB   91.7 / 87.5 / 84.2 %
     resnet20  --target-macs   80.35       1.00   0.82     477         85.0 (cap)   1085 MiB   91.8 / 85.0 / 83.9 %
 
+With the 9.5-minute cap (51f743b), same machine, seed 0 (`recovery.py --models resnet32`):
+
+    model     target          recovered   gap    gap se   recover s   epochs       peak RSS   agr train / held-out / eval
+    resnet32  --ratio 0.5     81.40       2.40   0.76     574         67.9 (cap)   1089 MiB   93.3 / 87.0 / 85.8 %
+    resnet32  --target-macs   79.70       4.10   0.83     575         66.8 (cap)   1124 MiB   89.4 / 87.5 / 82.8 %
+
+Scratch runs of --ratio 0.5 with the 9.5-minute cap: 82.40 (seed 0, 65.8 epochs) and 81.85 % (seed 1, 63.3). Over
+three --ratio 0.5 runs each the gap averaged 1.92 with 9.5 minutes and 2.53 with 8; the one --target-macs run with
+9.5 minutes lost 4.10 (2.45 with 8), its agreement on training images (89.4 %) well below every other run's
+(91.5-93.7 %); why is not established (the summary does not say which step's weights were kept).
+
 The ResNet-32 --ratio 0.5 run ended 0.5 points below the same command at the same seed the stop before (81.70 %,
 58.2 epochs): the time cap fits a different number of steps each run, so the schedule, and the result, differ.
 Tried there on resnet32 --ratio 0.5 (seed 0, scratch runs through the pipeline; the default 81.70 / 81.20 %), none

@@ -36,8 +36,9 @@ CHANNELS_LAST_MODES = ("auto", "on", "off")
 AUTO_SAMPLES = 216_000  # augmented images seen by the automatic budget at and below...
 AUTO_KNEE = 1_800  # ...this many training images (120 epochs); beyond, samples fall as 1/sqrt(n)
 AUTO_MINUTES = 9.5  # wall-time cap of the automatic budget (an explicit epochs/steps budget has none): the issue's
-# 10 minutes less a margin. On a 2-core Zen 3 (float32) ResNet-32 --ratio 0.5 recovered 82.40 / 81.85 % (seeds 0 / 1,
-# 66 / 63 epochs, 570 s) with 9.5 against 81.70 or 81.20 / 80.90 % (53-59 epochs) with the earlier 8
+# 10 minutes less a margin. On a 2-core Zen 3 (float32) ResNet-32 --ratio 0.5 recovered 82.40 or 81.40 / 81.85 %
+# (seeds 0 / 1, 63-68 epochs, 570-574 s) with 9.5 against 81.70 or 81.20 / 80.90 % (53-59 epochs) with the earlier 8;
+# --target-macs 0.5 (one run each, seed 0) 79.70 % against 81.35 % (benchmarks/recovery.py)
 AUTO_EVALS = 12  # held-out evaluations per run when eval_every is None
 CAP_FIRST_CHECK = 20  # steps timed before the time cap first estimates how many fit
 
