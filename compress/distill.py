@@ -127,7 +127,7 @@ class DistillConfig:
         if not 0 <= self.ema < 1:
             bad(f"ema decay must be in [0, 1), got {self.ema}", "e.g. 0.999, or 0 to disable")
         if self.max_minutes is not None and not (self.max_minutes > 0 and not math.isnan(self.max_minutes)):
-            bad(f"max_minutes must be positive, got {self.max_minutes}", "e.g. 9.5, or inf for no cap")
+            bad(f"max_minutes must be positive, got {self.max_minutes}", f"e.g. {AUTO_MINUTES:g}, or inf for no cap")
         if self.eval_every is not None and (not _is_int(self.eval_every) or self.eval_every < 1):
             bad(f"eval_every must be a positive integer, got {self.eval_every!r}", "or None for automatic")
         if self.amp not in AMP_MODES:

@@ -100,3 +100,11 @@ def test_prune_recover_precision_fp32_is_honoured(tiny_assets, tmp_path, capsys)
     summary = json.loads(stdout)
     assert summary["recover_precision"] == "fp32" and summary["distill"]["amp"] == "off"
     assert summary["distill"]["ema"] == 0.0
+
+
+def test_recover_minutes_help_names_the_default_cap(capsys):
+    from compress.distill import AUTO_MINUTES
+
+    code, stdout, err = run_cli(["prune", "--help"], capsys)
+    assert code == 0, err
+    assert f"(default: {AUTO_MINUTES:g} for the" in " ".join(stdout.split())  # the help is wrapped
