@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,10 @@ def recover(loaded, student, data, config, say):
         "recover_device": result.device,
         "recover_precision": result.precision,
         "recover_stopped": result.stopped,
+        "recover_best_step": result.best_step,
+        "recover_checks": [{"step": h["step"], "agreement": round(h["holdout_agreement"], 5),
+                            "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None}
+                           for h in result.history],
         **fit,
         "distill": result.config,
     }

@@ -29,6 +29,12 @@ def test_prune_writes_a_reloadable_folder_with_the_summary_contract(tiny_assets,
     assert summary["importance"] == "taylor-sq" and summary["recover_steps"] == 6
     # an explicit budget has no time cap; a CPU trains in bf16 where it runs it natively, else float32
     assert summary["recover_planned_steps"] == 6 and summary["recover_max_minutes"] is None
+    # the held-out checks (step 0 = the pruned model, then the checks) and the one whose weights were kept
+    checks = summary["recover_checks"]
+    assert checks[0]["step"] == 0 and checks[0]["agreement"] == summary["agreement_pruned"]
+    assert checks[-1]["step"] == 6 and summary["recover_best_step"] in {c["step"] for c in checks}
+    kept = next(c for c in checks if c["step"] == summary["recover_best_step"])
+    assert kept["agreement"] == summary["agreement_recovered"] and kept["kl"] == summary["kl_recovered"]
     assert summary["recover_precision"] == ("bf16" if cpu_bf16() else "fp32")
     assert json.loads((out / "summary.json").read_text())["macs_after"] == summary["macs_after"]
     assert (out / "importance.json").is_file() and (out / "plan.json").is_file()
