@@ -5,7 +5,7 @@ The student trains in train mode (its BatchNorm statistics follow its new channe
 runs in eval mode without gradients and is never changed. Progress is judged on a held-out split
 by top-1 agreement with the teacher, of a moving average of the student's weights (``ema``; the
 student itself with ``ema=0``); the best one seen is what comes back, where differences the held-out
-split cannot resolve go to the later check (:func:`not_worse`): with 200 held-out images one check's
+split cannot resolve go to the later check (:func:`not_worse`; with at least ``SELECT_MIN_IMAGES`` held out): with 200 held-out images one check's
 agreement is only known to about +-2.5 points, and picking the highest raw figure kept, in one
 ResNet-32 --target-macs 0.5 run, weights from well before the end of the schedule (agreement on training
 images 89.4 % against 92.5-93.7 % elsewhere; recovered 79.70 % against 81.00-82.30 % in the runs with this rule).
@@ -45,6 +45,8 @@ AUTO_MINUTES = 9.5  # wall-time cap of the automatic budget (an explicit epochs/
 # --target-macs 0.5 (one run each, seed 0) 79.70 % against 81.35 % (benchmarks/recovery.py)
 SELECT_Z = 2.0  # an earlier check is kept over a later one only when it agrees on more held-out images by more
 # than this many standard errors of the paired difference (see not_worse)
+SELECT_MIN_IMAGES = 100  # below this many held-out images the test is too coarse (a few images, all going one way,
+# would still count as a tie): the highest agreement wins, ties -> the later check
 AUTO_EVALS = 12  # held-out evaluations per run when eval_every is None
 CAP_FIRST_CHECK = 20  # steps timed before the time cap first estimates how many fit
 
@@ -558,7 +560,8 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
             return
         if agree >= top["agreement"]:
             top.update(agreement=agree, hits=hits)
-        if agree >= top["agreement"] or not_worse(top["hits"], hits):  # unresolved -> the later check
+        unresolved = hits.numel() >= SELECT_MIN_IMAGES and not_worse(top["hits"], hits)
+        if agree >= top["agreement"] or unresolved:  # -> the later check
             best.update(agreement=agree, kl=kl, step=step, state=_snapshot(judged))
 
     features = None
