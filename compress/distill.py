@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
 from compress import distributed
+from compress.devices import resolve_device
 from compress.teacher import folded_teacher
 from compress.errors import UsageError
 
@@ -179,16 +180,6 @@ class DistillResult:
 
 
 # --------------------------------------------------------------------------- evaluation helpers
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DistillConfigError(f"device {device!r} requested but CUDA is not available", "use device='cpu' or 'auto'")
-    return dev
 
 
 def _first(batch: Any) -> torch.Tensor:

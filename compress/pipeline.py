@@ -12,7 +12,8 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from compress.atomic import atomic_dir
-from compress.distill import DistillConfig, amp_dtype, resolve_device
+from compress.devices import resolve_device
+from compress.distill import DistillConfig, amp_dtype
 from compress.errors import UsageError
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig

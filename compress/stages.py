@@ -79,7 +79,6 @@ def importance(loaded, groups, data, config, say):
         labels = torch.tensor(read_labels_csv(config.labels, data.importance_paths), dtype=torch.long)
     result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
     say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
-    loaded.model.cpu()
     return unit_scores(groups, result), result
 
 

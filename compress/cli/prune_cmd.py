@@ -80,7 +80,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     if devices > 1 and not distributed.launched():
         _relaunch(devices)
-    from compress.distill import DistillConfig, resolve_device
+    from compress.devices import resolve_device
+    from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
     from compress.pipeline import PruneConfig, run_prune

@@ -42,12 +42,6 @@ class ImportanceResult:
     details: dict = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def unit_scores(groups: Groups, result: ImportanceResult) -> dict[int, float]:
     """Sum member scores per prunable unit. A unit no activation measured is never ranked
     first: it gets +inf (kept) rather than a guessed score."""
@@ -75,12 +69,18 @@ ESTIMATORS: dict[str, str] = {
 
 def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None) -> ImportanceResult:
     """Run the named estimator. ``images``: a float tensor (N,3,H,W) or a loader of
-    ``(tensor, index)`` batches; ``labels`` only for the labelled ``taylor`` baseline."""
+    ``(tensor, index)`` batches; ``labels`` only for the labelled ``taylor`` baseline. The model may
+    run on ``config.device``; it is back where it was when this returns."""
     import importlib
 
     module, attr = ESTIMATORS[config.name].split(":")
     fn = getattr(importlib.import_module(module), attr)
+    home = next((t.device for t in (*model.parameters(), *model.buffers())), None)
     start = time.perf_counter()
-    result = fn(model, groups, images, config, labels=labels, say=say)
+    try:
+        result = fn(model, groups, images, config, labels=labels, say=say)
+    finally:
+        if home is not None:
+            model.to(home)
     result.seconds = time.perf_counter() - start
     return result
