@@ -117,8 +117,11 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
-              measure_memory=True, show: bool = True, latency_target: dict | None = None) -> dict[str, Any]:
-    """Export what the onnxruntime backend needs, time everything interleaved, write the report."""
+              measure_memory=True, show: bool = True, latency_target: dict | None = None,
+              device: str = "cpu") -> dict[str, Any]:
+    """Export what the onnxruntime backend needs, time everything interleaved, write the report.
+
+    ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``)."""
     from export.bench import BenchModel, run_bench
     from export.onnx import export_onnx
     from export.report import render_table, write_report
@@ -138,7 +141,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement))
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
-                       measure_memory=measure_memory)
+                       measure_memory=measure_memory, device=device)
     if latency_target:
         report["latency_target"] = latency_target
     write_report(report, out_dir)
@@ -166,7 +169,10 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     for name, attr in (("model.onnx", "onnx"), ("model.int8.onnx", "int8"), ("model.engine", "engine")):
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
-    say.info("bench: timing original and compressed, interleaved (torch and onnxruntime, batch 1 and 32)")
+    from compress.devices import resolve_device
+
+    device = str(resolve_device(config.device))
+    say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
-                       latency_target=summary.get("latency"))
+                       latency_target=summary.get("latency"), device=device)
     return {"report": "report.json", "comparisons": report.get("comparisons", [])}

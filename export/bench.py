@@ -8,13 +8,14 @@ Rows: one per (model, backend, precision, batch). Backends: ``torch`` (eager, fp
 ``device``), ``onnxruntime`` (CPU; fp32 from ``onnx_path``, int8 from ``int8_path``),
 ``tensorrt`` (``engine_path``, needs TensorRT + GPU; otherwise listed under ``skipped`` with the
 reason). All runners of one (backend, batch) are timed interleaved (``export.latency``).
-Memory: peak RSS of a fresh process per row (``export.memory``).
+Memory: peak RSS of a fresh process per row (``export.memory``), and for torch on CUDA the peak
+GPU memory allocated (``gpu_peak_bytes``). Each row records the ``device`` it ran on.
 
 Comparisons: every row against the baseline model's fp32 row of the same backend and batch:
 ``speedup`` = baseline p50 / row p50; ``mac_ratio`` = baseline MACs / model MACs (the speed-up
 MACs predict; INT8 rows keep the model's MACs); ``memory_change`` = relative change of the peak
-RSS and ``model_memory_change`` of the model-attributable part; ``size_change`` of the artifact
-the row ran from.
+RSS and ``model_memory_change`` of the model-attributable part, ``gpu_memory_change`` of the
+peak GPU memory (torch on CUDA); ``size_change`` of the artifact the row ran from.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                 for model, precision in variants:
                     s = stats[f"{model.name}/{precision}"]
                     row = {"model": model.name, "backend": backend, "precision": precision, "batch": batch,
-                           "latency_ms": s.to_dict(), "throughput": s.throughput, "memory": None,
+                           "device": _row_device(backend, device), "latency_ms": s.to_dict(), "throughput": s.throughput, "memory": None,
                            "size_bytes": model.sizes.get(model.artifact(backend, precision))}
                     if measure_memory:
                         row["memory"], row["memory_note"] = _memory(model, backend, precision, batch, input_shape,
@@ -200,6 +201,11 @@ def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, s
     return plan
 
 
+def _row_device(backend: str, device: str) -> str:
+    """Where a row's model ran: torch on ``device``, onnxruntime on the CPU, TensorRT on the GPU."""
+    return {"torch": str(device), "onnxruntime": "cpu"}.get(backend, "cuda")
+
+
 def _make_runner(model: BenchModel, backend: str, precision: str, example: torch.Tensor, threads: int, device: str):
     if backend == "torch":
         return torch_runner(model.module, example, device)
@@ -245,6 +251,7 @@ def compare_rows(rows: list[dict], models: Sequence[BenchModel]) -> list[dict]:
             "memory_change": _change(_get(base, "memory", "peak_rss_bytes"), _get(row, "memory", "peak_rss_bytes")),
             "model_memory_change": _change(_get(base, "memory", "model_rss_bytes"),
                                            _get(row, "memory", "model_rss_bytes")),
+            "gpu_memory_change": _change(_get(base, "memory", "gpu_peak_bytes"), _get(row, "memory", "gpu_peak_bytes")),
             "size_change": _change(base.get("size_bytes"), row.get("size_bytes")),
         })
     return out

@@ -51,25 +51,43 @@ def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.2f} %"
 
 
+def backend_label(row: dict) -> str:
+    """``torch`` on the CPU, ``torch cuda:0`` on a GPU: the device shows where it is not the obvious one."""
+    device = row.get("device")
+    return f"{row['backend']} {device}" if row["backend"] == "torch" and device and device != "cpu" else row["backend"]
+
+
+def _gpu_memory(report: dict) -> bool:
+    return any((r.get("memory") or {}).get("gpu_peak_bytes") is not None for r in report["rows"])
+
+
 def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    cols = ["model", "backend", "precision", "batch", "p50 ms", "p90 ms", "images/s", "peak RSS", "model RSS", "size"]
+    gpu = _gpu_memory(report)
+    cols = ["model", "backend", "precision", "batch", "p50 ms", "p90 ms", "images/s", "peak RSS", "model RSS",
+            *(["GPU memory"] if gpu else []), "size"]
     rows = []
     for r in report["rows"]:
         mem = r.get("memory") or {}
-        rows.append([r["model"], r["backend"], r["precision"], str(r["batch"]), fmt_ms(r["latency_ms"]["p50"]),
+        rows.append([r["model"], backend_label(r), r["precision"], str(r["batch"]), fmt_ms(r["latency_ms"]["p50"]),
                      fmt_ms(r["latency_ms"]["p90"]), f"{r['throughput']:.0f}", fmt_bytes(mem.get("peak_rss_bytes")),
-                     fmt_bytes(mem.get("model_rss_bytes")), fmt_bytes(r.get("size_bytes"))])
+                     fmt_bytes(mem.get("model_rss_bytes")),
+                     *([fmt_bytes(mem.get("gpu_peak_bytes"))] if gpu else []), fmt_bytes(r.get("size_bytes"))])
     return cols, rows
 
 
 def comparison_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    gpu = _gpu_memory(report)
     cols = ["model", "backend", "precision", "batch", "measured", "MAC ratio (predicted)", "peak memory",
-            "model memory", "size"]
+            "model memory", *(["GPU memory"] if gpu else []), "size"]
+    devices = {(r["model"], r["backend"], r["precision"], r["batch"]): r for r in report["rows"]}
     rows = []
     for c in report["comparisons"]:
-        rows.append([c["model"], c["backend"], c["precision"], str(c["batch"]), fmt_speedup(c["speedup"]),
+        row = devices.get((c["model"], c["backend"], c["precision"], c["batch"]), c)
+        rows.append([c["model"], backend_label(row), c["precision"], str(c["batch"]), fmt_speedup(c["speedup"]),
                      fmt_ratio(c["mac_ratio"]), fmt_change(c["memory_change"], "memory"),
-                     fmt_change(c["model_memory_change"], "memory"), fmt_change(c["size_change"], "size")])
+                     fmt_change(c["model_memory_change"], "memory"),
+                     *([fmt_change(c.get("gpu_memory_change"), "GPU memory")] if gpu else []),
+                     fmt_change(c["size_change"], "size")])
     return cols, rows
 
 
@@ -144,7 +162,8 @@ def markdown(report: dict) -> str:
     s = report["settings"]
     lines = ["# Benchmark report", "", f"Measured on {environment_line(report)}.", "",
              f"Latency: p50 of {s['iters']}+ interleaved runs after {s['warmup']} warm-up runs per model; "
-             f"throughput = batch / p50. Memory: peak RSS of a fresh process per row. "
+             f"throughput = batch / p50. Memory: peak RSS of a fresh process per row"
+             f"{' (GPU memory: peak allocated by torch on CUDA)' if _gpu_memory(report) else ''}. "
              f"Baseline: **{s['baseline']}**.", ""]
     for title, (cols, rows) in (("Models", model_rows(report)), ("Latency, throughput, memory", latency_rows(report)),
                                 (f"Compared with {s['baseline']}", comparison_rows(report))):
@@ -188,12 +207,12 @@ def plot_report(report: dict, path: str | Path) -> Path:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, batch in zip(axes[0], batches):
         rows = [r for r in report["rows"] if r["batch"] == batch]
-        groups = list(dict.fromkeys(f"{r['backend']}\n{r['precision']}" for r in rows))
+        groups = list(dict.fromkeys(f"{backend_label(r)}\n{r['precision']}" for r in rows))
         width = 0.8 / max(1, len(models))
         for i, name in enumerate(models):
             xs, ys = [], []
             for g, group in enumerate(groups):
-                hit = [r for r in rows if r["model"] == name and f"{r['backend']}\n{r['precision']}" == group]
+                hit = [r for r in rows if r["model"] == name and f"{backend_label(r)}\n{r['precision']}" == group]
                 if hit:
                     xs.append(g + (i - (len(models) - 1) / 2) * width)
                     ys.append(hit[0]["latency_ms"]["p50"])

@@ -36,20 +36,24 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--min-seconds", type=float, default=2.0, show_default=True,
               help="Keep timing each model at least this long (stabilises fast batch-1 runs).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS of a fresh process per row.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the torch backend runs: auto (the GPU when there is one), cpu or cuda[:N].")
 @model_options
 @preprocess_options
 @json_option
-def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, min_seconds, memory, as_json,
-          **model_params):
+def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, min_seconds, memory, device,
+          as_json, **model_params):
     """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
     from compress.bench_sides import load_sides
     from compress.cli import output
     from compress.deploy import benchmark
+    from compress.devices import resolve_device
 
+    device = str(resolve_device(device))
     sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
     report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, measure_memory=memory,
-                       show=not as_json)
+                       show=not as_json, device=device)
     if as_json:
         output.emit_json(report)
     else:
