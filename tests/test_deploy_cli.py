@@ -6,6 +6,7 @@ import json
 
 import onnx
 import pytest
+import torch
 
 from tests.cli_helpers import run_cli
 
@@ -88,3 +89,32 @@ def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp
     assert record["int8"]["activation_type"] == "int8" and not record["int8"]["reduce_range"]
     assert ("agreement_note" in record["int8"]) == saturates
     assert any("understates what TensorRT gives" in w for w in warned) == saturates
+
+
+def test_bench_device_errors_are_one_line(pruned, tmp_path, capsys):
+    code, _, err = run_cli(["bench", pruned, "--device", "gpu", "-o", tmp_path / "r"], capsys)
+    assert code == 2 and err.strip() == "error: unknown device 'gpu' (use auto, cpu, cuda or cuda:N)"
+    if not torch.cuda.is_available():
+        code, _, err = run_cli(["bench", pruned, "--device", "cuda", "-o", tmp_path / "r"], capsys)
+        assert code == 2 and "no CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_names_the_torch_device_and_gpu_memory_where_measured():
+    from export.report import comparison_rows, latency_rows
+
+    def row(model, device, gpu):
+        return {"model": model, "backend": "torch", "precision": "fp32", "batch": 1, "device": device,
+                "latency_ms": {"p50": 1.0, "p90": 1.1}, "throughput": 1000.0, "size_bytes": 10,
+                "memory": {"peak_rss_bytes": 2**20, "model_rss_bytes": 2**19, "gpu_peak_bytes": gpu}}
+
+    comparison = {"model": "b", "backend": "torch", "precision": "fp32", "batch": 1, "speedup": 2.0, "mac_ratio": 2.0,
+                  "memory_change": -0.1, "model_memory_change": -0.2, "gpu_memory_change": -0.5, "size_change": -0.5}
+    report = {"rows": [row("a", "cuda", 2**21), row("b", "cuda", 2**20)], "comparisons": [comparison]}
+    cols, rows = latency_rows(report)
+    assert cols[-2] == "GPU memory" and rows[0][1] == "torch cuda" and rows[0][-2] == "2.00 MiB"
+    cols, rows = comparison_rows(report)
+    assert cols[-2] == "GPU memory" and rows[0][1] == "torch cuda" and rows[0][-2] == "-50 % GPU memory"
+    cpu = {"rows": [row("a", "cpu", None)], "comparisons": []}
+    cols, rows = latency_rows(cpu)
+    assert "GPU memory" not in cols and rows[0][1] == "torch"
