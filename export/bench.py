@@ -142,7 +142,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                 for model, precision in variants:
                     s = stats[f"{model.name}/{precision}"]
                     row = {"model": model.name, "backend": backend, "precision": precision, "batch": batch,
-                           "device": _row_device(backend, device), "latency_ms": s.to_dict(), "throughput": s.throughput, "memory": None,
+                           "device": _row_device(backend, device), "latency_ms": s.to_dict(),
+                           "throughput": s.throughput, "memory": None,
                            "size_bytes": model.sizes.get(model.artifact(backend, precision))}
                     if measure_memory:
                         row["memory"], row["memory_note"] = _memory(model, backend, precision, batch, input_shape,

@@ -79,10 +79,10 @@ def comparison_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     gpu = _gpu_memory(report)
     cols = ["model", "backend", "precision", "batch", "measured", "MAC ratio (predicted)", "peak memory",
             "model memory", *(["GPU memory"] if gpu else []), "size"]
-    devices = {(r["model"], r["backend"], r["precision"], r["batch"]): r for r in report["rows"]}
+    by_key = {(r["model"], r["backend"], r["precision"], r["batch"]): r for r in report["rows"]}
     rows = []
     for c in report["comparisons"]:
-        row = devices.get((c["model"], c["backend"], c["precision"], c["batch"]), c)
+        row = by_key.get((c["model"], c["backend"], c["precision"], c["batch"]), c)
         rows.append([c["model"], backend_label(row), c["precision"], str(c["batch"]), fmt_speedup(c["speedup"]),
                      fmt_ratio(c["mac_ratio"]), fmt_change(c["memory_change"], "memory"),
                      fmt_change(c["model_memory_change"], "memory"),

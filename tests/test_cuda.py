@@ -41,7 +41,7 @@ def test_importance_on_the_gpu_matches_the_cpu_and_leaves_the_model_where_it_was
 
 
 @pytest.mark.parametrize("amp,precision", [("auto", None), ("fp16", "fp16"), ("off", "fp32")])
-def test_distillation_on_the_gpu_learns_in_each_precision_and_hands_back_a_cpu_model(pair, amp, precision):  # noqa: F811
+def test_distillation_on_the_gpu_learns_in_each_precision_and_returns_cpu_weights(pair, amp, precision):  # noqa: F811
     student, teacher, train, hold = pair
     res = distill(student, teacher, train, hold, DistillConfig(**FAST, amp=amp, channels_last="auto"),
                   device="cuda", progress=False)

@@ -63,8 +63,8 @@ def test_labelled_taylor_matches_brute_force_and_needs_labels():
     images = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     labels = torch.tensor([0, 1, 2, 3, 4])
     groups = groups_of(model, images[:2])
-    result = estimate(model, groups, images, ImportanceConfig(name="taylor", batch_size=2, progress=False, device="cpu"),
-                      labels=labels)
+    config = ImportanceConfig(name="taylor", batch_size=2, progress=False, device="cpu")
+    result = estimate(model, groups, images, config, labels=labels)
     expected = _brute_force(model, groups, images, kind="mean", labels=labels)
     measured = ~np.isnan(expected)
     np.testing.assert_allclose(result.id_scores[measured], expected[measured], rtol=1e-4, atol=1e-10)
