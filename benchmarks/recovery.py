@@ -62,6 +62,11 @@ MACs) is smaller than the unpruned ResNet-20 (0.27 M, 40.6 M), which scores 81.3
 50,000 labelled CIFAR-10 images; the target (82.30 %) asks it to beat that by a point from 1,800 unlabeled ones.
 The held-out KL of the moving average still falls at the last ResNet-32 checks (0.390 -> 0.377 -> 0.377), so the
 cap, not overfitting, ends those runs; ResNet-20's rose slightly after 1960 steps (0.431 -> 0.451).
+On one NVIDIA H200 (a lent device run; torch 2.11.0+cu130 there, bf16 autocast, channels-last, ../shared copied
+beside the checkout; `recovery.py --models resnet32`, seed 0): --ratio 0.5 82.05 % (gap 1.75, 120 epochs in 75 s,
+importance 1.1 s), --target-macs 0.5 81.75 % (2.05, 77 s); `-- --recover-epochs 300` (--ratio 0.5): 82.10 % (1.70,
+175 s). Two and a half times the schedule moved it 0.05 points: on these 1,800 images the half-width ResNet-32
+levels off near 82.1 %, so no CPU speed-up would bring the 9.5-minute runs to the 1.5-point target on average.
 Tried on resnet32 --ratio 0.5 (seed 0, scratch run, not taken): progressive resizing, the first 228 s of
 recovery on images downscaled to 24 x 24 for teacher and student (1,245 cheaper steps, 84 epochs in all in the
 cap): 81.70 %, held-out agreement 84.5 %, against 81.40-82.40 % for the default at seed 0.
