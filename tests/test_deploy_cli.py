@@ -91,13 +91,17 @@ def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp
     assert any("understates what TensorRT gives" in w for w in warned) == saturates
 
 
-def test_bench_device_errors_are_one_line(pruned, tmp_path, capsys):
+def test_bench_and_sweep_device_errors_are_one_line(pruned, tiny_assets, tmp_path, capsys):
     code, _, err = run_cli(["bench", pruned, "--device", "gpu", "-o", tmp_path / "r"], capsys)
     assert code == 2 and err.strip() == "error: unknown device 'gpu' (use auto, cpu, cuda or cuda:N)"
     if not torch.cuda.is_available():
         code, _, err = run_cli(["bench", pruned, "--device", "cuda", "-o", tmp_path / "r"], capsys)
         assert code == 2 and "no CUDA GPU" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+    code, _, err = run_cli(["sweep", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--device", "gpu", "-o", tmp_path / "sw"], capsys)
+    assert code == 2 and err.strip() == "error: unknown device 'gpu' (use auto, cpu, cuda or cuda:N)"
+    assert not (tmp_path / "sw").exists()
 
 
 def test_report_names_the_torch_device_and_gpu_memory_where_measured():

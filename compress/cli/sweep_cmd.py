@@ -33,15 +33,19 @@ def _ratios(ctx, param, value: str) -> tuple[float, ...]:
 @click.option("--batch", "batch", type=int, default=1, show_default=True, help="Batch size the latency is measured at.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True)
 @click.option("--round-to", type=int, default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="Where importance, recovery and the torch backend run: auto (the GPU when there is one), cpu "
+                   "or cuda[:N].")
 @click.option("--overwrite", is_flag=True)
 @model_options
 @preprocess_options
 @json_option
 def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, importance, batch, backend, round_to,
-          overwrite, as_json, **model_params):
+          device, overwrite, as_json, **model_params):
     """Prune CHECKPOINT at several ratios and measure accuracy and latency of each."""
     from compress.cli import output
     from compress.deploy import Side, benchmark
+    from compress.devices import resolve_device
     from compress.distill import DistillConfig
     from compress.errors import UsageError
     from compress.importance import ImportanceConfig
@@ -50,14 +54,15 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.plan import PrunePolicy
     from export.report import sweep_plot
 
+    device = str(resolve_device(device))
     root = Path(out) if out else Path(checkpoint).with_suffix(".sweep")
     if root.exists() and not overwrite:
         raise UsageError(f"output folder {root} already exists", "pass --overwrite or choose another -o")
     root.mkdir(parents=True, exist_ok=True)
     load = load_kwargs(model_params)
     base = PruneConfig(checkpoint=checkpoint, calib=calib, policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
-                       load=load, importance=ImportanceConfig(name=importance), recover=recover,
-                       distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir, overwrite=True)
+                       load=load, importance=ImportanceConfig(name=importance, device=device), recover=recover,
+                       distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir, overwrite=True, device=device)
     results = []
     for ratio in ratios:
         output.info(f"sweep: ratio {ratio}")
@@ -68,7 +73,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
     report = benchmark(sides, root, input_shape=tuple(original.spec.input_size), backends=(backend,),
-                       batches=(batch,), measure_memory=False, show=False)
+                       batches=(batch,), measure_memory=False, show=False, device=device)
     rows = _rows(report, results, backend, batch)
     sweep_plot(rows, root / "sweep.png", title=f"{Path(checkpoint).name}: pruning sweep")
     if as_json:
