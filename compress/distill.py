@@ -186,7 +186,8 @@ def _first(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def _batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
+def image_batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of images from a float tensor (N,3,H,W) or a loader of batches / ``(batch, index)`` tuples."""
     if isinstance(images, torch.Tensor):
         for i in range(0, images.shape[0], batch_size):
             yield images[i : i + batch_size]
@@ -227,7 +228,7 @@ def _agreement_logits(student: nn.Module, images: Any, teacher_logits: list[torc
     hits: list[torch.Tensor] = []
     kl = 0.0
     try:
-        for i, x in enumerate(_batches(images, batch_size)):
+        for i, x in enumerate(image_batches(images, batch_size)):
             x = _to(x, device, channels_last)
             t = teacher_logits[i] if teacher_logits is not None else teacher(x)
             s = student(x)
@@ -514,7 +515,7 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
     cached = None
     if isinstance(holdout, torch.Tensor):  # the teacher's held-out logits never change: compute once
         with torch.no_grad():
-            cached = [runner(_to(x, dev, cl)) for x in _batches(holdout, bs_eval)]
+            cached = [runner(_to(x, dev, cl)) for x in image_batches(holdout, bs_eval)]
 
     ema = _WeightAverage(student, config.ema) if config.ema > 0 else None
     judged = ema.model if ema is not None else student  # what the held-out checks measure and what comes back

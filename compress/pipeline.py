@@ -31,6 +31,7 @@ class PruneConfig:
     latency: LatencyConfig = LatencyConfig()  # used with a latency target only
     recover: bool = True
     distill: DistillConfig = DistillConfig()
+    recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
     eval_dir: str | None = None
     labels: str | None = None
     max_images: int | None = None
@@ -61,6 +62,16 @@ class Reporter:
 
         self.info = info or output.info
         self.warn = warn or output.warn
+
+
+def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(eval top-1, held-out agreement) of the model a run wrote: recovered, else with re-estimated
+    BatchNorm statistics, else one-shot; None where not measured."""
+    def last(key: str) -> float | None:
+        return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
+                     if summary.get(k) is not None), None)
+
+    return last("top1"), last("agreement")
 
 
 def default_out(checkpoint: str | Path) -> Path:
@@ -101,6 +112,10 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
         summary.update(recovery)
         if evaluation is not None:
             summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered")))
+    elif config.recalibrate_bn:
+        summary.update(stages.recalibrate(loaded, student, data, config, say))
+        if evaluation is not None and summary["bn_recalibrated"]:
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated")))
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     summary["processes"] = distributed.world()
 

