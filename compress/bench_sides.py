@@ -12,6 +12,8 @@ from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
 from compress.spec import LoadedModel
 
+BATCH = 64  # images per forward pass: a whole eval folder at once can need tens of GB of activations
+
 
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,
                load: dict, say: Callable[[str], None]) -> tuple[list[Side], tuple[int, ...], Path]:
@@ -52,34 +54,53 @@ def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
     return side
 
 
-def _images(folder: str, loaded: LoadedModel, labelled: bool):
-    from calibrate import ImageDataset, LabelledFolder, preload, preload_labelled, scan_folder
-    from calibrate.preprocess import Preprocess
-
-    pre = Preprocess.from_dict(loaded.spec.preprocess)
-    if labelled:
-        return preload_labelled(LabelledFolder(folder, pre))
-    return preload(ImageDataset(scan_folder(folder, max_images=500).paths, pre)), None
-
-
 def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say) -> None:
-    from compress.distill import top1_accuracy
-
-    images, labels = _images(eval_dir, loaded, labelled=True)
-    preds = {}
-    for side in sides:
-        side.top1 = top1_accuracy(side.module, images, labels)
-        with torch.no_grad():
-            preds[side.name] = side.module.eval()(images).argmax(1)
-    sides[1].agreement = float((preds["original"] == preds["compressed"]).float().mean())
-    sides[0].agreement = 1.0
+    hits, same, n = _compare(sides, _batches(eval_dir, loaded, labelled=True))
+    sides[0].top1, sides[1].top1 = hits[0] / n, hits[1] / n
+    sides[0].agreement, sides[1].agreement = 1.0, same / n
     say(f"accuracy on {eval_dir}: original {sides[0].top1:.2%}, compressed {sides[1].top1:.2%}")
 
 
 def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say) -> None:
-    images, _ = _images(calib, loaded, labelled=False)
-    with torch.no_grad():
-        a = sides[0].module.eval()(images).argmax(1)
-        b = sides[1].module.eval()(images).argmax(1)
-    sides[0].agreement, sides[1].agreement = 1.0, float((a == b).float().mean())
-    say(f"top-1 agreement with the original on {len(images)} images of {calib}: {sides[1].agreement:.2%}")
+    _, same, n = _compare(sides, _batches(calib, loaded, labelled=False))
+    sides[0].agreement, sides[1].agreement = 1.0, same / n
+    say(f"top-1 agreement with the original on {n} images of {calib}: {sides[1].agreement:.2%}")
+
+
+def _compare(sides: list[Side], batches) -> tuple[list[int], int, int]:
+    """One pass of both models over ``(images, labels or None)`` batches: (correct per model, images
+    where their top-1 agree, images)."""
+    hits, same, n = [0, 0], 0, 0
+    models = [side.module.eval() for side in sides]
+    with torch.inference_mode():
+        for x, y in batches:
+            a, b = (m(x).argmax(1) for m in models)
+            same += int((a == b).sum())
+            n += len(x)
+            if y is not None:
+                hits[0] += int((a == y).sum())
+                hits[1] += int((b == y).sum())
+    if n == 0:
+        raise UsageError("no images to compare the two models on", "give a folder with images")
+    return hits, same, n
+
+
+def _batches(folder: str, loaded: LoadedModel, labelled: bool):
+    """``(images, labels)`` batches (labels None when unlabeled, where up to 500 images are read):
+    decoded once into memory where they fit, else streamed from disk."""
+    from calibrate import ImageDataset, LabelledFolder, make_loader, preload, preload_labelled, scan_folder
+    from calibrate.preprocess import Preprocess
+
+    pre = Preprocess.from_dict(loaded.spec.preprocess)
+    if labelled:
+        dataset = LabelledFolder(folder, pre)
+        whole = preload_labelled(dataset)
+    else:
+        dataset = ImageDataset(scan_folder(folder, max_images=500).paths, pre)
+        images = preload(dataset)
+        whole = None if images is None else (images, None)
+    if whole is None:
+        return ((x, y if labelled else None) for x, y in make_loader(dataset, batch_size=BATCH))
+    images, labels = whole
+    return ((images[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
+            for i in range(0, len(images), BATCH))

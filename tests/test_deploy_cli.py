@@ -122,3 +122,19 @@ def test_report_names_the_torch_device_and_gpu_memory_where_measured():
     cpu = {"rows": [row("a", "cpu", None)], "comparisons": []}
     cols, rows = latency_rows(cpu)
     assert "GPU memory" not in cols and rows[0][1] == "torch"
+
+
+def test_bench_accuracy_streams_an_eval_folder_too_big_to_hold(pruned, tmp_path, tiny_assets, capsys, monkeypatch):
+    import calibrate
+
+    args = ["bench", pruned, "--backend", "torch", "--batch", "1", "--iters", "2", "--warmup", "1", "--min-seconds",
+            "0", "--no-memory", "--device", "cpu", "--eval", tiny_assets / "eval", "--json"]
+    code, stdout, err = run_cli([*args, "-o", tmp_path / "held"], capsys)
+    assert code == 0, err
+    held = [(m["top1"], m["agreement"]) for m in json.loads(stdout)["models"]]
+    monkeypatch.setattr(calibrate, "preload_labelled", lambda *a, **k: None)  # as for a folder over the memory cap
+    monkeypatch.setattr("compress.bench_sides.BATCH", 5)  # 12 images: batches of 5, 5 and 2
+    code, stdout, err = run_cli([*args, "-o", tmp_path / "streamed"], capsys)
+    assert code == 0, err
+    assert [(m["top1"], m["agreement"]) for m in json.loads(stdout)["models"]] == held
+    assert held[0][1] == 1.0 and 0.0 <= held[1][0] <= 1.0
