@@ -125,7 +125,8 @@ def render_table(report: dict, console=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console(file=sys.stdout, width=max(120, Console().width))
+    # a log (not a terminal) gets the width the widest table needs, so cells do not wrap into two lines
+    console = console or Console(file=sys.stdout, width=max(120, Console().width) if sys.stdout.isatty() else 180)
     console.print(f"[dim]{escape(environment_line(report))}[/dim]")
     base = report["settings"]["baseline"]
     for title, (cols, rows) in (("Models", model_rows(report)), ("Latency, throughput, memory", latency_rows(report)),
