@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from compress.devices import device_of
 from compress.distill import image_batches
 from compress.errors import UsageError
 
@@ -40,7 +41,7 @@ def recalibrate_batchnorm(model: nn.Module, images: Any, *, max_images: int = RE
     if not norms:
         return 0
     saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
-    home = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    home = device_of(model)
     modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in norms}
     model.to(device).eval()

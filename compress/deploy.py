@@ -158,20 +158,20 @@ def _macs(module: nn.Module, input_shape) -> int:
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, config, say) -> dict[str, Any]:
     """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
+    from compress.devices import resolve_device
     from compress.pipeline import written_figures
 
     shape = tuple(loaded.spec.input_size)
+    top1, agreement = written_figures(summary)
     bench_dir = folder / "bench"
     bench_dir.mkdir(exist_ok=True)
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
                     sizes={"checkpoint": loaded.size_bytes}, top1=summary.get("top1_before"), agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / "model.safetensors").stat().st_size},
-                      top1=written_figures(summary)[0], agreement=written_figures(summary)[1])
+                      top1=top1, agreement=agreement)
     for name, attr in (("model.onnx", "onnx"), ("model.int8.onnx", "int8"), ("model.engine", "engine")):
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
-    from compress.devices import resolve_device
-
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 
 from compress.errors import UsageError
 
@@ -21,3 +22,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise UsageError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
                          "CUDA device(s)", "use cuda:0 or auto")
     return dev
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model`` lives: its first parameter's or buffer's device (the CPU for an empty model)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
 from compress import distributed
-from compress.devices import resolve_device
+from compress.devices import device_of, resolve_device
 from compress.teacher import folded_teacher
 from compress.errors import UsageError
 
@@ -249,7 +249,7 @@ def agreement(student: nn.Module, teacher: nn.Module, images: Any, *, device: st
     Both models are run in eval mode on ``device`` (moved there; devices and modes restored afterwards).
     """
     dev = resolve_device(device)
-    homes = [(m, _device_of(m)) for m in (student, teacher)]
+    homes = [(m, device_of(m)) for m in (student, teacher)]
     t_was = teacher.training
     teacher.eval()
     try:
@@ -418,12 +418,6 @@ def amp_dtype(config: DistillConfig, dev: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -476,7 +470,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     augment = BatchAugment(config.augment, cutmix=config.cutmix, pad_mode=config.pad_mode,
                            seed=config.seed + 1 + rank_seed)
 
-    s_dev, t_dev, s_was, t_was = _device_of(student), _device_of(teacher), student.training, teacher.training
+    s_dev, t_dev, s_was, t_was = device_of(student), device_of(teacher), student.training, teacher.training
     student.to(dev)
     teacher.to(dev).eval()
     if cl:

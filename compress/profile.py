@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from compress.devices import device_of
 from compress.errors import UsageError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -96,7 +97,7 @@ def profile_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacsProfile:
     for module in model.modules():
         if isinstance(module, HOOKED_TYPES):
             handles.append(module.register_forward_hook(hook))
-    device = _device_of(model)
+    device = device_of(model)
     x = torch.zeros(1, *input_shape, device=device, dtype=_float_dtype_of(model))
     try:
         with _eval_mode(model), torch.no_grad(), _countable_kernels(), FlopCounterMode(display=False) as counter:
@@ -189,12 +190,6 @@ def _countable_kernels() -> Iterator[None]:
         except ImportError:
             pass
         yield
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def _float_dtype_of(model: nn.Module) -> torch.dtype:

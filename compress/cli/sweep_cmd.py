@@ -95,9 +95,10 @@ def _rows(report, results, backend, batch) -> list[dict]:
              "speedup": 1.0, "top1": results[0][1].summary.get("top1_before"), "agreement": 1.0}]
     for ratio, res in results:
         s, name = res.summary, f"ratio-{ratio:g}"
+        top1, agreement = written_figures(s)
         rows.append({"ratio": ratio, "macs": s["macs_after"], "params": s["params_after"], "latency_ms": p50.get(name),
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
-                     "top1": written_figures(s)[0], "agreement": written_figures(s)[1]})
+                     "top1": top1, "agreement": agreement})
     return rows
 
 

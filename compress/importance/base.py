@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from compress.devices import device_of
 from compress.errors import UsageError
 from compress.graph.groups import Groups
 
@@ -75,12 +76,11 @@ def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=
 
     module, attr = ESTIMATORS[config.name].split(":")
     fn = getattr(importlib.import_module(module), attr)
-    home = next((t.device for t in (*model.parameters(), *model.buffers())), None)
+    home = device_of(model)
     start = time.perf_counter()
     try:
         result = fn(model, groups, images, config, labels=labels, say=say)
     finally:
-        if home is not None:
-            model.to(home)
+        model.to(home)
     result.seconds = time.perf_counter() - start
     return result
