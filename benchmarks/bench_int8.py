@@ -48,7 +48,7 @@ def image_files(folder: Path) -> list[Path]:
 def export_checkpoint(ckpt: Path, arch: str, out: Path) -> Path:
     import torch
 
-    from export.onnx import export_onnx
+    from compress.export.onnx import export_onnx
 
     module, _, name = arch.partition(":")
     model = getattr(importlib.import_module(module), name)()
@@ -77,11 +77,11 @@ def main(argv=None) -> int:
 
     import onnx
 
-    from calibrate.readers import TensorCalibrationReader
-    from export.latency import ort_runner, time_interleaved
-    from export.quantize import quantize_int8
-    from export.sizes import artifact_size
-    from export.verify import compare_sessions, make_session, run_session
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.latency import ort_runner, time_interleaved
+    from compress.export.quantize import quantize_int8
+    from compress.export.sizes import artifact_size
+    from compress.export.verify import compare_sessions, make_session, run_session
 
     with tempfile.TemporaryDirectory(prefix="bench-int8-") as tmp:
         fp32 = args.model

@@ -28,13 +28,13 @@ def load_cifar(name: str):
 
 
 def calib_images(preprocess, paths=None):
-    from calibrate import ImageDataset, preload, scan_folder
+    from compress.calibrate import ImageDataset, preload, scan_folder
 
     return preload(ImageDataset(paths or scan_folder(CALIB).paths, preprocess))
 
 
 def eval_set(preprocess):
-    from calibrate import LabelledFolder, preload_labelled
+    from compress.calibrate import LabelledFolder, preload_labelled
 
     return preload_labelled(LabelledFolder(EVAL, preprocess))
 

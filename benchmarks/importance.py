@@ -26,8 +26,8 @@ CRITERIA = ["taylor-sq", "taylor-abs", "l1", "random", "taylor"]
 def _setup(model_name):
     import torch
 
-    from calibrate import scan_folder
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate import scan_folder
+    from compress.calibrate.preprocess import Preprocess
 
     torch.set_num_threads(2)
     loaded = load_cifar(model_name)
@@ -61,7 +61,7 @@ def child(mode: str, model_name: str) -> None:
 def accuracy_table(model_name: str) -> None:
     import torch
 
-    from calibrate import read_labels_csv
+    from compress.calibrate import read_labels_csv
     from compress.distill import top1_accuracy
     from compress.importance import ImportanceConfig, estimate, unit_scores
     from compress.plan import PrunePolicy, select

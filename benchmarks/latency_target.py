@@ -119,7 +119,7 @@ def macs_target_at_least(macs: int, before: int, extra: list[str], scratch: Path
 def interleaved(paths: dict[str, Path], batch: int, threads: int) -> dict[str, float]:
     import torch
 
-    from export.latency import ort_runner, time_interleaved
+    from compress.export.latency import ort_runner, time_interleaved
 
     x = torch.randn(batch, 3, 32, 32)
     runners = {name: ort_runner(p, x, threads=threads) for name, p in paths.items()}
@@ -146,7 +146,7 @@ def main() -> None:
     require_shared()
     import torch
 
-    from export.onnx import export_onnx
+    from compress.export.onnx import export_onnx
 
     common = [*args.extra, *(["--no-recover"] if args.no_recover else [])]
     # plain baselines: the tool's default ranking (surviving widths rounded to 8) and importance alone

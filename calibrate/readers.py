@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibrate.errors import CalibrationError
+from compress.calibrate.errors import CalibrationError
 
 __all__ = ["TensorCalibrationReader", "make_tensorrt_calibrator", "as_image_array"]
 

@@ -88,8 +88,8 @@ def _compare(sides: list[Side], batches) -> tuple[list[int], int, int]:
 def _batches(folder: str, loaded: LoadedModel, labelled: bool):
     """``(images, labels)`` batches (labels None when unlabeled, where up to 500 images are read):
     decoded once into memory where they fit, else streamed from disk."""
-    from calibrate import ImageDataset, LabelledFolder, make_loader, preload, preload_labelled, scan_folder
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate import ImageDataset, LabelledFolder, make_loader, preload, preload_labelled, scan_folder
+    from compress.calibrate.preprocess import Preprocess
 
     pre = Preprocess.from_dict(loaded.spec.preprocess)
     if labelled:

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from calibrate import ImageDataset, make_loader, preload, scan_folder, split_images
-from calibrate.preprocess import Preprocess
+from compress.calibrate import ImageDataset, make_loader, preload, scan_folder, split_images
+from compress.calibrate.preprocess import Preprocess
 
 
 @dataclass

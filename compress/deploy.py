@@ -26,13 +26,13 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     """Write ``model.onnx`` / ``model.int8.onnx`` / ``model.engine`` into ``folder`` and return the
     figures recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason
     after the other formats are done."""
-    from calibrate.readers import TensorCalibrationReader
-    from export.errors import TensorRTUnavailable
-    from export.onnx import export_onnx
-    from export.quantize import SATURATION_NOTE, quantize_int8, saturating_u8s8
-    from export.tensorrt import build_engine
-    from export.verify import compare_sessions, verify_onnx
-    from export.widths import misaligned_widths
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.errors import TensorRTUnavailable
+    from compress.export.onnx import export_onnx
+    from compress.export.quantize import SATURATION_NOTE, quantize_int8, saturating_u8s8
+    from compress.export.tensorrt import build_engine
+    from compress.export.verify import compare_sessions, verify_onnx
+    from compress.export.widths import misaligned_widths
 
     model = model.cpu().eval()
     record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
@@ -122,9 +122,9 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
     ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``)."""
-    from export.bench import BenchModel, run_bench
-    from export.onnx import export_onnx
-    from export.report import render_table, write_report
+    from compress.export.bench import BenchModel, run_bench
+    from compress.export.onnx import export_onnx
+    from compress.export.report import render_table, write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)

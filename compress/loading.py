@@ -109,7 +109,7 @@ def load_model(
 
 def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
     """Rebuild the original model a :class:`ModelSpec` describes, with its recorded preprocessing."""
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate.preprocess import Preprocess
 
     loaded = load_model(spec.checkpoint, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust=trust,
                         input_size=spec.input_size)
@@ -145,7 +145,7 @@ def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
 
 def _preprocess(args: dict[str, Any], fallback: Any):
     """Resolve preprocessing; ``fallback`` (a preset name, or an exported ``(H, W)``) fills in what was not given."""
-    from calibrate.preprocess import PRESETS, resolve_preprocess
+    from compress.calibrate.preprocess import PRESETS, resolve_preprocess
 
     args = dict(args)
     if args["preset"] is None:

@@ -32,7 +32,7 @@ def _shape(loaded) -> str:
 
 
 def preprocess_of(loaded):
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate.preprocess import Preprocess
 
     return Preprocess.from_dict(loaded.spec.preprocess)
 
@@ -76,7 +76,7 @@ def importance(loaded, groups, data, config, say):
     if config.importance.name == "taylor":
         if not config.labels:
             raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
-        from calibrate import read_labels_csv
+        from compress.calibrate import read_labels_csv
 
         labels = torch.tensor(read_labels_csv(config.labels, data.importance_paths), dtype=torch.long)
     result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
@@ -151,7 +151,7 @@ def measure_pruned(loaded, student, plan, groups, importance, config, data, say)
 def evaluation(config, loaded, say):
     if not config.eval_dir:
         return None
-    from calibrate import LabelledFolder, make_loader, preload_labelled
+    from compress.calibrate import LabelledFolder, make_loader, preload_labelled
 
     folder = LabelledFolder(config.eval_dir, preprocess_of(loaded))
     pre = preload_labelled(folder)

@@ -31,11 +31,11 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from export.cpu_load import BUSY, cpuinfo, others_busy
-from export.errors import ExportError
-from export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
-from export.memory import peak_rss_subprocess
-from export.sizes import artifact_size
+from compress.export.cpu_load import BUSY, cpuinfo, others_busy
+from compress.export.errors import ExportError
+from compress.export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
+from compress.export.memory import peak_rss_subprocess
+from compress.export.sizes import artifact_size
 
 SCHEMA = 1
 
@@ -186,7 +186,7 @@ def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, s
             if variants:
                 plan.append((backend, variants))
         elif backend == "tensorrt":
-            from export.tensorrt import tensorrt_available
+            from compress.export.tensorrt import tensorrt_available
 
             ok, reason = tensorrt_available()
             if not ok:

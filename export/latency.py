@@ -169,7 +169,7 @@ def torch_runner(model: nn.Module, example: torch.Tensor, device: str | torch.de
 def ort_runner(path: str | Path, example: torch.Tensor | np.ndarray, threads: int | None = None,
                providers: Sequence[str] | None = None) -> Runner:
     """A runner calling an onnxruntime session (fixed ``intra_op`` threads, sequential execution)."""
-    from export.verify import make_session
+    from compress.export.verify import make_session
 
     session = make_session(path, providers, threads=threads or 1)
     name = session.get_inputs()[0].name
@@ -184,7 +184,7 @@ def ort_runner(path: str | Path, example: torch.Tensor | np.ndarray, threads: in
 
 def trt_runner(engine_path: str | Path, example: torch.Tensor) -> Runner:
     """A runner executing a TensorRT engine on ``example`` (copied once to the GPU); synchronises."""
-    from export.tensorrt import TensorRTRunner
+    from compress.export.tensorrt import TensorRTRunner
 
     engine = TensorRTRunner(engine_path)
     x = example.detach().to("cuda", torch.float32).contiguous()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from export.errors import ExportError
+from compress.export.errors import ExportError
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -63,7 +63,7 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None, lo
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     try:
-        proc = subprocess.run([sys.executable, "-m", "export.memory_probe", json.dumps(spec)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "compress.export.memory_probe", json.dumps(spec)], capture_output=True,
                               text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as err:
         raise ExportError(f"memory probe for {backend} timed out after {timeout:.0f} s") from err

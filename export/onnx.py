@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from compress.atomic import atomic_file
-from export.errors import ExportError
+from compress.export.errors import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compress.atomic import atomic_file
-from export.errors import ExportError
+from compress.export.errors import ExportError
 
 METHODS = ("minmax", "entropy", "percentile")
 SATURATION_NOTE = ("the tensorrt-target INT8 model was checked with onnxruntime on a CPU without VNNI, whose "
@@ -156,7 +156,7 @@ def saturating_u8s8(path: str | Path | None = None, machine: str | None = None) 
     0.58 off FP32 with 8-bit weights. VNNI CPUs and ARM accumulate in 32 bits and keep 8-bit weights."""
     import platform
 
-    from export.cpu_load import PROC_CPUINFO, cpuinfo
+    from compress.export.cpu_load import PROC_CPUINFO, cpuinfo
 
     if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
         return False

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from compress.atomic import atomic_file
-from export.errors import ExportError, TensorRTUnavailable
-from export.onnx import INPUT_NAME
+from compress.export.errors import ExportError, TensorRTUnavailable
+from compress.export.onnx import INPUT_NAME
 
 NOT_INSTALLED = "TensorRT is not installed (pip install compress[tensorrt])"
 

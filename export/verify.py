@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from export.errors import VerificationError
-from export.onnx import eval_mode, model_device
+from compress.export.errors import VerificationError
+from compress.export.onnx import eval_mode, model_device
 
 CHUNK = 64  # images per onnxruntime call
 

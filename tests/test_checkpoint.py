@@ -146,7 +146,7 @@ def test_real_cuda_saved_legacy_checkpoint():
     """The shared ResNet-20: legacy non-zip, tensors saved on CUDA, `module.` keys, `best_prec1`."""
     if not R20.is_file():
         pytest.skip(f"shared data not found at {SHARED}")
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate.preprocess import Preprocess
     from PIL import Image
 
     loaded = load_model(R20, arch="cifar_resnet20")

@@ -31,7 +31,7 @@ def test_export_writes_verified_onnx_int8_and_explains_trt(pruned, capsys):
     assert record["int8"]["activation_type"] == "uint8" and record["int8"]["agreement_with_fp32"]["n"] > 0
     int8 = onnx.load(str(pruned / "model.int8.onnx"))
     assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
-    from export.tensorrt import tensorrt_available
+    from compress.export.tensorrt import tensorrt_available
 
     if not tensorrt_available()[0]:
         assert "skipped" in record["trt"] and "--export trt skipped" in err
@@ -76,11 +76,11 @@ def test_sweep_gives_one_row_per_ratio(tiny_assets, tmp_path, capsys):
 def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp_path, monkeypatch, saturates):
     import torch
 
-    import export.quantize
+    import compress.export.quantize
     from compress.deploy import export_formats
     from compress.loading import load_model
 
-    monkeypatch.setattr(export.quantize, "saturating_u8s8", lambda *a, **k: saturates)
+    monkeypatch.setattr(compress.export.quantize, "saturating_u8s8", lambda *a, **k: saturates)
     warned: list[str] = []
     model = load_model(str(pruned)).model.eval()
     images = torch.randn(16, 3, 32, 32)
@@ -105,7 +105,7 @@ def test_bench_and_sweep_device_errors_are_one_line(pruned, tiny_assets, tmp_pat
 
 
 def test_report_names_the_torch_device_and_gpu_memory_where_measured():
-    from export.report import comparison_rows, latency_rows
+    from compress.export.report import comparison_rows, latency_rows
 
     def row(model, device, gpu):
         return {"model": model, "backend": "torch", "precision": "fp32", "batch": 1, "device": device,
@@ -125,7 +125,7 @@ def test_report_names_the_torch_device_and_gpu_memory_where_measured():
 
 
 def test_bench_accuracy_streams_an_eval_folder_too_big_to_hold(pruned, tmp_path, tiny_assets, capsys, monkeypatch):
-    import calibrate
+    from compress import calibrate
 
     args = ["bench", pruned, "--backend", "torch", "--batch", "1", "--iters", "2", "--warmup", "1", "--min-seconds",
             "0", "--no-memory", "--device", "cpu", "--eval", tiny_assets / "eval", "--json"]

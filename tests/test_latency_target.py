@@ -25,7 +25,7 @@ from compress.latency.table import LatencyTable
 from compress.latency.terms import grid, latency_terms, model_key
 from compress.plan import PrunePolicy, layer_limits
 from compress.surgery import apply_cuts
-from export.layer_timing import Timer
+from compress.export.layer_timing import Timer
 from tests.graph.helpers import groups_of
 
 

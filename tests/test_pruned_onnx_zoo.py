@@ -11,8 +11,8 @@ import torch
 
 from compress.plan import PrunePolicy, select
 from compress.surgery import apply_cuts
-from export.onnx import export_onnx
-from export.verify import verify_onnx
+from compress.export.onnx import export_onnx
+from compress.export.verify import verify_onnx
 from tests.graph.helpers import groups_of
 from tests.zoo import build_model
 

@@ -17,16 +17,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 def test_pruned_resnet20_int8_within_one_point(tmp_path):
     if not SHARED.is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
-    from calibrate import ImageDataset, LabelledFolder, preload, preload_labelled, scan_folder
-    from calibrate.preprocess import Preprocess
-    from calibrate.readers import TensorCalibrationReader
+    from compress.calibrate import ImageDataset, LabelledFolder, preload, preload_labelled, scan_folder
+    from compress.calibrate.preprocess import Preprocess
+    from compress.calibrate.readers import TensorCalibrationReader
     from compress.importance import ImportanceConfig, estimate, unit_scores
     from compress.loading import load_model
     from compress.plan import PrunePolicy, select
     from compress.surgery import apply_cuts
-    from export.onnx import export_onnx
-    from export.quantize import quantize_int8
-    from export.verify import make_session, run_session
+    from compress.export.onnx import export_onnx
+    from compress.export.quantize import quantize_int8
+    from compress.export.verify import make_session, run_session
     from tests.graph.helpers import groups_of
 
     loaded = load_model(SHARED / "models" / "resnet20-cifar10.th", arch="cifar_resnet20")

@@ -52,8 +52,8 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
 def _images(calib, loaded):
     if not calib or not Path(calib).is_dir():
         return None
-    from calibrate import ImageDataset, preload, scan_folder
-    from calibrate.preprocess import Preprocess
+    from compress.calibrate import ImageDataset, preload, scan_folder
+    from compress.calibrate.preprocess import Preprocess
     from compress.deploy import CALIBRATION_IMAGES
 
     paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths

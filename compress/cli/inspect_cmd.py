@@ -91,7 +91,7 @@ def _input_shape(loaded, params: dict[str, Any], *, folder: bool) -> tuple[int, 
     """The (C,H,W) to profile at: the loaded spec's, or the options' for a saved folder."""
     pre = preprocess_kwargs(params)
     if folder and (pre["input_size"] is not None or pre["preset"] is not None):
-        from calibrate.preprocess import resolve_preprocess
+        from compress.calibrate.preprocess import resolve_preprocess
 
         return resolve_preprocess(**pre).input_shape
     if loaded.spec.input_size:

@@ -54,7 +54,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from compress.errors import CompressError
 
     types: list[type[BaseException]] = [CompressError]
-    for module, name in (("calibrate.errors", "CalibrationError"), ("export.errors", "ExportError")):
+    for module, name in (("compress.calibrate.errors", "CalibrationError"), ("compress.export.errors", "ExportError")):
         try:
             types.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Callable, MutableMapping
 
-from export.cpu_load import BUSY, others_busy
+from compress.export.cpu_load import BUSY, others_busy
 
 DECISION = "COMPRESS_OPENMP"  # where the choice is recorded (and inherited by relaunched processes)
 USER_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")

@@ -52,7 +52,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.loading import load_model
     from compress.pipeline import PruneConfig, Reporter, run_prune
     from compress.plan import PrunePolicy
-    from export.report import sweep_plot
+    from compress.export.report import sweep_plot
 
     device = str(resolve_device(device))
     root = Path(out) if out else Path(checkpoint).with_suffix(".sweep")

@@ -39,7 +39,7 @@ KEEP_VERIFY = 24  # measured selections kept in the table (they refine later fit
 
 def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyConfig, input_shape, say,
                  *, progress: bool = True, timer=None) -> tuple[Plan, dict[str, Any]]:
-    from export.layer_timing import make_timer
+    from compress.export.layer_timing import make_timer
 
     timer = timer or make_timer(latency.backend, batch=latency.batch, threads=latency.threads, device=latency.device)
     shape = tuple(input_shape)

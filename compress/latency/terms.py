@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 
 from compress.graph.groups import Groups
-from export.layer_models import LayerSpec
+from compress.export.layer_models import LayerSpec
 
 MAX_POINTS = 8  # grid points per width dimension; steps double (8, 16, 32 ...) to stay under it
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibrate.folder import _to_rgb, load_rgb
+from compress.calibrate.folder import _to_rgb, load_rgb
 
 W, H = 7, 5
 

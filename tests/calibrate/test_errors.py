@@ -1,4 +1,4 @@
-from calibrate.errors import CalibrationError
+from compress.calibrate.errors import CalibrationError
 
 
 def test_error_protocol():

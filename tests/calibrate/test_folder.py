@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from calibrate.errors import CalibrationError
-from calibrate.folder import find_images, scan_folder
+from compress.calibrate.errors import CalibrationError
+from compress.calibrate.folder import find_images, scan_folder
 
 from .conftest import write_bad_files, write_rgb
 
@@ -38,7 +38,7 @@ def test_scan_keeps_good_skips_bad_with_one_warning(tmp_path, caplog):
     write_rgb(tmp_path / "sub" / "deep.png", seed=5)
     bad = write_bad_files(tmp_path)
     (tmp_path / "readme.txt").write_text("ignored")
-    with caplog.at_level(logging.WARNING, logger="calibrate"):
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"):
         result = scan_folder(tmp_path)
     assert result.paths == sorted(good + [tmp_path / "sub" / "deep.png"])
     assert sorted(p for p, _ in result.skipped) == sorted(bad.values())
@@ -47,7 +47,7 @@ def test_scan_keeps_good_skips_bad_with_one_warning(tmp_path, caplog):
     assert reasons[bad["zero"]] == "empty file"
     assert reasons[bad["text"]] == "not an image"
     assert reasons[bad["truncated"]] == "truncated"
-    records = [r for r in caplog.records if r.name == "calibrate"]
+    records = [r for r in caplog.records if r.name == "compress.calibrate"]
     assert len(records) == 1
     msg = records[0].getMessage()
     assert "skipped 4 of 8 files" in msg and str(tmp_path) in msg and "first: corrupt.png" in msg
@@ -55,7 +55,7 @@ def test_scan_keeps_good_skips_bad_with_one_warning(tmp_path, caplog):
 
 def test_scan_without_bad_files_warns_nothing(tmp_path, caplog):
     write_rgb(tmp_path / "a.png")
-    with caplog.at_level(logging.WARNING, logger="calibrate"):
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"):
         assert len(scan_folder(tmp_path)) == 1
     assert not caplog.records
 
@@ -76,7 +76,7 @@ def test_only_text_files_error_says_so(tmp_path):
 
 def test_only_unreadable_files_error(tmp_path, caplog):
     write_bad_files(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="calibrate"), pytest.raises(CalibrationError) as exc:
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"), pytest.raises(CalibrationError) as exc:
         scan_folder(tmp_path)
     assert "all 4 image files are unreadable" in str(exc.value)
     assert len(caplog.records) == 1

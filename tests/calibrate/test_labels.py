@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from calibrate.errors import CalibrationError
-from calibrate.labels import read_labels_csv
+from compress.calibrate.errors import CalibrationError
+from compress.calibrate.labels import read_labels_csv
 
 
 def _csv(tmp_path, text: str) -> Path:

@@ -7,10 +7,10 @@ import logging
 import pytest
 import torch
 
-from calibrate.errors import CalibrationError
-from calibrate.loader import (ImageDataset, LabelledFolder, default_workers, make_loader, preload,
+from compress.calibrate.errors import CalibrationError
+from compress.calibrate.loader import (ImageDataset, LabelledFolder, default_workers, make_loader, preload,
                               preload_labelled)
-from calibrate.preprocess import PRESETS, resolve_preprocess
+from compress.calibrate.preprocess import PRESETS, resolve_preprocess
 
 from .conftest import write_bad_files, write_rgb
 
@@ -71,7 +71,7 @@ def test_labelled_folder(tmp_path, caplog):
     write_bad_files(tmp_path / "dog")
     (tmp_path / ".hidden").mkdir()
     (tmp_path / "stray.png").write_bytes(b"")  # files at the root are not samples
-    with caplog.at_level(logging.WARNING, logger="calibrate"):
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"):
         folder = LabelledFolder(tmp_path, CIFAR)
     assert folder.classes == ["cat", "dog", "zebra"]
     assert folder.targets == [0, 0, 0, 0, 1, 1, 2]

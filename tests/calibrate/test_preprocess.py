@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from calibrate.errors import CalibrationError
-from calibrate.preprocess import PRESETS, Preprocess, parse_input_size, resolve_preprocess
+from compress.calibrate.errors import CalibrationError
+from compress.calibrate.preprocess import PRESETS, Preprocess, parse_input_size, resolve_preprocess
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

@@ -7,14 +7,14 @@ import logging
 import pytest
 import torch
 
-from calibrate import PRESETS, ImageDataset, LabelledFolder, preload, preload_labelled, read_labels_csv, scan_folder
+from compress.calibrate import PRESETS, ImageDataset, LabelledFolder, preload, preload_labelled, read_labels_csv, scan_folder
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 @pytest.mark.shared
 def test_cifar_calib_and_eval(cifar, caplog):
-    with caplog.at_level(logging.WARNING, logger="calibrate"):
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"):
         calib = scan_folder(cifar / "calib")
         assert len(calib.paths) == 2000 and not calib.skipped
         assert calib.paths[0].name == "00000.jpg" and calib.paths[-1].name == "01999.jpg"

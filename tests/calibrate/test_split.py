@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from calibrate.errors import CalibrationError
-from calibrate.split import split_images
+from compress.calibrate.errors import CalibrationError
+from compress.calibrate.split import split_images
 
 PATHS = [Path(f"/data/{i:04d}.jpg") for i in range(200)]
 

@@ -20,7 +20,7 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_model, images):
     """The tiny model exported once (dynamo exporter) for the whole session."""
-    from export.onnx import export_onnx
+    from compress.export.onnx import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     return export_onnx(tiny_model, images[:2], path)

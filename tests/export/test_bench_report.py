@@ -5,18 +5,18 @@ import json
 import pytest
 import torch
 
-from export.bench import BenchModel, compare_rows, run_bench
-from export.errors import ExportError
-from export.onnx import export_onnx
-from export.report import fmt_change, fmt_speedup, render_table, sweep_plot, write_report
+from compress.export.bench import BenchModel, compare_rows, run_bench
+from compress.export.errors import ExportError
+from compress.export.onnx import export_onnx
+from compress.export.report import fmt_change, fmt_speedup, render_table, sweep_plot, write_report
 from tests.export.factories import tiny
 
 
 @pytest.fixture(scope="module")
 def bench_models(tmp_path_factory, images, tiny_model, tiny_onnx):
     """An 'original' (width 32) and a 'compressed' (width 8) tiny model, exported, with INT8 for the latter."""
-    from calibrate.readers import TensorCalibrationReader
-    from export.quantize import quantize_int8
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
 
     folder = tmp_path_factory.mktemp("bench")
     original, compressed = tiny(0, width=32), tiny_model
@@ -125,7 +125,7 @@ def test_sweep_plot(tmp_path):
 def test_render_keeps_brackets_and_rounds_zero(report):
     from rich.console import Console
 
-    from export.report import fmt_change
+    from compress.export.report import fmt_change
 
     console = Console(record=True, width=200)
     render_table(report, console=console)
@@ -134,7 +134,7 @@ def test_render_keeps_brackets_and_rounds_zero(report):
 
 
 def test_report_shows_the_latency_target_when_there_is_one():
-    from export.report import latency_target_lines
+    from compress.export.report import latency_target_lines
 
     assert latency_target_lines(None) == []
     t = {"backend": "onnxruntime", "batch": 32, "threads": 2, "target_ms": 10.5, "predicted_ms": 10.4,
@@ -146,10 +146,10 @@ def test_report_shows_the_latency_target_when_there_is_one():
 
 @pytest.mark.parametrize("busy, noted", [(0.9, True), (0.1, False), (None, False)])
 def test_bench_notes_spinning_torch_threads_on_busy_cpus(bench_models, monkeypatch, busy, noted):
-    import export.bench
+    from compress.export import bench as export_bench
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(export.bench, "others_busy", lambda: busy)
+    monkeypatch.setattr(export_bench, "others_busy", lambda: busy)
     report = run_bench(bench_models[:1], backends=("torch",), batches=(1,), input_shape=(3, 16, 16), threads=2,
                        warmup=1, iters=2, measure_memory=False, progress=False)
     assert any("spinning OpenMP threads" in n for n in report["notes"]) == noted

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from export import cpu_load
-from export.cpu_load import others_busy
+from compress.export import cpu_load
+from compress.export.cpu_load import others_busy
 
 
 def _stat(user: int, idle: int, iowait: int = 0) -> str:
@@ -39,7 +39,7 @@ def test_real_proc_stat_gives_a_share():
 
 
 def test_cpuinfo_fields(tmp_path):
-    from export.cpu_load import cpuinfo
+    from compress.export.cpu_load import cpuinfo
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nModel Name\t: AMD EPYC\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nflags\t\t: other\n")

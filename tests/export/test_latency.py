@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.latency import LatencyStats, ort_runner, summarize, time_interleaved, torch_runner
+from compress.export.latency import LatencyStats, ort_runner, summarize, time_interleaved, torch_runner
 
 
 def test_summarize_known_samples():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch.nn as nn
 
-from export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
-from export.verify import make_session
+from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from compress.export.verify import make_session
 
 LAYERS = {
     "conv": (nn.Conv2d(16, 32, 3, stride=2, padding=1), (1, 16, 12, 12), (8, 24)),

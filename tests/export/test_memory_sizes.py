@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from export.errors import ExportError
-from export.memory import peak_rss_subprocess
-from export.sizes import artifact_size, artifact_sizes
-from export.widths import misaligned_widths
+from compress.export.errors import ExportError
+from compress.export.memory import peak_rss_subprocess
+from compress.export.sizes import artifact_size, artifact_sizes
+from compress.export.widths import misaligned_widths
 from tests.export.factories import tiny
 
 
@@ -42,7 +42,7 @@ def test_artifact_sizes_count_external_data(tmp_path):
     import onnx
 
     model = tiny(1)
-    from export.onnx import export_onnx
+    from compress.export.onnx import export_onnx
 
     path = export_onnx(model, torch.randn(2, 3, 16, 16), tmp_path / "m.onnx").path
     inline = artifact_size(path)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from export.errors import ExportError, VerificationError
-from export.onnx import export_onnx
-from export.verify import compare_sessions, verify_onnx
+from compress.export.errors import ExportError, VerificationError
+from compress.export.onnx import export_onnx
+from compress.export.verify import compare_sessions, verify_onnx
 from tests.export.factories import tiny
 
 
@@ -53,13 +53,13 @@ def test_original_model_left_unchanged(tmp_path, images):
 
 
 def test_fallback_to_torchscript_records_warning(tmp_path, monkeypatch, caplog, tiny_model, images):
-    import export.onnx as onnx_mod
+    import compress.export.onnx as onnx_mod
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated torch.export failure")
 
     monkeypatch.setattr(onnx_mod, "_export_dynamo", broken)
-    with caplog.at_level("WARNING", logger="export.onnx"):
+    with caplog.at_level("WARNING", logger="compress.export.onnx"):
         result = export_onnx(tiny_model, images[:2], tmp_path / "ts.onnx")
     assert result.exporter == "torchscript" and result.opset == onnx_mod.TORCHSCRIPT_OPSET
     assert len(result.warnings) == 1 and "simulated torch.export failure" in result.warnings[0]
@@ -69,7 +69,7 @@ def test_fallback_to_torchscript_records_warning(tmp_path, monkeypatch, caplog, 
 
 
 def test_both_exporters_failing_raises_export_error(tmp_path, monkeypatch, tiny_model, images):
-    import export.onnx as onnx_mod
+    import compress.export.onnx as onnx_mod
 
     def broken(*args, **kwargs):
         raise RuntimeError("nope")

@@ -4,14 +4,14 @@ import numpy as np
 import onnx
 import pytest
 
-from calibrate.errors import CalibrationError
-from export.errors import ExportError
-from export.quantize import activation_types, quantize_int8, saturating_u8s8
-from export.verify import compare_sessions
+from compress.calibrate.errors import CalibrationError
+from compress.export.errors import ExportError
+from compress.export.quantize import activation_types, quantize_int8, saturating_u8s8
+from compress.export.verify import compare_sessions
 
 
 def reader(images, batch_size=16):
-    from calibrate.readers import TensorCalibrationReader
+    from compress.calibrate.readers import TensorCalibrationReader
 
     return TensorCalibrationReader(images, "input", batch_size=batch_size)
 
@@ -33,7 +33,7 @@ def test_reader_batches_and_rewind(images):
 
 
 def test_reader_rejects_bad_input():
-    from calibrate.readers import TensorCalibrationReader
+    from compress.calibrate.readers import TensorCalibrationReader
 
     with pytest.raises(CalibrationError):
         TensorCalibrationReader(np.zeros((0, 3, 8, 8), np.float32), "input")
@@ -96,7 +96,7 @@ def test_int8_methods_and_errors(tmp_path, tiny_onnx, images):
 
 def test_entropy_calibration_is_not_minmax(tmp_path, monkeypatch, tiny_onnx, images):
     """onnxruntime's default entropy settings reduce to minmax; ours must really clip (fewer bins here for speed)."""
-    import export.quantize as quantize_mod
+    import compress.export.quantize as quantize_mod
 
     monkeypatch.setattr(quantize_mod, "ENTROPY_BINS", 512)
 

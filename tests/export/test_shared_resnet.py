@@ -39,13 +39,13 @@ def resnet20():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, resnet20):
-    from export.onnx import export_onnx
+    from compress.export.onnx import export_onnx
 
     return export_onnx(resnet20, torch.zeros(1, 3, 32, 32), tmp_path_factory.mktemp("r20") / "resnet20.onnx")
 
 
 def test_resnet20_onnx_matches_pytorch(exported, resnet20):
-    from export.verify import verify_onnx
+    from compress.export.verify import verify_onnx
 
     images = torch.from_numpy(decode(sorted(CALIB.glob("*.jpg"))[:64]))
     check = verify_onnx(exported.path, resnet20, images, atol=1e-4)
@@ -55,9 +55,9 @@ def test_resnet20_onnx_matches_pytorch(exported, resnet20):
 
 
 def test_resnet20_int8_keeps_accuracy(tmp_path, exported):
-    from calibrate.readers import TensorCalibrationReader
-    from export.quantize import quantize_int8
-    from export.verify import make_session, run_session
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
+    from compress.export.verify import make_session, run_session
 
     calib = decode(sorted(CALIB.glob("*.jpg"))[:256])
     q = quantize_int8(exported.path, tmp_path / "resnet20-int8.onnx", TensorCalibrationReader(calib, "input"),

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.errors import ExportError, TensorRTUnavailable
-from export.tensorrt import NOT_INSTALLED, build_engine, is_fp16_onnx, tensorrt_available, to_fp16_onnx
+from compress.export.errors import ExportError, TensorRTUnavailable
+from compress.export.tensorrt import NOT_INSTALLED, build_engine, is_fp16_onnx, tensorrt_available, to_fp16_onnx
 
 AVAILABLE, REASON = tensorrt_available()
 needs_trt = pytest.mark.skipif(not AVAILABLE, reason=REASON)
@@ -32,8 +32,8 @@ def test_build_engine_without_tensorrt_raises_one_line_reason(tmp_path, monkeypa
 
 
 def test_calibrator_without_tensorrt_raises(monkeypatch, images):
-    from calibrate.errors import CalibrationError
-    from calibrate.readers import make_tensorrt_calibrator
+    from compress.calibrate.errors import CalibrationError
+    from compress.calibrate.readers import make_tensorrt_calibrator
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(CalibrationError, match="not installed"):
@@ -54,8 +54,8 @@ def test_fp16_onnx_conversion_runs_and_matches(tmp_path, tiny_onnx, images):
 
 
 def test_fp16_conversion_refuses_int8_model(tmp_path, tiny_onnx, images):
-    from calibrate.readers import TensorCalibrationReader
-    from export.quantize import quantize_int8
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
 
     q = quantize_int8(tiny_onnx.path, tmp_path / "q.onnx", TensorCalibrationReader(images[:16], "input"))
     with pytest.raises(ExportError, match="Q/DQ"):
@@ -67,9 +67,9 @@ def test_fp16_conversion_refuses_int8_model(tmp_path, tiny_onnx, images):
 @needs_trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_builds_and_matches_torch(tmp_path, tiny_onnx, tiny_model, images, precision):
-    from calibrate.readers import TensorCalibrationReader
-    from export.quantize import quantize_int8
-    from export.tensorrt import TensorRTRunner
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
+    from compress.export.tensorrt import TensorRTRunner
 
     source = tiny_onnx.path
     if precision == "int8":
@@ -96,7 +96,7 @@ def test_engine_builds_and_matches_torch(tmp_path, tiny_onnx, tiny_model, images
 @pytest.mark.tensorrt
 @needs_trt
 def test_trt_runner_times(tmp_path, tiny_onnx, images):
-    from export.latency import time_interleaved, trt_runner
+    from compress.export.latency import time_interleaved, trt_runner
 
     info = build_engine(tiny_onnx.path, tmp_path / "m.engine", max_batch=8, workspace_gib=0.5)
     stats = time_interleaved({"trt": trt_runner(info.path, images[:4])}, warmup=3, iters=10, batch=4)
@@ -108,8 +108,8 @@ def test_trt_runner_times(tmp_path, tiny_onnx, images):
 def test_tensorrt_calibrator_matches_api(tmp_path, images):
     import tensorrt as trt
 
-    from calibrate.errors import CalibrationError
-    from calibrate.readers import make_tensorrt_calibrator
+    from compress.calibrate.errors import CalibrationError
+    from compress.calibrate.readers import make_tensorrt_calibrator
 
     if int(trt.__version__.split(".")[0]) >= 11:
         with pytest.raises(CalibrationError, match="TensorRT 11|no INT8 calibrator"):
@@ -142,8 +142,8 @@ def fake_trt(monkeypatch):
 
 
 def test_build_flow_tensorrt10_qdq_sets_int8_and_profile(tmp_path, fake_trt, tiny_onnx, images):
-    from calibrate.readers import TensorCalibrationReader
-    from export.quantize import quantize_int8
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
 
     trt = fake_trt("10.9.0")
     assert tensorrt_available() == (True, "TensorRT 10.9.0 on Fake GPU")
