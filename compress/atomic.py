@@ -1,13 +1,67 @@
-"""Atomic outputs: a file or folder either appears complete or not at all."""
+"""Atomic outputs: a file or folder either appears complete or not at all.
+
+Every writer here turns a failure to write (disk full, no permission, read-only file system, a
+file in the way) into one :class:`~compress.errors.OutputError` line naming the output (exit 8),
+after removing what it had started: :func:`write_failure` is that one place.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+# errnos that mean "this cannot be written here", whatever library was writing
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.EFBIG,
+                errno.EIO, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
+# the same failures as libraries without an errno word them (safetensors' SafetensorError, protobuf...)
+WRITE_TEXTS = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT,
+               "read-only file system": errno.EROFS}
+
+
+def write_failure(err: BaseException, path: str | os.PathLike):
+    """The :class:`OutputError` that ``err``, raised while writing the output ``path``, means; None
+    when it is not a failure to write there (a bug, or a file elsewhere that could not be read)."""
+    from compress.errors import OutputError
+
+    code = err.errno if isinstance(err, OSError) else None
+    where = ""
+    if isinstance(err, OSError) and err.filename is not None:
+        parent = Path(os.path.abspath(path)).parent
+        inside = Path(os.path.abspath(err.filename)).is_relative_to(parent)
+        if not inside and code not in (errno.ENOSPC, errno.EDQUOT):
+            return None  # e.g. an input that could not be read: not this output's failure
+        where = "" if inside else f" (at {err.filename})"
+    if code is None and not isinstance(err, (KeyboardInterrupt, SystemExit)):
+        text = str(err).lower()
+        code = next((c for phrase, c in WRITE_TEXTS.items() if phrase in text), None)
+    if code not in WRITE_ERRNOS:
+        return None
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.EEXIST: "something already exists there"}.get(
+        code, os.strerror(code))
+    hint = ("free some space or choose another -o" if code in (errno.ENOSPC, errno.EDQUOT)
+            else "choose a writable location for -o")
+    return OutputError(f"cannot write {path}: {what}{where} ([Errno {code}] {os.strerror(code)}); nothing was written",
+                       hint)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a failure to write ``path`` as its :class:`OutputError` (cleanup is the caller's)."""
+    try:
+        yield
+    except Exception as err:
+        failure = write_failure(err, path)
+        if failure is None:
+            raise
+        raise failure from err
 
 
 def _umask() -> int:
@@ -25,34 +79,36 @@ def _normal_mode(path: str | os.PathLike, directory: bool = False) -> None:
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary sibling of ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    _normal_mode(tmp)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _normal_mode(tmp)
+        try:
+            with os.fdopen(fd, mode) as handle:
+                yield handle
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path to write to (by any library); renamed onto ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    _normal_mode(tmp)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            _normal_mode(tmp)  # the library may have replaced the file with a private (0600) one
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -64,24 +120,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name; it takes ``path``'s place only when complete.
 
-    An existing ``path`` is replaced only with ``overwrite=True`` (and only after success).
+    An existing ``path`` is replaced only with ``overwrite=True`` (and only after success); which
+    folders a command may replace is :func:`compress.outputs.check_output`'s to decide, before.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    _normal_mode(tmp, directory=True)
-    try:
-        yield tmp
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(path)
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        _normal_mode(tmp, directory=True)
+        try:
+            yield tmp
+            if path.exists():
+                if not overwrite:
+                    raise FileExistsError(errno.EEXIST, "the output appeared while this run was writing", str(path))
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -71,3 +71,36 @@ def recalibrate_batchnorm(model: nn.Module, images: Any, *, max_images: int = RE
         model.to(home)
     return len(norms)
 
+
+
+JUDGE_MIN_IMAGES = 100  # fewer held-out images than this cannot tell a few points of agreement apart
+
+
+def recalibrate_if_better(student: nn.Module, original: nn.Module, images: Any, holdout: Any, *, held_out: int,
+                          device: str | torch.device = "cpu", max_images: int = RECALIBRATE_IMAGES) -> dict[str, Any]:
+    """Re-estimate ``student``'s BatchNorm statistics on ``images``, and keep them only when top-1
+    agreement with ``original`` on ``holdout`` (``held_out`` images) does not fall; otherwise the
+    stale statistics are put back. Returns the figures for the summary, with ``bn_note``: what was
+    decided and why, in one sentence for the user.
+    """
+    from compress.distill import agreement
+
+    norms = batchnorms(student)
+    before, kl_before = agreement(student, original, holdout, device=device)
+    out: dict[str, Any] = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": 0}
+    if not norms:
+        return out
+    stale = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    layers = recalibrate_batchnorm(student, images, max_images=max_images, device=device)
+    after, kl_after = agreement(student, original, holdout, device=device)
+    small = (f"; only {held_out} held-out images, too few to judge reliably (give --calib a few hundred or more)"
+             if held_out < JUDGE_MIN_IMAGES else "")
+    figures = f"held-out agreement {before:.1%} -> {after:.1%}"
+    if after < before:
+        for m, (mean, var, count) in zip(norms, stale):
+            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
+        return {**out, "bn_rejected": {"agreement": round(after, 5), "kl": round(kl_after, 5)},
+                "bn_note": f"kept the original BatchNorm statistics: re-estimating them lowered {figures}{small}"}
+    return {**out, "bn_recalibrated": layers, "agreement_recalibrated": round(after, 5),
+            "kl_recalibrated": round(kl_after, 5),
+            "bn_note": f"{layers} layers' BatchNorm statistics re-estimated: {figures}{small}"}

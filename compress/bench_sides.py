@@ -18,6 +18,7 @@ BATCH = 64  # images per forward pass: a whole eval folder at once can need tens
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,
                load: dict, say: Callable[[str], None]) -> tuple[list[Side], tuple[int, ...], Path]:
     a = load_model(first, on_note=say, **load)
+    names = ("original", "compressed")
     if second is None:
         if not a.pruned:
             raise UsageError(f"{first} is not a compress output folder", "give two models: compress bench A B")
@@ -27,16 +28,28 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
     else:
         original, compressed = a, load_model(second, on_note=say, **load)
         out_dir = Path(out) if out else Path("bench-report")
+        if not pruned_from(compressed, first):
+            names = ("A", "B")
+            say(f"note: B ({second}) was not pruned from A ({first}): the two are compared as unrelated models "
+                "(A is the baseline of every ratio), not as an original and its compressed version")
     if tuple(original.spec.input_size) != tuple(compressed.spec.input_size):
         raise UsageError(f"the two models take different inputs ({original.spec.input_size} vs {compressed.spec.input_size})",
                          "compare models of the same input size")
     out_dir.mkdir(parents=True, exist_ok=True)
-    sides = [_side("original", original, out_dir, load), _side("compressed", compressed, out_dir, load)]
+    sides = [_side(names[0], original, out_dir, load), _side(names[1], compressed, out_dir, load)]
     if eval_dir:
         _accuracy(sides, eval_dir, compressed, say)
     elif calib and Path(calib).is_dir():
         _agreement(sides, calib, compressed, say)
     return sides, tuple(original.spec.input_size), out_dir
+
+
+def pruned_from(model: LoadedModel, original: str) -> bool:
+    """Whether ``model`` is a compress output whose record names ``original`` as the checkpoint it was pruned from."""
+    if not model.pruned:
+        return False
+    recorded = (model.record or {}).get("original", {}).get("checkpoint") or model.spec.checkpoint
+    return bool(recorded) and Path(recorded).resolve() == Path(original).resolve()
 
 
 def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
@@ -58,7 +71,7 @@ def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say) -> Non
     hits, same, n = _compare(sides, _batches(eval_dir, loaded, labelled=True))
     sides[0].top1, sides[1].top1 = hits[0] / n, hits[1] / n
     sides[0].agreement, sides[1].agreement = 1.0, same / n
-    say(f"accuracy on {eval_dir}: original {sides[0].top1:.2%}, compressed {sides[1].top1:.2%}")
+    say(f"accuracy on {eval_dir}: {sides[0].name} {sides[0].top1:.2%}, {sides[1].name} {sides[1].top1:.2%}")
 
 
 def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say) -> None:

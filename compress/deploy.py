@@ -22,10 +22,11 @@ CALIBRATION_IMAGES = 256
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
-                   say_warn: Callable = print) -> dict[str, Any]:
+                   say_warn: Callable = print, round_to: int | None = None) -> dict[str, Any]:
     """Write ``model.onnx`` / ``model.int8.onnx`` / ``model.engine`` into ``folder`` and return the
     figures recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason
-    after the other formats are done."""
+    after the other formats are done. ``round_to``: the ``--round-to`` the model was pruned with
+    (None: not pruned by compress), for an accurate word on widths TensorRT pads."""
     from compress.calibrate.readers import TensorCalibrationReader
     from compress.export.errors import TensorRTUnavailable
     from compress.export.onnx import export_onnx
@@ -41,8 +42,8 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     misaligned = misaligned_widths(model, 8)
     if misaligned:
         names = ", ".join(f"{n} ({w})" for n, w in misaligned[:4])
-        say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}...): TensorRT pads them, "
-                 "so the speed-up shrinks (prune with --round-to 8)")
+        say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}): TensorRT pads them, "
+                 f"so the speed-up shrinks{_padding_advice(round_to)}")
     record["misaligned_widths"] = [[n, w] for n, w in misaligned]
     onnx_path = folder / "model.onnx"
     result = export_onnx(model, images[:1], onnx_path)
@@ -81,7 +82,19 @@ def export_all(folder: Path, student: nn.Module, data, config, say) -> dict[str,
     """The tail of ``compress prune --export``: calibration images are the held-out + importance ones."""
     images = _calibration_tensor(data)
     return export_formats(student, folder, config.export, images, int8_method=config.int8_method,
-                          target=config.target, say_info=say.info, say_warn=say.warn)
+                          target=config.target, say_info=say.info, say_warn=say.warn,
+                          round_to=config.policy.round_to)
+
+
+def _padding_advice(round_to: int | None) -> str:
+    """What the user can do about padded widths: re-prune with a multiple of 8 only where the
+    pruning run chose other widths; widths pruning never changes (a classifier's outputs, protected
+    layers) are the model's own."""
+    if round_to is not None and round_to % 8:
+        return f" (pruned with --round-to {round_to}: the default --round-to 8 avoids it for the pruned layers)"
+    if round_to is not None:
+        return " (these are widths pruning left as they were, such as a classifier's outputs; pruned widths are multiples of 8)"
+    return " (these are the model's own widths)"
 
 
 def _calibration_tensor(data) -> torch.Tensor:

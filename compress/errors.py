@@ -55,10 +55,46 @@ class PruneError(CompressError):
     exit_code = 6
 
 
+class PolicyError(UsageError, PruneError):
+    """A pruning target or limit out of range: a usage error (exit 2), found before any work."""
+
+    exit_code = 2
+
+
 class RecoveryError(CompressError):
-    """Distillation that had to stop (non-finite loss and the like)."""
+    """Recovery that cannot run at all (the distillation loss is not finite from its first step)."""
 
     exit_code = 7
+
+
+class OutputError(CompressError):
+    """The output cannot be written (disk full, no permission, read-only, a file in the way);
+    nothing partial is left behind."""
+
+    exit_code = 8
+
+
+class RecoveryInterrupted(CompressError):
+    """Ctrl-C during recovery: the output was written with the best weights seen, but the run did not
+    finish its schedule, so a script must be able to tell."""
+
+    exit_code = 9
+
+
+# Exit codes, as the README documents them (tests check every one is raised somewhere).
+EXIT_CODES = {
+    0: "success",
+    1: "an unexpected failure (a bug: please report the traceback)",
+    2: "usage: an option or argument that cannot work as given",
+    3: "checkpoint or --arch that cannot be read or does not match",
+    4: "images (--calib, --eval, --labels) that cannot be used",
+    5: "export (ONNX, INT8, TensorRT) failed or did not verify",
+    6: "graph or pruning request that cannot be met soundly",
+    7: "recovery cannot run (non-finite distillation loss from the first step)",
+    8: "the output cannot be written (disk full, permission, read-only, a file in the way); nothing partial left",
+    9: "interrupted (Ctrl-C) during recovery: the output was written with the best weights seen",
+    130: "interrupted (Ctrl-C) before anything was written",
+}
 
 
 def one_line(err: BaseException, limit: int = 240) -> str:

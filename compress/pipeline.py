@@ -17,6 +17,7 @@ from compress.distill import DistillConfig, amp_dtype
 from compress.errors import UsageError
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
+from compress.outputs import default_out  # noqa: F401  (part of this module's API)
 from compress.plan import PrunePolicy
 
 
@@ -72,11 +73,6 @@ def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None
                      if summary.get(k) is not None), None)
 
     return last("top1"), last("agreement")
-
-
-def default_out(checkpoint: str | Path) -> Path:
-    path = Path(checkpoint)
-    return path.with_name(f"{path.stem if path.is_file() else path.name}.pruned")
 
 
 def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
@@ -146,10 +142,10 @@ def _per_rank(config: PruneConfig, device: str) -> PruneConfig:
 
 
 def _check_out(out: Path, config: PruneConfig) -> None:
-    ckpt = Path(config.checkpoint).resolve()
-    if out.resolve() == ckpt or ckpt.is_relative_to(out.resolve()):
-        raise UsageError(f"output {out} would overwrite the input {config.checkpoint}", "choose another -o")
-    if out.exists() and not config.overwrite:
-        raise UsageError(f"output folder {out} already exists", "pass --overwrite to replace it, or choose another -o")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a folder", "choose another -o")
+    """The output policy (``compress.outputs``): never an input, replaces only an earlier output."""
+    from compress.outputs import check_output, input_paths
+
+    resolve_device(config.device)  # a GPU that is not there fails before any work
+    check_output(out, overwrite=config.overwrite,
+                 inputs=input_paths(checkpoint=config.checkpoint, calib=config.calib, eval=config.eval_dir,
+                                    labels=config.labels, arch=config.load.get("arch")))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from compress.errors import PruneError
+from compress.checks import check_targets
 from compress.graph.groups import WIDTH_ROLES, Groups
 
 # Per-layer caps tried in turn when the user gives none: half a layer at most recovered best
@@ -37,21 +38,8 @@ class PrunePolicy:
     prune_stem: bool = False
 
     def __post_init__(self):
-        targets = (self.ratio, self.target_macs, self.target_latency_ms, self.target_speedup)
-        if sum(t is not None for t in targets) != 1:
-            raise PruneError("give exactly one of --ratio, --target-macs, --target-latency and --target-speedup")
-        if self.ratio is not None and not 0 <= self.ratio < 1:
-            raise PruneError(f"--ratio must be in [0, 1), got {self.ratio}")
-        if self.target_macs is not None and not 0 < self.target_macs <= 1:
-            raise PruneError(f"--target-macs must be in (0, 1], got {self.target_macs}")
-        if self.target_latency_ms is not None and not self.target_latency_ms > 0:
-            raise PruneError(f"--target-latency must be positive, got {self.target_latency_ms}")
-        if self.target_speedup is not None and not self.target_speedup > 1:
-            raise PruneError(f"--target-speedup must be above 1, got {self.target_speedup}")
-        if self.max_layer_ratio is not None and not 0 <= self.max_layer_ratio <= 1:
-            raise PruneError(f"--max-layer-ratio must be in [0, 1], got {self.max_layer_ratio}")
-        if self.round_to < 1 or self.min_channels < 1:
-            raise PruneError("--round-to and --min-channels must be at least 1")
+        check_targets(self.ratio, self.target_macs, self.target_latency_ms, self.target_speedup,
+                      max_layer_ratio=self.max_layer_ratio, round_to=self.round_to, min_channels=self.min_channels)
 
     def caps(self) -> tuple[float, ...]:
         """The per-layer caps to try, in order: the user's, or :data:`AUTO_CAPS`."""

@@ -8,6 +8,7 @@ code, replays the cuts (``compress.surgery``) and loads the weights strictly.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,13 +19,16 @@ import torch.nn as nn
 
 from compress import __version__
 from compress.atomic import atomic_path, write_text
-from compress.errors import CheckpointError
+from compress.errors import CheckpointError, CompressError, one_line
 from compress.spec import LoadedModel, ModelSpec
 from compress.surgery import apply_cuts
 
 FORMAT = "compress-pruned/1"
 RECORD = "compress.json"
 WEIGHTS = "model.safetensors"
+PROGRAM = "model.pt2"  # the pruned architecture as a torch.export program, for models from a pickle
+
+log = logging.getLogger("compress")
 
 
 def versions() -> dict[str, str]:
@@ -44,8 +48,10 @@ def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: lis
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
+    program = _write_program(folder, model, spec) if spec.kind == "pickle" else None
     record = {
         "format": FORMAT,
+        **({"program": program} if program else {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         "spec": spec.to_dict(),
@@ -54,6 +60,29 @@ def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: lis
     }
     write_text(folder / RECORD, json.dumps(record, indent=1))
     return folder
+
+
+def _write_program(folder: Path, model: nn.Module, spec: ModelSpec) -> str | None:
+    """A model pruned from a pickled module: store its architecture as a ``torch.export`` program
+    (any batch size), so the output reloads without that pickle (which may move, change or be
+    untrusted on the next machine). Where the model cannot be exported, say what the output depends on."""
+    example = torch.zeros(2, *spec.input_size)
+    was = model.training
+    try:
+        model.eval()
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        with atomic_path(folder / PROGRAM) as tmp:
+            torch.export.save(program, str(tmp))
+        return PROGRAM
+    except CompressError:
+        raise  # a failure to write (OutputError)
+    except Exception as err:  # torch.export cannot capture this model's forward
+        log.warning(f"the pruned model cannot be stored as a torch.export program ({one_line(err, 120)}): "
+                    f"reloading this output re-runs the pickle {spec.checkpoint} with --trust, so keep that file "
+                    "where it is and unchanged")
+        return None
+    finally:
+        model.train(was)
 
 
 def read_record(folder: str | Path) -> dict[str, Any]:
@@ -90,7 +119,12 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     folder = Path(folder)
     record = read_record(folder)
     spec = ModelSpec.from_dict(record["spec"])
-    model = build_pruned(spec, record["cuts"], trust=trust)
+    if record.get("program"):  # self-contained: no pickle to run
+        from compress.checkpoint import read_checkpoint
+
+        model = read_checkpoint(folder / record["program"], trust=False).module()
+    else:
+        model = build_pruned(spec, record["cuts"], trust=trust)
     weights = folder / WEIGHTS
     try:
         state = load_file(str(weights))
@@ -105,4 +139,6 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
         raise CheckpointError(f"{weights} does not match the recorded cuts (missing {missing[:3]}, unexpected {unexpected[:3]})",
                               "the folder was modified after it was written")
     size = sum(p.stat().st_size for p in (weights, folder / RECORD))
-    return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
+    if not record.get("program"):
+        model.eval()  # a torch.export program is already in inference form (and refuses .eval())
+    return LoadedModel(model=model, spec=spec, path=folder, size_bytes=size, pruned=True, record=record)

@@ -78,7 +78,12 @@ def importance(loaded, groups, data, config, say):
             raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
         from compress.calibrate import read_labels_csv
 
-        labels = torch.tensor(read_labels_csv(config.labels, data.importance_paths), dtype=torch.long)
+        from compress.checks import check_label_classes
+
+        rows = read_labels_csv(config.labels, data.importance_paths)
+        with torch.no_grad():
+            check_label_classes(config.labels, rows, loaded.model.eval()(data.example(1)).shape[-1])
+        labels = torch.tensor(rows, dtype=torch.long)
     result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
     say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
     return unit_scores(groups, result), result
@@ -172,22 +177,18 @@ def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, floa
 
 def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
     """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
-    with held-out agreement before and after."""
-    from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_batchnorm
-    from compress.distill import agreement
+    kept only where held-out agreement does not fall."""
+    from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 
-    before, kl_before = agreement(student, loaded.model, data.holdout, device=config.device)
     started = time.perf_counter()
-    layers = recalibrate_batchnorm(student, data.distill, device=resolve_device(config.device))
-    out = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": layers}
-    if not layers:
-        return out
-    images = min(RECALIBRATE_IMAGES, data.counts["distill"])
-    after, kl_after = agreement(student, loaded.model, data.holdout, device=config.device)
-    say.info(f"batchnorm: {layers} layers' statistics re-estimated on {images} calibration images in "
-             f"{time.perf_counter() - started:.1f} s; held-out agreement {before:.1%} -> {after:.1%}")
-    return {**out, "bn_recalibrate_images": images, "agreement_recalibrated": round(after, 5),
-            "kl_recalibrated": round(kl_after, 5)}
+    out = recalibrate_if_better(student, loaded.model, data.distill, data.holdout, held_out=data.counts["holdout"],
+                                device=resolve_device(config.device))
+    if "bn_note" in out:
+        images = min(RECALIBRATE_IMAGES, data.counts["distill"])
+        note = f"batchnorm: {out['bn_note']} ({images} calibration images, {time.perf_counter() - started:.1f} s)"
+        (say.info if out["bn_recalibrated"] else say.warn)(note)
+        out["bn_recalibrate_images"] = images
+    return out
 
 
 def recover(loaded, student, data, config, say):
@@ -196,6 +197,12 @@ def recover(loaded, student, data, config, say):
     teacher = loaded.model
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
                      progress=config.progress)
+    if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
+        from compress.errors import RecoveryError
+
+        raise RecoveryError(f"recovery cannot run: {result.stopped} (the original or the pruned model gives inf/NaN "
+                            f"on the images of {config.calib})", "check the checkpoint and its preprocessing, try "
+                            "--recover-precision fp32, or pass --no-recover")
     if result.stopped:
         say.warn(f"recovery stopped: {result.stopped}; keeping the best weights seen (step {result.best_step})")
     capped = result.steps < result.planned_steps and not result.stopped

@@ -85,11 +85,12 @@ def test_a_failed_pass_puts_the_old_statistics_back():
 def test_prune_without_recovery_writes_refitted_statistics_unless_told_not_to(tiny_assets, tmp_path, capsys):
     from compress.loading import load_model
 
-    runs = {}
+    runs = {}  # at 0.7 re-estimation keeps held-out agreement on this random model (at 0.5 it lowers it, and is
+    # refused: tests/test_never_lose_files.py)
     for flag in ("--recalibrate-bn", "--no-recalibrate-bn"):
         out = tmp_path / flag
         code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib",
-                                     tiny_assets / "calib", "--ratio", "0.5", "--eval", tiny_assets / "eval",
+                                     tiny_assets / "calib", "--ratio", "0.7", "--eval", tiny_assets / "eval",
                                      "--no-recover", flag, "--round-to", "1", "--no-progress", "-o", out, "--json"],
                                     capsys)
         assert code == 0, err

@@ -44,17 +44,34 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, min_seconds, memory, device,
           as_json, **model_params):
     """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
+    from compress.checks import check_device_name
+    from compress.outputs import RECORD, check_output
+
+    check_device_name(device)
+    models = {"A": first, "B": second} if second else {"OUT": first}
+    if not second and not (Path(first) / RECORD).is_file():
+        from compress.errors import UsageError
+
+        raise UsageError(f"{first} is not a compress output folder", "give two models: compress bench A B")
+    default = Path("bench-report") if second else Path(first)
+    check_output(Path(out) if out else default, replaces=False, markers=(RECORD, "report.json"),
+                 inputs={**{k: v for k, v in models.items() if v and not (Path(v) / RECORD).is_file()},
+                         "--eval": eval_dir, "--calib": calib})
+    from compress.atomic import writing
     from compress.bench_sides import load_sides
     from compress.cli import output
     from compress.deploy import benchmark
     from compress.devices import resolve_device
 
     device = str(resolve_device(device))
-    sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
-    report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches, threads=threads,
-                       iters=iters, warmup=warmup, min_seconds=min_seconds, measure_memory=memory,
-                       show=not as_json, device=device)
+    with writing(Path(out or default) / "report.json"):
+        sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
+        report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches,
+                           threads=threads, iters=iters, warmup=warmup, min_seconds=min_seconds,
+                           measure_memory=memory, show=not as_json, device=device)
     if as_json:
+        if sides[0].name != "original":
+            report["note"] = "B was not pruned from A: the two are compared as unrelated models"
         output.emit_json(report)
     else:
         output.info(f"wrote {out_dir}/report.json, report.md, report.png")

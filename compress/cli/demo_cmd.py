@@ -27,11 +27,19 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed):
     """Prune, recover, export and measure the embedded digits model."""
+    from compress.errors import UsageError
+    from compress.outputs import check_output
+
+    root = Path(workdir)
+    others = sorted(p.name for p in root.iterdir() if p.name not in ("assets", "pruned")) if root.is_dir() else []
+    if others:
+        raise UsageError(f"--dir {root} holds other files ({', '.join(others[:3])}): the demo writes only into a new "
+                         "or empty folder or its own earlier one", "choose another --dir")
+    check_output(root, replaces=False, markers=("assets", "pruned"))
     from compress.cli import output
     from compress.cli.main import cli
     from compress.demo_assets import make_demo_assets
 
-    root = Path(workdir)
     output.info(f"demo: preparing the embedded default in {root}/assets (scikit-learn digits, trained here)")
     assets = make_demo_assets(root / "assets", seed=seed)
     if assets.eval_accuracy is not None:

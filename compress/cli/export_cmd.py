@@ -25,13 +25,20 @@ from compress.cli.options import comma_choice, json_option, load_kwargs, model_o
 @json_option
 def export(model_path, formats, calib, out, int8_method, target, as_json, **model_params):
     """Export a pruned model (a `compress prune` folder) or a plain checkpoint (with --arch)."""
+    from compress.outputs import RECORD, check_output, input_paths
+
+    saved = (Path(model_path) / RECORD).is_file()
+    folder = check_output(Path(out) if out else (Path(model_path) if saved else Path(model_path).with_suffix(".export")),
+                          replaces=False, markers=(RECORD, "export.json"),
+                          inputs=input_paths(checkpoint=None if saved else model_path, calib=calib,
+                                             arch=model_params.get("arch")))
+    from compress.atomic import writing
     from compress.cli import output
     from compress.deploy import export_formats
     from compress.errors import UsageError
     from compress.loading import load_model
 
     loaded = load_model(model_path, on_note=output.info, **load_kwargs(model_params))
-    folder = Path(out) if out else (Path(model_path) if loaded.pruned else Path(model_path).with_suffix(".export"))
     if calib is None and loaded.record:
         calib = loaded.record.get("config", {}).get("calib")
     images = _images(calib, loaded)
@@ -40,9 +47,11 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
             raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
         output.warn("no --calib: verifying the ONNX export on random inputs")
         images = torch_randn(loaded)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
-                            say_info=output.info, say_warn=output.warn)
+    with writing(folder / "export.json"):
+        folder.mkdir(parents=True, exist_ok=True)
+        record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
+                                say_info=output.info, say_warn=output.warn,
+                                round_to=((loaded.record or {}).get("config", {}).get("policy") or {}).get("round_to"))
     if as_json:
         output.emit_json({"out": str(folder), **record})
     else:

@@ -73,7 +73,10 @@ def _runs_work(args: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     import logging
 
+    from compress.cli.output import EMITTED
+
     ARGV[:] = list(sys.argv[1:] if argv is None else argv)
+    EMITTED.clear()
     if _runs_work(ARGV) and "torch" not in sys.modules:  # libgomp reads its settings when torch loads
         from compress.cli.openmp import choose_wait_policy
 
@@ -83,10 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
     except click.ClickException as err:
         err.show()
+        _json_error(err.format_message(), err.exit_code, None)
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
@@ -94,8 +97,23 @@ def main(argv: list[str] | None = None) -> None:
         import os
 
         rank = f"[rank {os.environ['RANK']}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        code = getattr(err, "exit_code", 1)
         click.echo(f"error: {rank}{err}", err=True)
-        sys.exit(getattr(err, "exit_code", 1))
+        _json_error(getattr(err, "message", str(err)), code, getattr(err, "hint", None))
+        sys.exit(code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    _json_error(message, code, None)
+    sys.exit(code)
+
+
+def _json_error(message: str, code: int, hint: str | None) -> None:
+    """``--json`` promises one JSON object on stdout: on failure it is ``{"error", "hint", "exit_code"}``."""
+    if "--json" in ARGV:
+        from compress.cli.output import emit_json_error
+
+        emit_json_error(message, code, hint)

@@ -10,9 +10,19 @@ from typing import Any, Iterable, Sequence
 import click
 
 
+EMITTED: list[bool] = []  # set once this process printed its JSON object (an error then adds none)
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (and nothing else there)."""
     click.echo(json.dumps(obj, indent=2, default=_jsonable))
+    EMITTED.append(True)
+
+
+def emit_json_error(message: str, exit_code: int, hint: str | None = None) -> None:
+    """With ``--json``: an error is one JSON object on stdout too, unless a result was printed."""
+    if not EMITTED:
+        emit_json({"error": message, "hint": hint, "exit_code": exit_code})
 
 
 def _jsonable(value: Any):

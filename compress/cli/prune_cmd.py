@@ -13,27 +13,28 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=True))
 @click.option("--calib", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of unlabeled images (searched recursively).")
-@click.option("--ratio", type=float, default=None, help="Fraction of prunable channels to remove, e.g. 0.5.")
+@click.option("--ratio", type=float, default=None,
+              help="Fraction of prunable channels to remove, in (0, 1). Default: 0.5 when no other target is given.")
 @click.option("--target-macs", type=float, default=None, help="Remove channels until MACs fall to this fraction.")
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size a latency target is measured at.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
 @click.option("--threads", type=int, default=None, help="CPU threads of that runtime (default: all cores).")
 @click.option("-o", "--out", type=click.Path(), default=None, help="Output folder (default: CHECKPOINT.pruned next to it).")
 @model_options
 @preprocess_options
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
-@click.option("--draws", type=int, default=1, show_default=True, help="Random-gradient draws per image.")
+@click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV file,class_index for the labelled 'taylor' baseline only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
-@click.option("--max-images", type=int, default=None, help="Use at most this many calibration images.")
-@click.option("--importance-images", type=int, default=None, help="Score importance on at most this many.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most this many calibration images.")
+@click.option("--importance-images", type=click.IntRange(min=1), default=None, help="Score importance on at most this many.")
 @click.option("--max-layer-ratio", type=float, default=None,
               help="Cap on the fraction any layer loses (default: 0.5, raised in steps to 0.875 only if a target needs it).")
 @click.option("--min-channels", type=int, default=1, show_default=True, help="No layer ends narrower than this.")
@@ -59,7 +60,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--recover-precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="Distillation arithmetic. auto: bf16 on CUDA where supported (else fp16) and on "
                                       "CPUs with native bf16; fp32 elsewhere.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(("onnx", "int8", "trt"), required=False), default=None, metavar="FORMATS",
               help="Also export: onnx,int8,trt.")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
@@ -67,9 +68,10 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
               help="Deployment target (picks INT8 types).")
 @click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--devices", type=int, default=1, show_default=True,
+@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (relaunches under torchrun; GPUs or CPU/gloo).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output folder: only an earlier compress output or an empty folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
@@ -78,7 +80,11 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
           recover_precision, batch_size, formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
-    """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib."""
+    """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib.
+
+    Without a target, removes half the prunable channels (--ratio 0.5)."""
+    ratio = _check_early(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, max_layer_ratio,
+                         round_to, min_channels, device, out, overwrite, eval_dir, labels, model_params)
     from compress import distributed
 
     if devices > 1 and not distributed.launched():
@@ -91,8 +97,6 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     from compress.plan import PrunePolicy
 
     target_ms = parse_latency(target_latency) if target_latency is not None else None
-    if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
-        ratio = 0.5
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, max_minutes=recover_minutes,
                                             lr=recover_lr, temperature=temperature, features=recover_features,
                                             ema=recover_ema).items()
@@ -115,6 +119,31 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     )
     result = run_prune(config)
     _show(result, as_json)
+    stopped = result.summary.get("recover_stopped") or ""
+    if stopped.startswith("interrupted") and distributed.is_main():
+        from compress.errors import RecoveryInterrupted
+
+        raise RecoveryInterrupted(f"recovery {stopped}: wrote {result.out} with the best weights seen "
+                                  f"(step {result.summary.get('recover_best_step')})",
+                                  "the output is usable; rerun without interrupting for the full schedule")
+
+
+def _check_early(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, max_layer_ratio, round_to,
+                 min_channels, device, out, overwrite, eval_dir, labels, model_params):
+    """What needs no model and no torch, before either is loaded (seconds, not minutes, to an error):
+    the target (the default ratio), the device's name, and where the output goes. Returns the ratio."""
+    from compress.checks import check_device_name, cli_targets
+    from compress.latency.config import parse_latency
+    from compress.outputs import check_output, default_out, input_paths
+
+    target_ms = parse_latency(target_latency) if target_latency is not None else None
+    ratio = cli_targets(ratio, target_macs, target_ms, target_speedup, max_layer_ratio=max_layer_ratio,
+                        round_to=round_to, min_channels=min_channels)
+    check_device_name(device)
+    check_output(out or default_out(checkpoint), overwrite=overwrite,
+                 inputs=input_paths(checkpoint=checkpoint, calib=calib, eval=eval_dir, labels=labels,
+                                    arch=model_params.get("arch")))
+    return ratio
 
 
 def _relaunch(devices: int) -> None:

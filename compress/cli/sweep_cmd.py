@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import click
@@ -36,18 +37,27 @@ def _ratios(ctx, param, value: str) -> tuple[float, ...]:
 @click.option("--device", default="auto", show_default=True,
               help="Where importance, recovery and the torch backend run: auto (the GPU when there is one), cpu "
                    "or cuda[:N].")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True,
+              help="Reuse an existing output folder: only an earlier sweep's (it holds sweep.json) or an empty one.")
 @model_options
 @preprocess_options
 @json_option
 def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, importance, batch, backend, round_to,
           device, overwrite, as_json, **model_params):
     """Prune CHECKPOINT at several ratios and measure accuracy and latency of each."""
+    from compress.checks import check_device_name
+    from compress.outputs import SWEEP_RECORD, check_output, input_paths
+
+    check_device_name(device)
+    root = check_output(Path(out) if out else Path(checkpoint).with_suffix(".sweep"), overwrite=overwrite,
+                        markers=(SWEEP_RECORD,),
+                        inputs=input_paths(checkpoint=checkpoint, calib=calib, eval=eval_dir,
+                                           arch=model_params.get("arch")))
+    from compress.atomic import write_text
     from compress.cli import output
     from compress.deploy import Side, benchmark
     from compress.devices import resolve_device
     from compress.distill import DistillConfig
-    from compress.errors import UsageError
     from compress.importance import ImportanceConfig
     from compress.loading import load_model
     from compress.pipeline import PruneConfig, Reporter, run_prune
@@ -55,10 +65,8 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.export.report import sweep_plot
 
     device = str(resolve_device(device))
-    root = Path(out) if out else Path(checkpoint).with_suffix(".sweep")
-    if root.exists() and not overwrite:
-        raise UsageError(f"output folder {root} already exists", "pass --overwrite or choose another -o")
     root.mkdir(parents=True, exist_ok=True)
+    write_text(root / SWEEP_RECORD, json.dumps({"checkpoint": str(checkpoint), "ratios": list(ratios)}))  # marks it ours
     load = load_kwargs(model_params)
     base = PruneConfig(checkpoint=checkpoint, calib=calib, policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
                        load=load, importance=ImportanceConfig(name=importance, device=device), recover=recover,
