@@ -269,3 +269,35 @@ def test_bench_of_unrelated_models_says_so(tiny_assets, tmp_path, capsys):
     assert "was not pruned from A" in err and "B was not pruned from A" in report["note"]
     assert [m["name"] for m in report["models"]] == ["A", "B"]
     assert fingerprint(tiny_assets, pruned) == before
+
+
+def test_ctrl_c_before_recovery_exits_130_and_writes_nothing(tiny_assets, tmp_path, capsys, monkeypatch):
+    import compress.importance
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compress.importance, "estimate", interrupted)
+    code, stdout, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--json"), capsys)
+    assert code == 130 and "interrupted" in err and json.loads(stdout)["exit_code"] == 130
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+def test_every_exit_code_is_documented_and_has_its_error():
+    """README's table == compress.errors.EXIT_CODES == the codes the error classes carry (+ 0, 1 and 130);
+    the tests above and in test_bad_input raise each of 2, 4, 7, 8, 9 and 130 (3, 5, 6: the loader,
+    export and graph tests)."""
+    import re
+
+    from compress.calibrate.errors import CalibrationError
+    from compress.errors import EXIT_CODES, CompressError
+    from compress.export.errors import ExportError
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", readme, re.M)}
+    assert documented == set(EXIT_CODES)
+
+    def codes(cls):
+        return {cls.exit_code} | {c for sub in cls.__subclasses__() for c in codes(sub)}
+
+    assert codes(CompressError) | {CalibrationError.exit_code, ExportError.exit_code, 0, 130} == documented
