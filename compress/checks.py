@@ -40,6 +40,8 @@ def cli_targets(ratio: float | None, target_macs: float | None, target_latency_m
     (it removes nothing, so there is nothing to prune or write). Returns the ratio to use."""
     if ratio is None and target_macs is None and target_latency_ms is None and target_speedup is None:
         ratio = DEFAULT_RATIO
+    if ratio is not None and not 0 <= ratio < 1:
+        raise PolicyError(f"--ratio must be in (0, 1), got {ratio}")
     if ratio == 0:
         raise PolicyError("--ratio 0 removes nothing: the model would be written unchanged",
                           "give a ratio above 0, e.g. --ratio 0.3; `compress inspect` shows the model as it is")

@@ -69,7 +69,7 @@ def _real(path: Path) -> Path:
 def _check_existing(out: Path, *, overwrite: bool, replaces: bool, markers: tuple[str, ...]) -> None:
     if not out.is_dir():
         raise UsageError(f"output {out} is an existing file, not a folder",
-                         "choose another -o (--overwrite never replaces a file)")
+                         "choose another -o; --overwrite never replaces a file")
     entries = sorted(p.name for p in out.iterdir())
     earlier = any((out / m).exists() for m in markers)
     if not replaces:

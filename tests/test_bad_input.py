@@ -78,7 +78,7 @@ def test_json_errors_are_one_object_on_stdout(world, capsys):
     import json
 
     code, stdout, err = run_cli((P + " --ratio 2 -o {tmp}/o --json").format(**world).split(), capsys)
-    assert code == 2 and json.loads(stdout) == {"error": "--ratio must be in [0, 1), got 2.0", "hint": None,
+    assert code == 2 and json.loads(stdout) == {"error": "--ratio must be in (0, 1), got 2.0", "hint": None,
                                                 "exit_code": 2}
     code, stdout, _ = run_cli(["prune", world["ckpt"], "--calib", world["calib"], "--ratio", "x", "--json"], capsys)
     assert code == 2 and "'x' is not a valid float" in json.loads(stdout)["error"]

@@ -62,9 +62,9 @@ def test_unwritable_output_is_refused_before_loading(tiny_assets, tmp_path, caps
 
 
 # 3. a full disk: one line naming the path, exit 8, nothing partial
-def _assert_disk_full(code, err, where: Path, out: Path):
+def _assert_disk_full(code, err, where: Path, out: Path, what: str = "the disk is full"):
     assert code == 8, err
-    assert "error: cannot write" in err and "the disk is full" in err and "Traceback" not in err, err
+    assert "error: cannot write" in err and what in err and "Traceback" not in err, err
     assert not out.exists() and not leftovers(where), os.listdir(where)
 
 
@@ -82,9 +82,10 @@ def test_disk_full_on_a_small_tmpfs(tiny_assets, tmp_path, capsys):
         subprocess.run(["umount", str(disk)], check=False)
 
 
-@pytest.mark.parametrize("where", ["weights", "onnx"])
+@pytest.mark.parametrize("where", ["weights", "onnx", "permission"])
 def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
-    """ENOSPC as the libraries raise it: safetensors' text-only error, and an OSError from the ONNX export."""
+    """ENOSPC as the libraries raise it: safetensors' text-only error, and an OSError from the ONNX export;
+    and EACCES (which root, running these tests, cannot get from chmod)."""
     if where == "weights":
         import safetensors.torch
 
@@ -99,14 +100,28 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
 
         def full(model, example, path, **_k):
             Path(path).write_bytes(b"half an onnx file")
+            if where == "permission":
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(compress.export.onnx, "export_onnx", full)
         extra = ("--export", "onnx")
     before = fingerprint(tiny_assets)
     code, _, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--no-recover", *extra), capsys)
-    _assert_disk_full(code, err, tmp_path, tmp_path / "out")
+    _assert_disk_full(code, err, tmp_path, tmp_path / "out",
+                      "permission denied" if where == "permission" else "the disk is full")
     assert str(tmp_path / "out") in err and fingerprint(tiny_assets) == before
+
+
+def test_only_failures_to_write_the_output_become_output_errors(tmp_path):
+    from compress.atomic import write_failure
+
+    out = tmp_path / "out"
+    assert write_failure(PermissionError(errno.EACCES, "Permission denied", "/etc/elsewhere"), out) is None
+    assert write_failure(ValueError("a bug"), out) is None
+    err = write_failure(OSError(errno.ENOSPC, "No space left on device", "/var/tmp/x"), out)
+    assert err.exit_code == 8 and "the disk is full (at /var/tmp/x)" in str(err) and str(out) in str(err)
+    assert "read-only" in str(write_failure(OSError(errno.EROFS, "Read-only file system", str(out / "a")), out))
 
 
 # 4. a labels CSV naming a class the model does not have

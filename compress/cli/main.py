@@ -55,10 +55,10 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
     types: list[type[BaseException]] = [CompressError]
     for module, name in (("compress.calibrate.errors", "CalibrationError"), ("compress.export.errors", "ExportError")):
-        try:
-            types.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
+        # not imported yet: nothing raised it (and importing the package would import torch, seconds)
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None:
+            types.append(cls)
     return tuple(types)
 
 
