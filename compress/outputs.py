@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from compress.errors import OutputError, UsageError
 
-RECORD = "compress.json"  # == compress.saved.RECORD (imported lazily there: saved.py needs torch)
+RECORD = "compress.json"  # the output record (compress.saved writes it); its presence marks an earlier output
 SWEEP_RECORD = "sweep.json"
 
 

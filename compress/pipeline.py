@@ -14,10 +14,9 @@ import torch.nn as nn
 from compress.atomic import atomic_dir
 from compress.devices import resolve_device
 from compress.distill import DistillConfig, amp_dtype
-from compress.errors import UsageError
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
-from compress.outputs import default_out  # noqa: F401  (part of this module's API)
+from compress.outputs import default_out
 from compress.plan import PrunePolicy
 
 

@@ -20,11 +20,11 @@ import torch.nn as nn
 from compress import __version__
 from compress.atomic import atomic_path, write_text
 from compress.errors import CheckpointError, CompressError, one_line
+from compress.outputs import RECORD
 from compress.spec import LoadedModel, ModelSpec
 from compress.surgery import apply_cuts
 
 FORMAT = "compress-pruned/1"
-RECORD = "compress.json"
 WEIGHTS = "model.safetensors"
 PROGRAM = "model.pt2"  # the pruned architecture as a torch.export program, for models from a pickle
 

@@ -77,12 +77,11 @@ def importance(loaded, groups, data, config, say):
         if not config.labels:
             raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
         from compress.calibrate import read_labels_csv
-
         from compress.checks import check_label_classes
 
         rows = read_labels_csv(config.labels, data.importance_paths)
-        with torch.no_grad():
-            check_label_classes(config.labels, rows, loaded.model.eval()(data.example(1)).shape[-1])
+        with torch.no_grad():  # a class the model lacks fails here, not deep inside the importance pass
+            check_label_classes(config.labels, rows, loaded.model(data.example(1)).shape[-1])
         labels = torch.tensor(rows, dtype=torch.long)
     result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
     say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
