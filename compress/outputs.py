@@ -50,6 +50,8 @@ def check_output(out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLi
             raise UsageError(f"output {out} contains the input {given} ({option})", "choose another -o")
         if real.is_relative_to(src):
             raise UsageError(f"output {out} is inside the input {given} ({option})", "choose another -o")
+    if replaces and Path.cwd().resolve().is_relative_to(real):
+        raise UsageError(f"output {out} is the current folder or holds it", "choose a new folder for -o")
     if out.exists() or out.is_symlink():
         _check_existing(out, overwrite=overwrite, replaces=replaces, markers=tuple(markers))
     probe_writable(out if out.is_dir() and not replaces else out.parent, out)

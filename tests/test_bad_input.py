@@ -24,6 +24,7 @@ CASES = [  # case, command, exit code, message fragment, early (before loading)
     ("-o symlink to --calib", P + " -o {tmp}/link --overwrite", 2, "would overwrite the input", True),
     ("-o unrelated folder", P + " -o {tmp}/mine", 2, "already exists", True),
     ("-o unrelated folder, --overwrite", P + " -o {tmp}/mine --overwrite", 2, "--overwrite would delete them", True),
+    ("-o . (the current folder)", P + " -o . --overwrite", 2, "is the current folder or holds it", True),
     ("-o existing file", P + " -o {tmp}/file.txt", 2, "is an existing file, not a folder", True),
     ("-o existing file, --overwrite", P + " -o {tmp}/file.txt --overwrite", 2, "is an existing file, not a folder", True),
     ("-o under a file", P + " -o {tmp}/file.txt/out", 2, "is a file, not a folder", True),
