@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,7 +77,7 @@ def load_model(
         pre = _preprocess(preprocess_args, fallback=_exported_input_hw(obj))
         spec = ModelSpec(kind="export", checkpoint=str(path.resolve()), input_size=pre.input_shape,
                          preprocess=pre.to_dict())
-        return LoadedModel(model=obj.module(), spec=spec, path=path, size_bytes=size)
+        return LoadedModel(model=program_module(obj), spec=spec, path=path, size_bytes=size)
 
     module, where = find_module(obj, prefer_ema=prefer_ema)
     if module is not None:
@@ -105,6 +106,25 @@ def load_model(
     spec = ModelSpec(kind="state_dict", checkpoint=str(path.resolve()), arch=arch, arch_kwargs=kwargs,
                      input_size=pre.input_shape, preprocess=pre.to_dict())
     return LoadedModel(model=model.cpu().eval(), spec=spec, path=path, size_bytes=size)
+
+
+def program_module(program: Any) -> nn.Module:
+    """A ``torch.export`` program as a module. It was captured in inference form, so ``eval()`` and
+    ``train(False)`` are accepted (they change nothing); ``train()`` is refused with one clear line,
+    since its BatchNorms and dropouts cannot train (torch's own module refuses both with a traceback)."""
+    module = program.module()
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise UsageError("this model is a torch.export program, captured for inference: it cannot be trained",
+                             "pass --no-recover, or start from the original checkpoint")
+        for m in self.modules():
+            m.training = False
+        return self
+
+    module.train = types.MethodType(train, module)
+    module.eval = types.MethodType(lambda self: self.train(False), module)
+    return module.eval()  # say what it is: code that restores a mode must not ask it to train
 
 
 def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:

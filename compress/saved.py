@@ -121,8 +121,9 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     spec = ModelSpec.from_dict(record["spec"])
     if record.get("program"):  # self-contained: no pickle to run
         from compress.checkpoint import read_checkpoint
+        from compress.loading import program_module
 
-        model = read_checkpoint(folder / record["program"], trust=False).module()
+        model = program_module(read_checkpoint(folder / record["program"], trust=False))
     else:
         model = build_pruned(spec, record["cuts"], trust=trust)
     weights = folder / WEIGHTS
@@ -139,6 +140,4 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
         raise CheckpointError(f"{weights} does not match the recorded cuts (missing {missing[:3]}, unexpected {unexpected[:3]})",
                               "the folder was modified after it was written")
     size = sum(p.stat().st_size for p in (weights, folder / RECORD))
-    if not record.get("program"):
-        model.eval()  # a torch.export program is already in inference form (and refuses .eval())
-    return LoadedModel(model=model, spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
+    return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)

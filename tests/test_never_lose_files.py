@@ -200,6 +200,8 @@ def test_output_of_a_pickled_module_reloads_without_the_pickle(tiny_assets, tmp_
     assert code == 0, err
     assert torch.allclose(load_model(out).model(x), expected, atol=1e-5)
     assert (out / "model.pt2").is_file() and json.loads((out / "compress.json").read_text())["program"] == "model.pt2"
+    code, _, err = run_cli(["export", out, "--format", "onnx", "--calib", tiny_assets / "calib"], capsys)
+    assert code == 0 and "matches PyTorch" in err, err  # the program is run in eval mode, as exported
 
 
 # 7. the smaller ones
