@@ -46,11 +46,20 @@ def test_overwrite_replaces_only_an_earlier_output_or_an_empty_folder(tiny_asset
     assert fingerprint(tiny_assets) == before and not leftovers(tmp_path)
 
 
+def _mount_tmpfs(where: Path, options: str) -> bool:
+    """Mount a small tmpfs at ``where``; False where this machine does not allow it (not root, no mount)."""
+    try:
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 # 2. the output location is checked before anything is loaded
 def test_unwritable_output_is_refused_before_loading(tiny_assets, tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode:
+    if not _mount_tmpfs(ro, "ro,size=64k"):
         pytest.skip("cannot mount a read-only tmpfs here (needs root): /proc covers the probe in test_bad_input")
     try:
         before = fingerprint(tiny_assets)
@@ -71,7 +80,7 @@ def _assert_disk_full(code, err, where: Path, out: Path, what: str = "the disk i
 def test_disk_full_on_a_small_tmpfs(tiny_assets, tmp_path, capsys):
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)], capture_output=True).returncode:
+    if not _mount_tmpfs(disk, "size=24k"):
         pytest.skip("cannot mount a tmpfs here (needs root and mount permission); the injected ENOSPC test covers it")
     try:
         before = fingerprint(tiny_assets)
