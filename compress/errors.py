@@ -2,13 +2,16 @@
 
 Every error a user can cause (bad file, bad option, model the tool cannot handle) is raised as a
 subclass of :class:`CompressError`; the CLI prints ``error: <message> (<hint>)`` and exits with
-the class's code. ``calibrate`` and ``export`` keep their own base classes (they import nothing of
-this package) but follow the same protocol: ``exit_code`` and ``hint`` attributes.
+the class's code. ``calibrate`` and ``export`` keep their own base classes (they import only
+``compress.util`` of the project) but follow the same protocol: ``exit_code`` and ``hint`` attributes.
 """
 
 from __future__ import annotations
 
-import re
+from compress.util.text import one_line
+
+__all__ = ["ArchError", "CheckpointError", "CompressError", "GraphError", "PruneError", "RecoveryError", "UsageError",
+           "one_line"]  # one_line lives in compress.util (export uses it too)
 
 
 class CompressError(Exception):
@@ -59,9 +62,3 @@ class RecoveryError(CompressError):
     """Distillation that had to stop (non-finite loss and the like)."""
 
     exit_code = 7
-
-
-def one_line(err: BaseException, limit: int = 240) -> str:
-    """An exception's text on one line (whitespace collapsed, colour codes dropped), cut at ``limit``."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(err).split()))
-    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from compress.export.errors import VerificationError
-from compress.export.onnx import eval_mode, model_device
+from compress.util.modules import device_of, eval_mode
 
 CHUNK = 64  # images per onnxruntime call
 
@@ -106,7 +106,7 @@ def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
 def torch_logits(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
     """Reference logits of ``model`` in eval mode (its modes restored afterwards)."""
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    device = model_device(model)
+    device = device_of(model)
     outs = []
     with eval_mode(model), torch.inference_mode():
         for i in range(0, len(x), CHUNK):

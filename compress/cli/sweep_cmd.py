@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from compress import artifacts
 from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
 
 
@@ -50,7 +51,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.errors import UsageError
     from compress.importance import ImportanceConfig
     from compress.loading import load_model
-    from compress.pipeline import PruneConfig, Reporter, run_prune
+    from compress.pipeline import PruneConfig, run_prune
     from compress.plan import PrunePolicy
     from compress.export.report import sweep_plot
 
@@ -68,7 +69,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
         output.info(f"sweep: ratio {ratio}")
         config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"),
                                      policy=dataclasses.replace(base.policy, ratio=ratio))
-        results.append((ratio, run_prune(config, Reporter())))
+        results.append((ratio, run_prune(config, output.TERMINAL)))
     original = load_model(checkpoint, **load)
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
@@ -77,16 +78,16 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     rows = _rows(report, results, backend, batch)
     sweep_plot(rows, root / "sweep.png", title=f"{Path(checkpoint).name}: pruning sweep")
     if as_json:
-        output.emit_json({"rows": rows, "report": str(root / "report.json")})
+        output.emit_json({"rows": rows, "report": str(root / artifacts.REPORT)})
         return
     output.table(f"sweep ({backend}, batch {batch})", ["ratio", "MACs", "params", "p50 ms", "speed-up", "top-1", "agreement"],
-                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], _pct(r["top1"]), _pct(r["agreement"]))
+                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]))
                   for r in rows])
     output.info(f"wrote {root}/sweep.png and one pruned model per ratio")
 
 
 def _rows(report, results, backend, batch) -> list[dict]:
-    from compress.pipeline import written_figures
+    from compress.artifacts import written_figures
 
     p50 = {row["model"]: row["latency_ms"]["p50"] for row in report["rows"]
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
@@ -100,7 +101,3 @@ def _rows(report, results, backend, batch) -> list[dict]:
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
                      "top1": top1, "agreement": agreement})
     return rows
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f} %"
