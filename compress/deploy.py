@@ -13,13 +13,13 @@ import torch
 import torch.nn as nn
 
 from compress import artifacts
-from compress.calibrate.readers import TensorCalibrationReader
 from compress.artifacts import written_figures
+from compress.calibrate.readers import TensorCalibrationReader
 from compress.devices import resolve_device
+from compress.export import quantize
 from compress.export.bench import BenchModel, run_bench
 from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
-from compress.export import quantize
 from compress.export.report import render_table, write_report
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, verify_onnx

@@ -14,7 +14,6 @@ from typing import Any, Callable, Protocol
 import torch.nn as nn
 
 from compress import distributed, stages
-
 from compress.devices import resolve_device
 from compress.distill import DistillConfig, amp_dtype
 from compress.errors import UsageError

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from compress.util.atomic import atomic_path, write_text
 from compress.artifacts import RECORD, WEIGHTS
 from compress.errors import CheckpointError
-from compress.util.version import __version__
 from compress.spec import ModelSpec
+from compress.util.atomic import atomic_path, write_text
+from compress.util.version import __version__
 
 FORMAT = "compress-pruned/1"
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 
 from compress.export.cpu_load import cpu_model
-from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
 from compress.export.latency import Runner, ort_runner, time_interleaved, torch_runner, trt_runner
+from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
 from compress.export.onnx import export_onnx
 from compress.export.tensorrt import build_engine, require_tensorrt
 

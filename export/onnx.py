@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.util.atomic import atomic_file
 from compress.export.errors import ExportError
+from compress.util.atomic import atomic_file
 from compress.util.modules import device_of, eval_mode
 from compress.util.text import one_line
 

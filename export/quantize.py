@@ -44,9 +44,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from compress.util.atomic import atomic_file
 from compress.export.cpu_load import PROC_CPUINFO, cpuinfo
 from compress.export.errors import ExportError
+from compress.util.atomic import atomic_file
 from compress.util.text import one_line
 
 METHODS = ("minmax", "entropy", "percentile")

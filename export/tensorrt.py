@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.util.atomic import atomic_file
 from compress.export.errors import ExportError, TensorRTUnavailable
 from compress.export.onnx import INPUT_NAME
+from compress.util.atomic import atomic_file
 from compress.util.text import one_line
 
 NOT_INSTALLED = "TensorRT is not installed (pip install compress[tensorrt])"
