@@ -8,6 +8,8 @@
 decoded with PIL: RGB / 255, resized to the model's input size if needed, normalised with the
 ImageNet mean/std (``--mean`` / ``--std`` to change). Latency: onnxruntime CPU, fixed threads,
 FP32 and INT8 timed interleaved (``export.latency``), p50 reported.
+
+Results: benchmarks/RESULTS.md, section "INT8 vs FP32".
 """
 
 from __future__ import annotations

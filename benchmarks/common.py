@@ -60,10 +60,9 @@ def paired_gap(original_path: Path, arch: str, pruned_folder: Path) -> dict:
     import torch
 
     from compress.loading import load_model
-    from compress.stages import preprocess_of
 
     original = load_model(original_path, arch=arch)
-    images, labels = eval_set(preprocess_of(original))
+    images, labels = eval_set(original.preprocess())
     pruned = load_model(pruned_folder)
 
     @torch.no_grad()

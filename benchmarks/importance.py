@@ -7,6 +7,8 @@ then the estimation time and peak RSS beside those of one plain forward+backward
 same images (each measured in a fresh process).
 
     .venv/bin/python benchmarks/importance.py [--model resnet32]
+
+Results: benchmarks/RESULTS.md, section "Importance criteria".
 """
 
 from __future__ import annotations

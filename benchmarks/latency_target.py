@@ -14,59 +14,8 @@ their top-1 on eval/ beside.
     .venv/bin/python benchmarks/latency_target.py [--batches 1,32] [--threads 2] [--speedup 2] \
         [--no-recover] [--out DIR] [-- extra prune options, e.g. --prune-stem]
 
-Speed-up 2 with --prune-stem, the defaults then (8-minute recovery cap), unpruned 83.80 %
-(``--batches 1,32 --threads 1,2 --speedup 2 -- --prune-stem``, 65 minutes; interleaved p50, the
-machine ran ~12 % slower during the batch-1 interleaved timing than during prune's own check):
-
-    b/thr  method          MACs    target     measured   interleaved  one-shot  recovered  imp kept
-    1/1    original        1.00               1.276 ms   1.437 ms               83.80 %
-    1/1    latency-aware   0.2345  0.638 ms   0.626 ms   0.750 ms     10.15 %   75.40 %    68.6 %
-    1/1    plain <=        0.2281                        0.736 ms     10.75 %   -          67.6 %
-    1/1    plain >=        0.2356                        0.755 ms     10.70 %   76.35 %    68.6 %
-    1/1    plain/1 <=      0.2345                        0.826 ms     10.00 %   -          63.4 %
-    1/1    plain/1 >=      0.2489                        0.840 ms     10.00 %   76.20 %    66.5 %
-    32/2   original        1.00               21.203 ms  21.072 ms              83.80 %
-    32/2   latency-aware   0.2302  10.602 ms  10.846 ms  10.762 ms    9.85 %    76.95 %    68.0 %
-    32/2   plain <=        0.2281                        10.499 ms    10.75 %   -          67.6 %
-    32/2   plain >=        0.2356                        10.871 ms    10.70 %   76.80 %    68.6 %
-    32/2   plain/1 <=      0.2301                        11.826 ms    10.00 %   -          63.3 %
-    32/2   plain/1 >=      0.2315                        11.887 ms    10.00 %   76.80 %    63.3 %
-
-Targets met within 2.3 % (batch 1 −1.9 %, batch 32 +2.3 %, prune's own check); held-out model
-error 0.9 % / 1.3 % (b1) and 1.2 % / 1.6 % (b32) mean / max. At exactly the latency-aware MACs
-(interpolated), latency-aware is **9.2 % (b1) and 9.0 % (b32) faster than importance alone**:
-plain/1 ends with residual streams 6, 22 and 54 wide, off the multiples of 8 this runtime's fast
-kernels want. Recovered top-1 is within the run-to-run spread (75.40 vs 76.20 % at b1, where the
-plain/1 >= plan keeps 6 % more MACs; 76.95 vs 76.80 % at b32). Against the tool's default ranking,
-whose widths are already multiples of 8, it is +0.3 % (b1) and −1.5 % (b32): a tie. At 0.23x MACs
-nearly every layer sits at its (raised) cap, so both choose almost the same widths. A timing-only
-re-run (--no-recover) gave +9.7 % / +10.8 % against importance alone and +0.6 % / +0.1 % against
-the default ranking.
-
-Measured here (2-core CPU, onnxruntime, ResNet-32; interleaved p50 of original + both; recovered top-1
-on eval/, unpruned 83.80 %), with the in-context width probe and per-class scales, speed-up 1.3:
-
-    b/thr  method         MACs   p50        speed-up  one-shot  recovered  importance kept
-    1/1    latency-aware  0.68x  1.003 ms   1.29x     47.85 %   82.85 %    91.9 %
-    1/1    plain          0.68x  1.035 ms   1.25x     49.85 %   82.95 %    90.5 %
-    32/2   latency-aware  0.65x  16.026 ms  1.32x     44.90 %   82.80 %    90.2 %
-    32/2   plain          0.64x  15.816 ms  1.34x     40.55 %   81.85 %    87.5 %
-
-At batch 1 latency-aware is 3 % faster at equal MACs (plain keeps widths 24, 40 and 56 that save
-nothing in this runtime's layout); at batch 32 it is not faster (plain, at 1 % fewer MACs, is 1.3 %
-faster) but recovers 0.95 points better. Held-out model error 0.6-0.9 % mean, 1.6-2.1 % max.
-Speed-up 2 with --prune-stem, before the MAC bracketing (one plain baseline at --target-macs equal
-to the latency-aware ratio; recovery with the 60-epoch default of that time; unpruned 83.80 %):
-
-    b/thr  method         MACs   target     measured   interleaved  speed-up  recovered  importance kept
-    1/1    latency-aware  0.23x  0.640 ms   0.634 ms   0.622 ms     2.04x     76.00 %    68.6 %
-    1/1    plain          0.23x                        0.614 ms     2.07x     74.75 %    67.6 %
-    32/2   latency-aware  0.23x  10.536 ms  10.739 ms  10.576 ms    1.97x     76.25 %    68.0 %
-    32/2   plain          0.23x                        10.399 ms    2.01x     74.75 %    67.6 %
-
-Both targets are met (within 2 %), held-out model error 0.9 % / 1.3 % (b1), 1.2 % / 1.6 % (b32) mean /
-max. At this depth plain ranking (2-3 % fewer MACs, --target-macs is quantised) is 1.3-1.7 % faster;
-latency-aware keeps more importance and recovers 1.25-1.5 points better at the same latency.
+Results, run by run with seeds and machines: benchmarks/RESULTS.md, section
+"Latency-aware pruning".
 """
 
 from __future__ import annotations

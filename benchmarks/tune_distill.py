@@ -11,27 +11,8 @@ eval split (never used for training).
 Prints one JSON line per run (and appends it to --out when given). Use --threads 1 when other
 jobs share the CPU: with 2 OpenMP threads on a contended 2-core machine a step was 4-10x slower.
 
-Measured (2-core CPU, batch 64, T=4, SGD, crop-flip; 1,800 train / 200 held-out calib images;
-unpruned 81.35 % / 83.80 %; one-shot 11.25 % / 16.55 %; seconds are wall time, "1t" = one
-thread under heavy contention, "2t" = two threads, quiet machine; peak RSS ~1.1 GiB each):
-
-    model     epochs  lr     cutmix  other            top-1    time
-    resnet20  15      0.05   0                        69.50    154 s 1t
-    resnet20  15      0.05   0       batch 32         60.95    140 s 1t
-    resnet20  15      0.05   0       wd 1e-4          68.50    125 s 1t
-    resnet20  15      0.02   0                        75.45    101 s 1t
-    resnet20  15      0.01   0                        77.70    155 s 1t
-    resnet20  15      0.01   0       T=2              76.40    103 s 1t
-    resnet20  15      0.005  0                        78.05    103 s 1t
-    resnet20  15      0.002  0                        77.80     96 s 1t
-    resnet20  15      adamw 1e-3, 0                   77.30    102 s 1t
-    resnet20  30      0.05   0                        74.15    291 s 1t
-    resnet20  60      0.1    0.5                      74.60    686 s 1t
-    resnet20  60      0.005  0.5                      79.50    228 s 2t
-    resnet20  60      0.01   0.5     (the defaults)   79.85    255 s 2t
-    resnet20  60      0.01   1.0                      79.45    207 s 2t
-    resnet20  60      0.01   0.5     zero padding     79.70    222 s 2t
-    resnet32  60      0.01   0.5     (the defaults)   81.70    352 s 2t
+Results, run by run with seeds and machines: benchmarks/RESULTS.md, section
+"Distillation tuning".
 """
 
 from __future__ import annotations

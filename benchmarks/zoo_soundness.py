@@ -3,6 +3,8 @@ removable channels, MACs before/after a random 40 % cut, soundness max-diff, and
 Also times graph + surgery on torchvision ResNet-50 at 224x224 (target: under 5 s).
 
     .venv/bin/python benchmarks/zoo_soundness.py
+
+Results: benchmarks/RESULTS.md, section "Zoo soundness".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one error class of :mod:`calibrate`: same protocol as ``compress.errors.CompressError``.
 
-``calibrate`` imports nothing of ``compress``, so it keeps its own base class; the CLI recognises
+``compress.calibrate`` imports nothing of ``compress`` but ``compress.util``, so it keeps its own base class; the CLI recognises
 it by its ``exit_code`` and ``hint`` attributes and prints ``error: <message> (<hint>)``.
 """
 

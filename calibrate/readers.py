@@ -13,12 +13,12 @@ Images are one array (N, C, H, W), float32, already preprocessed exactly as the 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from compress.calibrate.errors import CalibrationError
+from compress.util.atomic import atomic_file
 
 __all__ = ["TensorCalibrationReader", "make_tensorrt_calibrator", "as_image_array"]
 
@@ -145,22 +145,7 @@ def make_tensorrt_calibrator(images, batch_size: int, cache_path: str | os.PathL
 
         def write_calibration_cache(self, data) -> None:
             if self.cache_path is not None:
-                _write_bytes_atomic(self.cache_path, bytes(data))
+                with atomic_file(self.cache_path, "wb") as handle:
+                    handle.write(bytes(data))
 
     return EntropyCalibrator()
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    # calibrate imports nothing of compress, so no compress.atomic here: same temp-then-rename scheme.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

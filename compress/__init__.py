@@ -4,7 +4,7 @@
 they are imported on first use so that ``import compress`` stays light.
 """
 
-__version__ = "0.1.0"
+from compress.util.version import __version__
 
 
 def __getattr__(name: str):

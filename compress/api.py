@@ -13,7 +13,8 @@ from typing import Any
 
 from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
-from compress.pipeline import PruneConfig, PruneResult, Reporter, run_prune
+from compress.loading import load_model
+from compress.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
 
 
@@ -42,12 +43,9 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
         eval_dir=eval_dir,
         export=tuple(export), bench=bench, seed=seed, device=device, overwrite=overwrite, progress=progress,
     )
-    reporter = Reporter(info=lambda _m: None, warn=lambda _m: None) if quiet else Reporter()
-    return run_prune(config, reporter)
+    return run_prune(config, QUIET if quiet else STDERR)
 
 
 def load(path: str, **options: Any):
     """Load any model ``compress`` accepts (a pruned folder needs no options) -> LoadedModel."""
-    from compress.loading import load_model
-
     return load_model(path, **options)

@@ -3,11 +3,8 @@
 Removing channels upstream of a BatchNorm changes what it normalises, so the running mean and
 variance it kept from the original training no longer fit. One pass over a few hundred calibration
 images, with only the BatchNorms in train mode and a cumulative average (``momentum=None``), refits
-them; weights and every other layer stay as they were. Measured on the half-pruned ResNet-32 CIFAR-10
-checkpoint (``--ratio 0.5``, eval/ of ../shared): top-1 23.2 % -> 57.9 %, held-out agreement with the
-original 25.5 % -> 57.0 %, from the default 512 calibration images in a few seconds on two CPU cores
-(64 images: 56.4 %, 1,800: 56.9 %). What ``compress prune --no-recover`` writes; recovery by
-distillation refits them anyway.
+them; weights and every other layer stay as they were (measured: benchmarks/RESULTS.md, "BatchNorm
+re-estimation"). What ``compress prune --no-recover`` writes; recovery by distillation refits them anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from compress.devices import device_of
 from compress.distill import image_batches
 from compress.errors import UsageError
 
-RECALIBRATE_IMAGES = 512  # more buys nothing: see the figures above
+RECALIBRATE_IMAGES = 512  # more bought nothing measurable (benchmarks/RESULTS.md, "BatchNorm re-estimation")
 
 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from compress import artifacts
+from compress import calibrate
 from compress.deploy import Side, spec_file
 from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
@@ -55,8 +57,7 @@ def pruned_from(model: LoadedModel, original: str) -> bool:
 def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
     if loaded.pruned:
         arg = str(loaded.path)
-        files = {"onnx": loaded.path / "model.onnx", "int8": loaded.path / "model.int8.onnx",
-                 "engine": loaded.path / "model.engine"}
+        files = {attr: loaded.path / name for attr, name in artifacts.MODEL_FILES.items()}
     else:
         arg = str(spec_file(out_dir, name, loaded.spec, load.get("trust", False)))
         files = {}
@@ -101,19 +102,16 @@ def _compare(sides: list[Side], batches) -> tuple[list[int], int, int]:
 def _batches(folder: str, loaded: LoadedModel, labelled: bool):
     """``(images, labels)`` batches (labels None when unlabeled, where up to 500 images are read):
     decoded once into memory where they fit, else streamed from disk."""
-    from compress.calibrate import ImageDataset, LabelledFolder, make_loader, preload, preload_labelled, scan_folder
-    from compress.calibrate.preprocess import Preprocess
-
-    pre = Preprocess.from_dict(loaded.spec.preprocess)
+    pre = loaded.preprocess()
     if labelled:
-        dataset = LabelledFolder(folder, pre)
-        whole = preload_labelled(dataset)
+        dataset = calibrate.LabelledFolder(folder, pre)
+        whole = calibrate.preload_labelled(dataset)
     else:
-        dataset = ImageDataset(scan_folder(folder, max_images=500).paths, pre)
-        images = preload(dataset)
+        dataset = calibrate.ImageDataset(calibrate.scan_folder(folder, max_images=500).paths, pre)
+        images = calibrate.preload(dataset)
         whole = None if images is None else (images, None)
     if whole is None:
-        return ((x, y if labelled else None) for x, y in make_loader(dataset, batch_size=BATCH))
+        return ((x, y if labelled else None) for x, y in calibrate.make_loader(dataset, batch_size=BATCH))
     images, labels = whole
     return ((images[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
             for i in range(0, len(images), BATCH))

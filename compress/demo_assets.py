@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.atomic import atomic_dir, atomic_path, write_text
+from compress.util.atomic import atomic_dir, atomic_path, write_text
 
 ARCH = "compress.archs.digits:digitnet"
 FORMAT = 1
@@ -126,7 +126,7 @@ def to_tensor_batch(batch: np.ndarray):
 
 def train_digitnet(images: np.ndarray, labels: np.ndarray, *, steps: int, seed: int, batch: int = BATCH):
     """Train DigitNet for ``steps`` minibatches; every epoch re-renders the digits afresh."""
-    import torch
+    import torch  # torch, and the model built on it, load on first use: `compress demo` checks its assets first
     import torch.nn.functional as F
 
     from compress.archs.digits import digitnet

@@ -12,10 +12,23 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from compress.atomic import write_text
+from compress import artifacts
+from compress.artifacts import written_figures
+from compress.calibrate.readers import TensorCalibrationReader
+from compress.devices import resolve_device
+from compress.export import quantize
+from compress.export.bench import BenchModel, run_bench
+from compress.export.errors import TensorRTUnavailable
+from compress.export.onnx import export_onnx
+from compress.export.report import render_table, write_report
+from compress.export.tensorrt import build_engine
+from compress.export.verify import compare_sessions, verify_onnx
+from compress.export.widths import misaligned_widths
+from compress.loading import load_for_bench
+from compress.profile import count_macs
 from compress.spec import ModelSpec
+from compress.util.atomic import write_text
 
-FORMATS = ("onnx", "int8", "trt")
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
 
@@ -27,14 +40,6 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     figures recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason
     after the other formats are done. ``round_to``: the ``--round-to`` the model was pruned with
     (None: not pruned by compress), for an accurate word on widths TensorRT pads."""
-    from compress.calibrate.readers import TensorCalibrationReader
-    from compress.export.errors import TensorRTUnavailable
-    from compress.export.onnx import export_onnx
-    from compress.export.quantize import SATURATION_NOTE, quantize_int8, saturating_u8s8
-    from compress.export.tensorrt import build_engine
-    from compress.export.verify import compare_sessions, verify_onnx
-    from compress.export.widths import misaligned_widths
-
     model = model.cpu().eval()
     record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
                                          "calibration": min(len(images), CALIBRATION_IMAGES)}}
@@ -45,7 +50,7 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
         say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}): TensorRT pads them, "
                  f"so the speed-up shrinks{_padding_advice(round_to)}")
     record["misaligned_widths"] = [[n, w] for n, w in misaligned]
-    onnx_path = folder / "model.onnx"
+    onnx_path = folder / artifacts.ONNX
     result = export_onnx(model, images[:1], onnx_path)
     check = verify_onnx(onnx_path, model, verify_set)
     record["onnx"] = {"path": onnx_path.name, "exporter": result.exporter, "opset": result.opset,
@@ -55,26 +60,26 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
              f"max |diff| {check.max_abs_diff:.1e}, top-1 agreement {check.top1_agreement:.1%} on {check.n} images")
     int8_path = None
     if "int8" in formats:
-        int8_path = folder / "model.int8.onnx"
+        int8_path = folder / artifacts.INT8
         reader = TensorCalibrationReader(images[:CALIBRATION_IMAGES], "input", batch_size=32)
-        q = quantize_int8(onnx_path, int8_path, reader, method=int8_method, target=target)
+        q = quantize.quantize_int8(onnx_path, int8_path, reader, method=int8_method, target=target)
         agreement = compare_sessions(onnx_path, int8_path, verify_set)
         record["int8"] = {**q.to_dict(), "path": int8_path.name, "agreement_with_fp32": agreement.to_dict()}
         say_info(f"export: {int8_path.name} ({q.activation_type} activations, {q.method}, target {target}): "
                  f"top-1 agreement with FP32 {agreement.top1_agreement:.1%}, {q.size_bytes / 2**10:.0f} KiB")
-        if target == "tensorrt" and saturating_u8s8():
-            record["int8"]["agreement_note"] = SATURATION_NOTE
-            say_warn(f"export: {SATURATION_NOTE}")
+        if target == "tensorrt" and quantize.saturating_u8s8():
+            record["int8"]["agreement_note"] = quantize.SATURATION_NOTE
+            say_warn(f"export: {quantize.SATURATION_NOTE}")
     if "trt" in formats:
         source = int8_path if int8_path is not None and target == "tensorrt" else onnx_path
         try:
-            info = build_engine(source, folder / "model.engine", fp16=source == onnx_path)
-            record["trt"] = {**info.to_dict(), "path": "model.engine"}
-            say_info(f"export: model.engine ({info.precision}, TensorRT {info.tensorrt_version})")
+            info = build_engine(source, folder / artifacts.ENGINE, fp16=source == onnx_path)
+            record["trt"] = {**info.to_dict(), "path": artifacts.ENGINE}
+            say_info(f"export: {artifacts.ENGINE} ({info.precision}, TensorRT {info.tensorrt_version})")
         except TensorRTUnavailable as err:
             record["trt"] = {"skipped": str(err)}
             say_warn(f"--export trt skipped: {err}")
-    write_text(folder / "export.json", json.dumps(record, indent=1, default=str))
+    write_text(folder / artifacts.EXPORT, json.dumps(record, indent=1, default=str))
     return record
 
 
@@ -113,7 +118,7 @@ class Side:
 
     name: str
     module: nn.Module
-    loader_arg: str  # a compress folder, or a spec.json for compress.loading:load_for_bench
+    loader_arg: str  # a compress folder, or a spec.json, for compress.loading.load_for_bench
     sizes: dict[str, int] = field(default_factory=dict)
     onnx: Path | None = None
     int8: Path | None = None
@@ -123,7 +128,7 @@ class Side:
 
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:
-    path = folder / f"{name}.spec.json"
+    path = folder / artifacts.spec_name(name)
     write_text(path, json.dumps({**spec.to_dict(), **({"trust": True} if trust else {})}))
     return path
 
@@ -135,21 +140,17 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
     ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``)."""
-    from compress.export.bench import BenchModel, run_bench
-    from compress.export.onnx import export_onnx
-    from compress.export.report import render_table, write_report
-
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
     for side in sides:
         if "onnxruntime" in backends and side.onnx is None:
-            (out_dir / "bench").mkdir(exist_ok=True)
-            side.onnx = out_dir / "bench" / f"{side.name}.onnx"
+            (out_dir / artifacts.BENCH_DIR).mkdir(exist_ok=True)
+            side.onnx = out_dir / artifacts.BENCH_DIR / f"{side.name}.onnx"
             export_onnx(side.module, example, side.onnx)
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
-            engine_path=side.engine, loader="compress.loading:load_for_bench", loader_args=(str(side.loader_arg),),
+            engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement))
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
@@ -164,29 +165,24 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
 
 
 def _macs(module: nn.Module, input_shape) -> int:
-    from compress.profile import count_macs
-
     return count_macs(module, tuple(input_shape))
 
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, config, say) -> dict[str, Any]:
     """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
-    from compress.devices import resolve_device
-    from compress.pipeline import written_figures
-
     shape = tuple(loaded.spec.input_size)
     top1, agreement = written_figures(summary)
-    bench_dir = folder / "bench"
+    bench_dir = folder / artifacts.BENCH_DIR
     bench_dir.mkdir(exist_ok=True)
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
                     sizes={"checkpoint": loaded.size_bytes}, top1=summary.get("top1_before"), agreement=1.0)
-    compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / "model.safetensors").stat().st_size},
+    compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / artifacts.WEIGHTS).stat().st_size},
                       top1=top1, agreement=agreement)
-    for name, attr in (("model.onnx", "onnx"), ("model.int8.onnx", "int8"), ("model.engine", "engine")):
+    for attr, name in artifacts.MODEL_FILES.items():
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
                        latency_target=summary.get("latency"), device=device)
-    return {"report": "report.json", "comparisons": report.get("comparisons", [])}
+    return {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}

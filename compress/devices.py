@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from compress.errors import UsageError
+from compress.util.modules import device_of
+
+__all__ = ["device_of", "resolve_device"]  # device_of lives in compress.util (export uses it too)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -23,9 +25,3 @@ def resolve_device(device: str | torch.device) -> torch.device:
                          "CUDA device(s)", "use cuda:0 or auto")
     return dev
 
-
-def device_of(model: nn.Module) -> torch.device:
-    """Where ``model`` lives: its first parameter's or buffer's device (the CPU for an empty model)."""
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")

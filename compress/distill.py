@@ -6,15 +6,15 @@ runs in eval mode without gradients and is never changed. Progress is judged on 
 by top-1 agreement with the teacher, of a moving average of the student's weights (``ema``; the
 student itself with ``ema=0``); the best one seen is what comes back, where differences the held-out
 split cannot resolve go to the later check (:func:`not_worse`, with at least ``SELECT_MIN_IMAGES`` held
-out): with 200 held-out images one check's agreement is only known to about +-2.5 points, and picking
-the highest raw figure kept, in one ResNet-32 --target-macs 0.5 run, weights from well before the end
-of the schedule (agreement on training images 89.4 % against 92.5-93.7 % elsewhere; recovered 79.70 %
-against 81.00-82.30 % in the runs with this rule).
+out): with 200 held-out images one check's agreement is only known to about +-2.5 points, and the
+highest raw figure once kept weights from well before the end of the schedule.
 
 Budget (``epochs`` / ``steps``; both ``None`` = automatic, see :func:`auto_epochs`): few images need
-many augmented passes (60 epochs of 1,800 CIFAR images recover ResNet-20 to within ~1.5 points);
-many images need fewer passes, and fewer samples in all, since distinct images carry more than
-repeated ones.
+many augmented passes; many images need fewer passes, and fewer samples in all, since distinct
+images carry more than repeated ones.
+
+The runs behind these choices and the defaults below (figures, seeds, machines) are in
+benchmarks/RESULTS.md, section "Distillation defaults".
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ CHANNELS_LAST_MODES = ("auto", "on", "off")
 AUTO_SAMPLES = 216_000  # augmented images seen by the automatic budget at and below...
 AUTO_KNEE = 1_800  # ...this many training images (120 epochs); beyond, samples fall as 1/sqrt(n)
 AUTO_MINUTES = 9.5  # wall-time cap of the automatic budget (an explicit epochs/steps budget has none): the issue's
-# 10 minutes less a margin. On a 2-core Zen 3 (float32) ResNet-32 --ratio 0.5 recovered 82.40 or 81.40 / 81.85 %
-# (seeds 0 / 1, 63-68 epochs, 570-574 s) with 9.5 against 81.70 or 81.20 / 80.90 % (53-59 epochs) with the earlier 8;
-# --target-macs 0.5 (one run each, seed 0) 79.70 % against 81.35 % (benchmarks/recovery.py), the 79.70 % with weights
-# from well before the end (see the module docstring); with the held-out tie rule 81.00 / 82.30 % (seeds 0 / 1)
+# 10 minutes less a margin; 9.5 against the earlier 8: benchmarks/RESULTS.md, "Distillation defaults"
 SELECT_Z = 2.0  # an earlier check is kept over a later one only when it agrees on more held-out images by more
 # than this many standard errors of the paired difference (see not_worse)
 SELECT_MIN_IMAGES = 100  # below this many held-out images the test is too coarse (a few images, all going one way,
@@ -63,13 +60,10 @@ def auto_epochs(n_train: int) -> float:
 
     samples = 216k * min(1, sqrt(1800 / n)), epochs = max(1, samples / n):
     200 images -> 1,080 epochs, 1,800 -> 120, 4,500 -> 30.4 (137k samples), 9,000 -> 10.7,
-    18,000 -> 3.8, 129,600 or more -> 1. On 2 CPU cores 120 epochs of a half-pruned ResNet-20
-    take ~8.5 min in float32 (140 ms per batch of 64), so the automatic budget also stops at ``AUTO_MINUTES``
-    of wall time (``DistillConfig.max_minutes``): the schedule shrinks to the steps that fit. In bf16 (CPUs
-    with native bf16) a half-pruned ResNet-32 runs the 120 epochs in ~6.5 min. More epochs did not pay there:
-    170 bf16 epochs recovered 81.50 % against 81.70 % for 120 (same seed).
-    Measured on the shared ResNet-20 (--target-macs 0.5, 1,800 images): 60 epochs recovered
-    78.95 / 79.75 % (seeds 0 / 1), 120 epochs 80.35 / 79.90 %, unpruned 81.35 %.
+    18,000 -> 3.8, 129,600 or more -> 1. On 2 CPU cores 120 epochs of a half-pruned CIFAR ResNet
+    do not fit in float32, so the automatic budget also stops at ``AUTO_MINUTES`` of wall time
+    (``DistillConfig.max_minutes``): the schedule shrinks to the steps that fit. Measured epochs, times
+    and recovered top-1: benchmarks/RESULTS.md, "Distillation defaults".
     """
     if n_train <= 0:
         raise DistillConfigError("no training images", "give at least one calibration image")
@@ -95,8 +89,7 @@ class DistillConfig:
     cutmix: float = 0.5
     features: float = 0.0  # weight of stage-output feature matching (compress.feature_match); 0 = off
     ema: float = 0.999  # decay of a moving average of the student's weights (0 = off); when on, the held-out
-    # checks measure, and the run returns, the average: +0.33 points of recovered top-1 over 8 paired runs
-    # (benchmarks/recovery.py), e.g. ResNet-32 --target-macs 0.5 81.85 / 82.10 % vs 80.65 / 82.00 % without
+    # checks measure, and the run returns, the average (why: benchmarks/RESULTS.md, "Distillation defaults")
     max_minutes: float | None = None  # wall-time cap; None = AUTO_MINUTES for the automatic budget, else none
     eval_every: int | None = None
     amp: str = "auto"
@@ -401,9 +394,7 @@ def cpu_bf16() -> bool:
 def amp_dtype(config: DistillConfig, dev: torch.device) -> torch.dtype | None:
     """CUDA ("auto"): bf16 where supported, else fp16. CPU ("auto"): bf16 where oneDNN runs it natively
     (AVX-512 BF16 / AMX), else float32. Weights, optimizer state and the loss stay float32 (autocast).
-    On this project's AVX-512 BF16 machine, with the teacher's BatchNorms folded, a half-pruned ResNet-32
-    ran its 120 automatic epochs in 372 s in bf16 where float32 reached 72-102 epochs in the 8-minute cap;
-    recovered top-1 81.70 % against 80.60-82.30 % (mean 81.49 %) for float32 runs."""
+    bf16 against float32 on a CPU: benchmarks/RESULTS.md, "Distillation defaults"."""
     if config.amp == "off":
         return None
     if dev.type != "cuda":

@@ -71,8 +71,3 @@ def barrier() -> None:
 def shard(n: int) -> torch.Tensor:
     """The image indices this rank handles: rank, rank + world, ... (global indices)."""
     return torch.arange(rank(), n, world())
-
-
-def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()

@@ -2,27 +2,17 @@
 
 Every error a user can cause (bad file, bad option, model the tool cannot handle) is raised as a
 subclass of :class:`CompressError`; the CLI prints ``error: <message> (<hint>)`` and exits with
-the class's code. ``calibrate`` and ``export`` keep their own base classes (they import nothing of
-this package) but follow the same protocol: ``exit_code`` and ``hint`` attributes.
+the class's code. ``calibrate`` and ``export`` keep their own base classes (they import only
+``compress.util`` of the project) but follow the same protocol: ``exit_code`` and ``hint`` attributes.
 """
 
 from __future__ import annotations
 
-import re
+from compress.util.errors import CompressError, OutputError
+from compress.util.text import one_line
 
-
-class CompressError(Exception):
-    """Base of all expected failures. ``str(err)`` is the one-line message."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+__all__ = ["ArchError", "CheckpointError", "CompressError", "GraphError", "PruneError", "OutputError", "PolicyError", "RecoveryError",
+           "RecoveryInterrupted", "UsageError", "one_line"]  # one_line lives in compress.util (export uses it too)
 
 
 class UsageError(CompressError):
@@ -67,13 +57,6 @@ class RecoveryError(CompressError):
     exit_code = 7
 
 
-class OutputError(CompressError):
-    """The output cannot be written (disk full, no permission, read-only, a file in the way);
-    nothing partial is left behind."""
-
-    exit_code = 8
-
-
 class RecoveryInterrupted(CompressError):
     """Ctrl-C during recovery: the output was written with the best weights seen, but the run did not
     finish its schedule, so a script must be able to tell."""
@@ -96,8 +79,3 @@ EXIT_CODES = {
     130: "interrupted (Ctrl-C) before anything was written",
 }
 
-
-def one_line(err: BaseException, limit: int = 240) -> str:
-    """An exception's text on one line (whitespace collapsed, colour codes dropped), cut at ``limit``."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(err).split()))
-    return text if len(text) <= limit else text[:limit - 3] + "..."

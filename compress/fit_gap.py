@@ -2,12 +2,8 @@
 
 After recovery the student is measured twice against the original: on the held-out images (never trained
 on) and on a sample of its clean, unaugmented training images. A gap well beyond what the two sample
-sizes explain means recovery is bound by the number of distinct images, not by the schedule. On the
-ResNet-32 CIFAR checkpoint at --ratio 0.5 (1,800 training images, 120 epochs) the recovered student agreed
-with the original on 93.4 % of its training images, 91.0 % of the 200 held-out ones and 87.1 % of the 2,000
-eval images (mean KL 0.11 vs 0.33 vs 0.38); weight decay 1e-3 instead of 5e-4, decay towards the starting
-weights instead of zero, and stage-feature matching (weight 5) all ended at 86.8-87.1 % on eval (seed 0).
-With only a few hundred held-out images a gap of that size can sit inside the noise, so the hint is given only
+sizes explain means recovery is bound by the number of distinct images, not by the schedule (measured:
+benchmarks/RESULTS.md, "Training-image gap"). With only a few hundred held-out images a gap of that size can sit inside the noise, so the hint is given only
 when it is clear; the two figures are always reported. Saying so tells a user that more unlabeled images are
 what helps.
 """

@@ -7,6 +7,10 @@ from typing import Callable, Iterator
 
 import torch.nn as nn
 
+from compress.util.modules import eval_mode
+
+__all__ = ["eval_mode", "forward_hooks", "frozen_parameters"]  # eval_mode lives in compress.util (export uses it too)
+
 
 @contextlib.contextmanager
 def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None]:
@@ -19,18 +23,6 @@ def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None
     finally:
         for handle in handles:
             handle.remove()
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode inside, the caller's modes (per module) restored after."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes.items():
-            m.training = training
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 
 Dispatch in :func:`load_model`:
 
-- a folder holding ``compress.json``: a pruned model written by this tool (``compress.saved``);
+- a folder holding ``compress.json``: a pruned model written by this tool (the format is
+  ``compress.saved``; :func:`load_saved` rebuilds it);
 - ``*.pt2``: a ``torch.export`` program, run through ``.module()`` (spec kind ``export``);
 - a pickled whole ``nn.Module`` (needs ``trust``): spec kind ``pickle``;
 - anything else holding weights (torch.save dicts, safetensors): a state_dict, built with
@@ -20,10 +21,13 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from compress.calibrate.preprocess import PRESETS, Preprocess, resolve_preprocess
 from compress.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
 from compress.errors import CheckpointError, UsageError
 from compress.models import canonical_arch, default_preset_for, resolve_arch
+from compress.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
+from compress.surgery import apply_cuts
 
 Note = Callable[[str], None]
 
@@ -31,7 +35,7 @@ Note = Callable[[str], None]
 def is_saved_folder(path: str | Path) -> bool:
     """True for a folder written by compress (it holds ``compress.json``)."""
     path = Path(path)
-    return path.is_dir() and (path / "compress.json").is_file()
+    return path.is_dir() and (path / RECORD).is_file()
 
 
 def load_model(
@@ -60,8 +64,6 @@ def load_model(
     if arch_kwargs and not arch:
         raise UsageError("--arch-kwargs needs --arch", "name the architecture with --arch")
     if is_saved_folder(path):
-        from compress.saved import load_saved  # imported only when needed
-
         if arch:
             note(f"--arch {arch} ignored: {path} is a compress output folder that records its architecture")
         return load_saved(path, trust=trust)
@@ -129,14 +131,37 @@ def program_module(program: Any) -> nn.Module:
 
 def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
     """Rebuild the original model a :class:`ModelSpec` describes, with its recorded preprocessing."""
-    from compress.calibrate.preprocess import Preprocess
-
     loaded = load_model(spec.checkpoint, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust=trust,
                         input_size=spec.input_size)
     if spec.preprocess is not None:
         pre = Preprocess.from_dict(spec.preprocess)
         loaded.spec = dataclasses.replace(loaded.spec, preprocess=pre.to_dict(), input_size=pre.input_shape)
     return loaded
+
+
+def build_pruned(spec: ModelSpec, cuts: list[dict], *, trust: bool = False) -> nn.Module:
+    """The pruned architecture with the original's initial weights (then overwritten by loading)."""
+    if spec.kind == "state_dict":
+        model = resolve_arch(spec.arch, dict(spec.arch_kwargs))
+    else:
+        if spec.kind == "pickle" and not trust:
+            raise CheckpointError(f"this model was pruned from a pickled module ({spec.checkpoint})",
+                                  "reloading it runs that pickle: pass --trust if you trust it")
+        model = load_from_spec(spec, trust=trust).model
+    return apply_cuts(model, cuts)
+
+
+def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
+    """A folder written by ``compress prune``: the original rebuilt, the cuts replayed, the weights loaded."""
+    folder = Path(folder)
+    record = read_record(folder)
+    spec = ModelSpec.from_dict(record["spec"])
+    if record.get("program"):  # self-contained: no pickle to run
+        model = program_module(read_checkpoint(folder / record["program"], trust=False))
+    else:
+        model = build_pruned(spec, record["cuts"], trust=trust)
+    size = load_weights_into(model, folder)
+    return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
 
 
 def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
@@ -165,8 +190,6 @@ def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
 
 def _preprocess(args: dict[str, Any], fallback: Any):
     """Resolve preprocessing; ``fallback`` (a preset name, or an exported ``(H, W)``) fills in what was not given."""
-    from compress.calibrate.preprocess import PRESETS, resolve_preprocess
-
     args = dict(args)
     if args["preset"] is None:
         if isinstance(fallback, str):
@@ -195,4 +218,4 @@ def _exported_input_hw(program: Any) -> tuple[int, int] | None:
     return None
 
 
-__all__ = ["is_saved_folder", "load_for_bench", "load_from_spec", "load_model"]
+__all__ = ["build_pruned", "is_saved_folder", "load_for_bench", "load_from_spec", "load_model", "load_saved"]

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from compress.errors import OutputError, UsageError
 
-RECORD = "compress.json"  # the output record (compress.saved writes it); its presence marks an earlier output
+from compress.artifacts import RECORD  # its presence marks an earlier output
 SWEEP_RECORD = "sweep.json"
 
 

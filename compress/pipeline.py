@@ -4,20 +4,23 @@ plain data in and out; the CLI only parses options into a :class:`PruneConfig`."
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch.nn as nn
 
-from compress.atomic import atomic_dir
+from compress import distributed, stages
 from compress.devices import resolve_device
 from compress.distill import DistillConfig, amp_dtype
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
 from compress.outputs import default_out
 from compress.plan import PrunePolicy
+from compress.util.atomic import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -54,36 +57,33 @@ class PruneResult:
     widths: list[tuple[str, int, int]]
 
 
-class Reporter:
-    """Where the pipeline's words go: stderr lines by default, anything in tests."""
+class Reporter(Protocol):
+    """Where the pipeline's words go. The CLI implements it (``compress.cli.output.TERMINAL``);
+    :class:`Lines` adapts two callables (tests, quiet API calls)."""
 
-    def __init__(self, info: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None):
-        from compress.cli import output
+    def info(self, message: str) -> None: ...
 
-        self.info = info or output.info
-        self.warn = warn or output.warn
+    def warn(self, message: str) -> None: ...
 
 
-def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(eval top-1, held-out agreement) of the model a run wrote: recovered, else with re-estimated
-    BatchNorm statistics, else one-shot; None where not measured."""
-    def last(key: str) -> float | None:
-        return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
-                     if summary.get(k) is not None), None)
+@dataclass(frozen=True)
+class Lines:
+    """A :class:`Reporter` from two callables."""
 
-    return last("top1"), last("agreement")
+    info: Callable[[str], None]
+    warn: Callable[[str], None]
+
+
+QUIET = Lines(info=lambda _m: None, warn=lambda _m: None)
+STDERR = Lines(info=lambda m: print(m, file=sys.stderr), warn=lambda m: print(f"warning: {m}", file=sys.stderr))
 
 
 def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
     """Prune, recover, save (export, bench). Under torchrun every rank runs this; importance and
     distillation are data-parallel, the plan is the same on every rank, rank 0 alone writes."""
-    from compress import distributed, stages
-
     config = _per_rank(config, distributed.setup(config.device))
     main = distributed.is_main()
-    say = reporter or Reporter()
-    if not main:
-        say = Reporter(info=lambda _m: None, warn=lambda _m: None)
+    say = (reporter or STDERR) if main else QUIET
     out = Path(config.out) if config.out else default_out(config.checkpoint)
     _check_out(out, config)
     if config.recover:  # an impossible precision (fp16 on a CPU, bf16 without native support) fails before any work
@@ -129,10 +129,6 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
 
 def _per_rank(config: PruneConfig, device: str) -> PruneConfig:
     """This process's device; progress bars on rank 0 only."""
-    import dataclasses
-
-    from compress import distributed
-
     if device == config.device and distributed.is_main():
         return config
     progress = config.progress and distributed.is_main()

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from compress.devices import device_of
+from compress.util.modules import device_of, eval_mode
 from compress.errors import UsageError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -100,7 +100,7 @@ def profile_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacsProfile:
     device = device_of(model)
     x = torch.zeros(1, *input_shape, device=device, dtype=_float_dtype_of(model))
     try:
-        with _eval_mode(model), torch.no_grad(), _countable_kernels(), FlopCounterMode(display=False) as counter:
+        with eval_mode(model), torch.no_grad(), _countable_kernels(), FlopCounterMode(display=False) as counter:
             model(x)
         total = int(counter.get_total_flops()) // 2
     except Exception as err:  # noqa: BLE001 - a model that cannot run at this size
@@ -152,22 +152,6 @@ def _row(name: str, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> La
         macs=layer_macs(module, x, out),
         output_shape=tuple(out.shape[1:]),
     )
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the pass, restored afterwards; exported programs (no .eval()) are left alone."""
-    was_training = model.training
-    try:
-        model.eval()
-    except NotImplementedError:  # torch.export modules refuse train()/eval()
-        yield
-        return
-    try:
-        yield
-    finally:
-        if was_training:
-            model.train()
 
 
 @contextlib.contextmanager

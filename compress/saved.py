@@ -2,7 +2,8 @@
 
 A folder holding ``compress.json`` (the original model's spec plus the cut record) and
 ``model.safetensors`` (the pruned weights). Loading rebuilds the original architecture from
-code, replays the cuts (``compress.surgery``) and loads the weights strictly.
+code, replays the cuts (``compress.surgery``) and loads the weights strictly; this module owns the
+format (writing, reading the record and the weights), ``compress.loading.load_saved`` the rebuilding.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from compress import __version__
-from compress.atomic import atomic_path, write_text
+from compress.artifacts import RECORD, WEIGHTS
 from compress.errors import CheckpointError, CompressError, one_line
-from compress.outputs import RECORD
-from compress.spec import LoadedModel, ModelSpec
-from compress.surgery import apply_cuts
+from compress.spec import ModelSpec
+from compress.util.atomic import atomic_path, write_text
+from compress.util.version import __version__
 
 FORMAT = "compress-pruned/1"
-WEIGHTS = "model.safetensors"
 PROGRAM = "model.pt2"  # the pruned architecture as a torch.export program, for models from a pickle
 
 log = logging.getLogger("compress")
@@ -97,35 +96,12 @@ def read_record(folder: str | Path) -> dict[str, Any]:
     return record
 
 
-def build_pruned(spec: ModelSpec, cuts: list[dict], *, trust: bool = False) -> nn.Module:
-    """The pruned architecture with the original's initial weights (then overwritten by loading)."""
-    if spec.kind == "state_dict":
-        from compress.models import resolve_arch
-
-        model = resolve_arch(spec.arch, dict(spec.arch_kwargs))
-    else:
-        from compress.loading import load_from_spec
-
-        if spec.kind == "pickle" and not trust:
-            raise CheckpointError(f"this model was pruned from a pickled module ({spec.checkpoint})",
-                                  "reloading it runs that pickle: pass --trust if you trust it")
-        model = load_from_spec(spec, trust=trust).model
-    return apply_cuts(model, cuts)
-
-
-def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
+def load_weights_into(model: nn.Module, folder: str | Path) -> int:
+    """Load the folder's weights strictly into ``model`` (rebuilt by ``compress.loading`` from the
+    record); return the size in bytes of the weights and the record."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    record = read_record(folder)
-    spec = ModelSpec.from_dict(record["spec"])
-    if record.get("program"):  # self-contained: no pickle to run
-        from compress.checkpoint import read_checkpoint
-        from compress.loading import program_module
-
-        model = program_module(read_checkpoint(folder / record["program"], trust=False))
-    else:
-        model = build_pruned(spec, record["cuts"], trust=trust)
     weights = folder / WEIGHTS
     try:
         state = load_file(str(weights))
@@ -139,5 +115,4 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match the recorded cuts (missing {missing[:3]}, unexpected {unexpected[:3]})",
                               "the folder was modified after it was written")
-    size = sum(p.stat().st_size for p in (weights, folder / RECORD))
-    return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
+    return sum(p.stat().st_size for p in (weights, folder / RECORD))

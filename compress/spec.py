@@ -9,6 +9,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from compress.calibrate.preprocess import Preprocess
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -52,3 +54,7 @@ class LoadedModel:
     size_bytes: int  # bytes on disk of what was loaded
     pruned: bool = False  # True for a compress output folder
     record: dict[str, Any] | None = None  # for pruned models: the saved cut record
+
+    def preprocess(self) -> Preprocess:
+        """The preprocessing the model expects (recorded in ``spec.preprocess``)."""
+        return Preprocess.from_dict(self.spec.preprocess)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -12,14 +13,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.atomic import write_text
+from compress import artifacts, distributed
+from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
+from compress.calibrate import LabelledFolder, make_loader, preload_labelled, read_labels_csv
+from compress.calibration import load_calibration
+from compress.checks import check_label_classes
+from compress.deploy import bench_pair, export_all
 from compress.devices import resolve_device
+from compress.distill import agreement, distill, top1_accuracy
 from compress.errors import PruneError, UsageError
+from compress.fit_gap import significant_gap, train_sample
+from compress.graph.analysis import analyze
+from compress.graph.groups import apply_policy, build_groups
+from compress.graph.trace import trace
+from compress.importance import estimate, unit_scores
+from compress.latency.stage import latency_plan
+from compress.loading import load_model
+from compress.plan import select
+from compress.profile import count_macs, count_params
+from compress.saved import save_pruned
+from compress.surgery import apply_cuts
+from compress.util.atomic import write_text
+from compress.verify import check_cut
 
 
 def load(config, say):
-    from compress.loading import load_model
-
     loaded = load_model(config.checkpoint, on_note=say.info, **config.load)
     if loaded.pruned:
         say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
@@ -31,16 +49,8 @@ def _shape(loaded) -> str:
     return "x".join(str(v) for v in loaded.spec.input_size) if loaded.spec.input_size else "?"
 
 
-def preprocess_of(loaded):
-    from compress.calibrate.preprocess import Preprocess
-
-    return Preprocess.from_dict(loaded.spec.preprocess)
-
-
 def calibration(config, loaded, say):
-    from compress.calibration import load_calibration
-
-    data = load_calibration(config.calib, preprocess_of(loaded), seed=config.seed, max_images=config.max_images,
+    data = load_calibration(config.calib, loaded.preprocess(), seed=config.seed, max_images=config.max_images,
                             importance_max=config.importance_images)
     c = data.counts
     say.info(f"calibration: {c['found']} images in {config.calib} -> importance {c['importance']}, "
@@ -49,10 +59,6 @@ def calibration(config, loaded, say):
 
 
 def graph(loaded, data, config, say):
-    from compress.graph.analysis import analyze
-    from compress.graph.groups import apply_policy, build_groups
-    from compress.graph.trace import trace
-
     traced = trace(loaded.model, data.example(2))
     for name, err in traced.opaque.items():
         say.warn(f"{name} cannot be traced ({err}); its channels are protected")
@@ -70,15 +76,10 @@ def graph(loaded, data, config, say):
 
 
 def importance(loaded, groups, data, config, say):
-    from compress.importance import estimate, unit_scores
-
     labels = None
     if config.importance.name == "taylor":
         if not config.labels:
             raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
-        from compress.calibrate import read_labels_csv
-        from compress.checks import check_label_classes
-
         rows = read_labels_csv(config.labels, data.importance_paths)
         with torch.no_grad():  # a class the model lacks fails here, not deep inside the importance pass
             check_label_classes(config.labels, rows, loaded.model(data.example(1)).shape[-1])
@@ -90,13 +91,8 @@ def importance(loaded, groups, data, config, say):
 
 def plan(loaded, groups, scores, config, say):
     """The plan, and the latency record when the target is a latency (else None)."""
-    from compress.plan import select
-
     latency = None
     if config.policy.latency_target:
-        from compress import distributed
-        from compress.latency.stage import latency_plan
-
         if distributed.is_main():  # one process times; under torchrun the others take its plan
             plan, latency = latency_plan(loaded.model, groups, scores, config.policy, config.latency,
                                          loaded.spec.input_size, say, progress=config.progress)
@@ -112,9 +108,6 @@ def plan(loaded, groups, scores, config, say):
 
 
 def cut(loaded, plan, data, say):
-    from compress.surgery import apply_cuts
-    from compress.verify import check_cut
-
     student = apply_cuts(copy.deepcopy(loaded.model), plan.cuts)
     diff = check_cut(loaded.model, student, plan.cuts, data.example(4))
     say.info(f"surgery: {len(plan.cuts)} layer dimensions cut; proved against the zeroed original (max diff {diff:.2e})")
@@ -122,8 +115,6 @@ def cut(loaded, plan, data, say):
 
 
 def measure_pruned(loaded, student, plan, groups, importance, config, data, say) -> dict[str, Any]:
-    from compress.profile import count_macs, count_params
-
     shape = tuple(loaded.spec.input_size)
     return {
         "checkpoint": str(Path(config.checkpoint).resolve()),
@@ -155,17 +146,14 @@ def measure_pruned(loaded, student, plan, groups, importance, config, data, say)
 def evaluation(config, loaded, say):
     if not config.eval_dir:
         return None
-    from compress.calibrate import LabelledFolder, make_loader, preload_labelled
 
-    folder = LabelledFolder(config.eval_dir, preprocess_of(loaded))
+    folder = LabelledFolder(config.eval_dir, loaded.preprocess())
     pre = preload_labelled(folder)
     say.info(f"evaluation: {len(folder)} labelled images in {len(folder.classes)} classes from {config.eval_dir}")
     return pre if pre is not None else make_loader(folder, batch_size=256)
 
 
 def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, float]:
-    from compress.distill import top1_accuracy
-
     images, labels = evaluation if isinstance(evaluation, tuple) else (evaluation, None)
     out = {}
     for model, name in ((original, prefix[0]), (student, prefix[1])):
@@ -177,8 +165,6 @@ def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, floa
 def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
     """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
     kept only where held-out agreement does not fall."""
-    from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
-
     started = time.perf_counter()
     out = recalibrate_if_better(student, loaded.model, data.distill, data.holdout, held_out=data.counts["holdout"],
                                 device=resolve_device(config.device))
@@ -191,8 +177,6 @@ def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
 
 
 def recover(loaded, student, data, config, say):
-    from compress.distill import distill
-
     teacher = loaded.model
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
                      progress=config.progress)
@@ -235,9 +219,6 @@ def recover(loaded, student, data, config, say):
 def _fit_on_training_images(result, teacher, data, config, say) -> dict:
     """The returned student's agreement on clean training images, next to held-out; a hint when it is
     significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
-    from compress.distill import agreement
-    from compress.fit_gap import significant_gap, train_sample
-
     sample = train_sample(data.distill)
     if sample is None:
         return {}
@@ -252,22 +233,18 @@ def _fit_on_training_images(result, teacher, data, config, say) -> dict:
 
 
 def save(folder: Path, loaded, student, plan, groups, importance, summary, config) -> None:
-    from compress.saved import save_pruned
-
     save_pruned(folder, student, loaded.spec, plan.cuts, extra={
         "original": {"checkpoint": summary["checkpoint"], "params": summary["params_before"],
                      "macs": summary["macs_before"], "size_bytes": loaded.size_bytes},
         "config": _config_dict(config),
     })
     scores = {"estimator": importance.name, "units": _unit_rows(groups, importance)}
-    write_text(folder / "importance.json", json.dumps(scores))
-    write_text(folder / "plan.json", json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
+    write_text(folder / artifacts.IMPORTANCE, json.dumps(scores))
+    write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
                                                  "widths": plan.widths}, default=list))
 
 
 def _unit_rows(groups, importance) -> list[dict]:
-    from compress.importance import unit_scores
-
     scores = unit_scores(groups, importance)
     rows = []
     for root, score in sorted(scores.items()):
@@ -278,8 +255,6 @@ def _unit_rows(groups, importance) -> list[dict]:
 
 
 def _config_dict(config) -> dict:
-    import dataclasses
-
     d = {}
     for f in dataclasses.fields(config):
         v = getattr(config, f.name)
@@ -288,16 +263,12 @@ def _config_dict(config) -> dict:
 
 
 def export(folder, student, data, config, say):
-    from compress.deploy import export_all
-
     return export_all(folder, student, data, config, say)
 
 
 def bench(folder, loaded, student, summary, data, config, say):
-    from compress.deploy import bench_pair
-
     return bench_pair(folder, loaded, student, summary, data, config, say)
 
 
 def write_summary(folder: Path, summary: dict) -> None:
-    write_text(folder / "summary.json", json.dumps(summary, indent=1, default=str))
+    write_text(folder / artifacts.SUMMARY, json.dumps(summary, indent=1, default=str))

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
+from compress.compare import compare, max_abs_diff
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -35,45 +36,31 @@ def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
 
 
 def max_difference(a: nn.Module, b: nn.Module, example: torch.Tensor) -> float:
+    """The largest difference over every leaf of the two models' outputs (raises when they differ in structure)."""
     with torch.no_grad():
         out_a, out_b = a.eval()(example), b.eval()(example)
-    return _max_diff(out_a, out_b)
-
-
-def _max_diff(x, y) -> float:
-    if isinstance(x, torch.Tensor):
-        if x.shape != y.shape:
-            return float("inf")
-        return float((x.float() - y.float()).abs().max()) if x.numel() else 0.0
-    if isinstance(x, (list, tuple)):
-        return max((_max_diff(p, q) for p, q in zip(x, y)), default=0.0)
-    if isinstance(x, dict):
-        return max((_max_diff(x[k], y[k]) for k in x), default=0.0)
-    return 0.0
+    return max_abs_diff(out_a, out_b)
 
 
 def check_cut(original: nn.Module, pruned: nn.Module, cuts: list[dict], example: torch.Tensor,
               *, tolerance: float = 1e-4) -> float:
-    """Raise PruneError unless ``pruned`` matches the zeroed original (relative to output scale)."""
+    """Raise PruneError unless ``pruned`` matches the zeroed original, each output leaf (a tensor,
+    a dict entry, a tuple element) relative to its own scale; return the largest difference."""
     ref = zeroed_reference(original, cuts)
-    try:
-        diff = max_difference(ref, pruned, example)
-    except Exception as err:
-        raise PruneError(f"the pruned model fails to run: {type(err).__name__}: {err}",
-                         "this is a bug in the dependency graph: please report it; nothing was written") from err
     with torch.no_grad():
-        scale = max(1.0, _max_abs(ref(example)))
-    if not diff <= tolerance * scale:
-        raise PruneError(
-            f"the pruned model differs from the original with the removed channels zeroed (max diff {diff:.3g})",
-            "this is a bug in the dependency graph: please report it; nothing was written",
-        )
-    return diff
-
-
-def _max_abs(x) -> float:
-    if isinstance(x, torch.Tensor):
-        return float(x.abs().max()) if x.numel() else 0.0
-    if isinstance(x, (list, tuple)):
-        return max((_max_abs(v) for v in x), default=0.0)
-    return 0.0
+        expected = ref.eval()(example)
+        try:
+            got = pruned.eval()(example)
+        except Exception as err:
+            raise PruneError(f"the pruned model fails to run: {type(err).__name__}: {err}",
+                             "this is a bug in the dependency graph: please report it; nothing was written") from err
+    leaves = compare(expected, got)  # raises OutputMismatch on anything it cannot compare
+    for leaf in leaves:
+        if not leaf.diff <= tolerance * max(1.0, leaf.scale):
+            where = "" if leaf.where == "output" else f" at {leaf.where}"
+            raise PruneError(
+                f"the pruned model differs from the original with the removed channels zeroed{where} "
+                f"(max diff {leaf.diff:.3g})",
+                "this is a bug in the dependency graph: please report it; nothing was written",
+            )
+    return max((leaf.diff for leaf in leaves), default=0.0)

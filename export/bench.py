@@ -26,16 +26,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-from compress.export.cpu_load import BUSY, cpuinfo, others_busy
+from compress.export.cpu_load import BUSY, cpu_model, others_busy
 from compress.export.errors import ExportError
 from compress.export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
 from compress.export.memory import peak_rss_subprocess
 from compress.export.sizes import artifact_size
+from compress.export.tensorrt import tensorrt_available
 
 SCHEMA = 1
 
@@ -50,7 +51,7 @@ class BenchModel:
     int8_path: Path | None = None
     engine_path: Path | None = None
     engine_precision: str = "fp32"  # label of the TensorRT rows: fp32 / fp16 / int8
-    loader: str | None = None  # "module:function" the torch memory probe calls, with loader_args
+    loader: str | Callable[..., Any] | None = None  # module-level function (or "module:function") the torch memory probe calls
     loader_args: tuple = ()
     params: int | None = None
     macs: int | None = None
@@ -84,7 +85,7 @@ def environment(threads: int | None) -> dict[str, Any]:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
@@ -98,10 +99,6 @@ def _load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
-
-
-def _cpu_model() -> str:
-    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch", "onnxruntime"),
@@ -186,8 +183,6 @@ def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, s
             if variants:
                 plan.append((backend, variants))
         elif backend == "tensorrt":
-            from compress.export.tensorrt import tensorrt_available
-
             ok, reason = tensorrt_available()
             if not ok:
                 skipped.append({"backend": backend, "model": None, "reason": reason})

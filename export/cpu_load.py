@@ -7,6 +7,7 @@ timing (``export.bench``): this process sleeps while it samples, so the busy tim
 
 from __future__ import annotations
 
+import platform
 import time
 from pathlib import Path
 
@@ -57,3 +58,8 @@ def others_busy(seconds: float = SAMPLE_SECONDS, stat: Path = PROC_STAT) -> floa
     if total <= 0:
         return 0.0
     return min(1.0, max(0.0, 1.0 - (second[0] - first[0]) / total))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    return cpuinfo("model name") or platform.processor() or platform.machine()

@@ -1,6 +1,7 @@
 """Errors of :mod:`export`: same protocol as ``compress.errors.CompressError``.
 
-``export`` imports nothing of ``compress`` but ``compress.atomic``, so it keeps its own base class.
+``compress.export`` imports nothing of ``compress`` but ``compress.calibrate`` and ``compress.util``, so it
+keeps its own base class.
 The CLI recognises it by its ``exit_code`` and ``hint`` attributes and prints
 ``error: <message> (<hint>)``.
 """

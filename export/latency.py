@@ -46,6 +46,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compress.export.tensorrt import TensorRTRunner
+from compress.export.verify import make_session
+
 Runner = Callable[[], None]
 
 
@@ -169,8 +172,6 @@ def torch_runner(model: nn.Module, example: torch.Tensor, device: str | torch.de
 def ort_runner(path: str | Path, example: torch.Tensor | np.ndarray, threads: int | None = None,
                providers: Sequence[str] | None = None) -> Runner:
     """A runner calling an onnxruntime session (fixed ``intra_op`` threads, sequential execution)."""
-    from compress.export.verify import make_session
-
     session = make_session(path, providers, threads=threads or 1)
     name = session.get_inputs()[0].name
     x = example.detach().cpu().numpy() if isinstance(example, torch.Tensor) else example
@@ -184,8 +185,6 @@ def ort_runner(path: str | Path, example: torch.Tensor | np.ndarray, threads: in
 
 def trt_runner(engine_path: str | Path, example: torch.Tensor) -> Runner:
     """A runner executing a TensorRT engine on ``example`` (copied once to the GPU); synchronises."""
-    from compress.export.tensorrt import TensorRTRunner
-
     engine = TensorRTRunner(engine_path)
     x = example.detach().to("cuda", torch.float32).contiguous()
     engine.prepare(x)

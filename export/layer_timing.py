@@ -23,8 +23,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from compress.export.cpu_load import cpu_model
 from compress.export.latency import Runner, ort_runner, time_interleaved, torch_runner, trt_runner
+from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from compress.export.onnx import export_onnx
+from compress.export.tensorrt import build_engine, require_tensorrt
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 LAYER_SECONDS = 0.15  # per table entry: enough rounds for a stable median of a µs-scale layer
@@ -40,10 +43,8 @@ class Timer:
         self.device = device
 
     def describe(self) -> dict:
-        from compress.export.bench import _cpu_model
-
         info = {"backend": self.backend, "batch": self.batch, "threads": self.threads, "device": self.device,
-                "cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+                "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
                 "system": platform.system(), "torch": torch.__version__}
         if self.device.startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(torch.device(self.device))
@@ -94,8 +95,6 @@ class OnnxTimer(Timer):
             return self.from_onnx(path, example_input(spec, cin, self.batch))
 
     def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
-        from compress.export.onnx import export_onnx
-
         with tempfile.TemporaryDirectory(prefix="compress-net-") as tmp:
             path = Path(tmp) / "model.onnx"
             export_onnx(model, example[:1], path)
@@ -131,13 +130,9 @@ class TensorRTTimer(OnnxTimer):
         super().__init__(batch, threads, device)
 
     def describe(self) -> dict:
-        from compress.export.tensorrt import _require_tensorrt
-
-        return {**super().describe(), "tensorrt": _require_tensorrt().__version__}
+        return {**super().describe(), "tensorrt": require_tensorrt().__version__}
 
     def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
-        from compress.export.tensorrt import build_engine
-
         engine = path.with_suffix(".engine")
         build_engine(path, engine, min_batch=self.batch, opt_batch=self.batch, max_batch=self.batch)
         return trt_runner(engine, example)  # the runner holds the deserialized engine
@@ -149,8 +144,6 @@ def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, devi
     if backend == "torch":
         return TorchTimer(batch, threads, device)
     if backend == "tensorrt":
-        from compress.export.tensorrt import _require_tensorrt
-
-        _require_tensorrt()
+        require_tensorrt()
         return TensorRTTimer(batch, threads, "cuda")
     raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")

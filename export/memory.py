@@ -18,7 +18,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from compress.export.errors import ExportError
 
@@ -38,14 +38,27 @@ class MemoryResult:
         return asdict(self)
 
 
-def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None, loader: str | None = None,
+def importable_name(loader: str | Callable[..., Any]) -> str:
+    """``"module:function"`` of a module-level function, which a fresh process can import (a string
+    is taken as that name already)."""
+    if isinstance(loader, str):
+        return loader
+    name = getattr(loader, "__qualname__", "")
+    if not name or "." in name or "<" in name:
+        raise ExportError(f"the memory probe's loader {loader!r} is not a module-level function",
+                          "a child process must import it: pass a function defined at a module's top level")
+    return f"{loader.__module__}:{name}"
+
+
+def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None,
+                        loader: str | Callable[..., Any] | None = None,
                         loader_args: Sequence = (), batch: int, input_shape: Sequence[int], iters: int = 3,
                         threads: int | None = 1, device: str = "cpu", timeout: float = 600.0) -> MemoryResult:
     """Run ``iters`` batches of ``batch`` random inputs of ``input_shape`` (C, H, W) in a child process.
 
-    ``backend="onnxruntime"`` needs ``onnx_path``; ``backend="torch"`` needs ``loader``, a
-    ``"module:function"`` the child imports and calls with ``loader_args`` (JSON-serialisable,
-    e.g. a checkpoint path); it returns an ``nn.Module`` or an object with a ``.model``.
+    ``backend="onnxruntime"`` needs ``onnx_path``; ``backend="torch"`` needs ``loader``, a module-level
+    function (or its ``"module:function"`` name) the child imports and calls with ``loader_args``
+    (JSON-serialisable, e.g. a checkpoint path); it returns an ``nn.Module`` or an object with a ``.model``.
     """
     if backend not in BACKENDS:
         raise ExportError(f"unknown memory backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
@@ -53,7 +66,8 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None, lo
         raise ExportError("the onnxruntime memory probe needs an ONNX file", "export the model first")
     if backend == "torch" and not loader:
         raise ExportError("the torch memory probe needs a loader 'module:function'",
-                          "e.g. loader='compress.loading:load_for_bench', loader_args=[checkpoint]")
+                          "e.g. loader=compress.loading.load_for_bench, loader_args=[checkpoint]")
+    loader = importable_name(loader) if loader is not None else None
     spec = {"backend": backend, "onnx_path": str(onnx_path) if onnx_path else None, "loader": loader,
             "loader_args": [str(a) if isinstance(a, os.PathLike) else a for a in loader_args], "batch": int(batch),
             "input_shape": [int(d) for d in input_shape], "iters": int(iters), "threads": threads, "device": device}

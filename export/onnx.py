@@ -27,8 +27,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.atomic import atomic_file
 from compress.export.errors import ExportError
+from compress.util.atomic import atomic_file
+from compress.util.modules import device_of, eval_mode
+from compress.util.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +56,6 @@ class OnnxExport:
                 "warnings": list(self.warnings), "dynamic_batch": self.dynamic_batch}
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's parameters (or buffers) live; CPU for a parameter-free model."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Put every submodule in eval mode; restore each one's own flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, opset: int | None = None,
                 dynamic_batch: bool = True) -> OnnxExport:
     """Export ``model`` (run in eval mode, left unchanged) to ``path`` atomically.
@@ -87,7 +70,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
     if not isinstance(example, torch.Tensor) or example.dim() < 1:
         raise ExportError("the example input must be a tensor with a batch dimension",
                           "pass one preprocessed batch, e.g. torch.randn(1, 3, 224, 224)")
-    example = example.detach().to(model_device(model), torch.float32)
+    example = example.detach().to(device_of(model), torch.float32)
     if dynamic_batch and example.shape[0] == 1:
         # torch.export specialises size-1 dimensions; a batch of 2 keeps the batch symbolic.
         example = example.repeat(2, *([1] * (example.dim() - 1)))
@@ -99,7 +82,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
                 used_opset = _export_dynamo(model, example, tmp_path, opset or DEFAULT_OPSET, dynamic_batch)
                 exporter = "dynamo"
             except Exception as err:  # any exporter failure: fall back, say why
-                reason = _one_line(err)
+                reason = one_line(err, 300, typed=True)
                 note = f"torch.export-based ONNX exporter failed ({reason}); used the TorchScript exporter"
                 log.warning(note)
                 notes.append(note)
@@ -108,7 +91,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
                                                      dynamic_batch)
                 except Exception as err2:
                     raise ExportError(
-                        f"cannot export {type(model).__name__} to ONNX: dynamo: {reason}; torchscript: {_one_line(err2)}",
+                        f"cannot export {type(model).__name__} to ONNX: dynamo: {reason}; torchscript: {one_line(err2, 300, typed=True)}",
                         "simplify the forward (no data-dependent control flow) or export a traced submodule",
                     ) from err2
                 exporter = "torchscript"
@@ -120,7 +103,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as err:
-            raise ExportError(f"the exported ONNX model fails onnx.checker: {_one_line(err)}",
+            raise ExportError(f"the exported ONNX model fails onnx.checker: {one_line(err, 300, typed=True)}",
                               "report the model; try opset=17 for the TorchScript exporter") from err
         data = proto.SerializeToString()
     with atomic_file(path, "wb") as handle:
@@ -171,9 +154,3 @@ def _check_io_names(proto) -> None:
     if inputs[:1] != [INPUT_NAME] or outputs[:1] != [OUTPUT_NAME]:
         raise ExportError(f"exported graph has inputs {inputs} and outputs {outputs}",
                           f"expected one input '{INPUT_NAME}' and output '{OUTPUT_NAME}' (a model with one tensor in and out)")
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    first = text[0] if text else type(err).__name__
-    return f"{type(err).__name__}: {first[:300]}"

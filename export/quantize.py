@@ -38,13 +38,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from compress.atomic import atomic_file
+from compress.export.cpu_load import PROC_CPUINFO, cpuinfo
 from compress.export.errors import ExportError
+from compress.util.atomic import atomic_file
+from compress.util.text import one_line
 
 METHODS = ("minmax", "entropy", "percentile")
 SATURATION_NOTE = ("the tensorrt-target INT8 model was checked with onnxruntime on a CPU without VNNI, whose "
@@ -119,7 +122,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
         try:
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
         except Exception as err:
-            raise ExportError(f"onnxruntime pre-processing failed on {fp32_path.name}: {_one_line(err)}",
+            raise ExportError(f"onnxruntime pre-processing failed on {fp32_path.name}: {one_line(err, 300, typed=True)}",
                               "re-export the model (static C/H/W, opset >= 13)") from err
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress on stdout
@@ -132,7 +135,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
                     extra_options=extra, calibration_cache_path=cache, reduce_range=reduce_range,
                 )
         except Exception as err:
-            raise ExportError(f"INT8 quantization of {fp32_path.name} failed: {_one_line(err)}",
+            raise ExportError(f"INT8 quantization of {fp32_path.name} failed: {one_line(err, 300, typed=True)}",
                               "check that the calibration images match the model's input shape") from err
         proto = onnx.load(str(out))
         onnx.checker.check_model(proto)
@@ -154,10 +157,6 @@ def saturating_u8s8(path: str | Path | None = None, machine: str | None = None) 
     VPMADDUBSW, whose 16-bit pair sums can saturate (onnxruntime's quantization guide: use ``reduce_range``,
     7-bit weights, there). Measured on a Zen 3 EPYC (AVX2, no VNNI): the tiny test CNN's INT8 logits were
     0.58 off FP32 with 8-bit weights. VNNI CPUs and ARM accumulate in 32 bits and keep 8-bit weights."""
-    import platform
-
-    from compress.export.cpu_load import PROC_CPUINFO, cpuinfo
-
     if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
         return False
     flags = cpuinfo("flags", path or PROC_CPUINFO)
@@ -209,8 +208,3 @@ def activation_types(path: str | Path) -> set[str]:
         else:
             types.add("uint8")  # the ONNX default when no zero point is given
     return types
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {(lines[0] if lines else '')[:300]}"

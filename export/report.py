@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from compress.atomic import atomic_file, write_text
+from compress.util.atomic import atomic_file, write_text
 
 
 # ---------------------------------------------------------------- formatting

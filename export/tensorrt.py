@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.atomic import atomic_file
 from compress.export.errors import ExportError, TensorRTUnavailable
 from compress.export.onnx import INPUT_NAME
+from compress.util.atomic import atomic_file
+from compress.util.text import one_line
 
 NOT_INSTALLED = "TensorRT is not installed (pip install compress[tensorrt])"
 
@@ -40,7 +41,7 @@ def tensorrt_available() -> tuple[bool, str]:
     except ImportError:
         return False, NOT_INSTALLED
     except Exception as err:  # a broken install (missing libnvinfer) raises OSError and the like
-        return False, f"TensorRT cannot be imported ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        return False, f"TensorRT cannot be imported ({one_line(err, 160, typed=True)})"
     import torch
 
     if not torch.cuda.is_available():
@@ -48,7 +49,7 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"TensorRT {trt.__version__} on {torch.cuda.get_device_name(0)}"
 
 
-def _require_tensorrt():
+def require_tensorrt():
     ok, reason = tensorrt_available()
     if not ok:
         raise TensorRTUnavailable(reason, "TensorRT engines need the tensorrt package and a CUDA GPU")
@@ -88,7 +89,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, min_batch: i
     """
     import time
 
-    trt = _require_tensorrt()
+    trt = require_tensorrt()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
         raise ExportError(f"ONNX model not found: {onnx_path}", "export the model first")
@@ -163,7 +164,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, min_batch: i
 
 def inspect_engine(data: bytes, trt=None) -> dict[str, dict]:
     """Deserialize an engine and list its I/O tensors: ``{name: {mode, dtype, shape}}``."""
-    trt = trt or _require_tensorrt()
+    trt = trt or require_tensorrt()
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
@@ -187,7 +188,7 @@ class TensorRTRunner:
     def __init__(self, engine_path: str | Path):
         import torch
 
-        trt = _require_tensorrt()
+        trt = require_tensorrt()
         self._trt, self._torch = trt, torch
         self.path = Path(engine_path)
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -316,7 +317,7 @@ def to_fp16_onnx(path: str | Path, out: str | Path) -> Path:
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
         onnx.checker.check_model(proto)
     except Exception as err:
-        raise ExportError(f"FP16 conversion of {Path(path).name} produced an invalid model: {str(err).splitlines()[0][:200]}",
+        raise ExportError(f"FP16 conversion of {Path(path).name} produced an invalid model: {one_line(err, 200)}",
                           "the model uses an operator this converter does not handle; build FP32 or convert with NVIDIA ModelOpt AutoCast") from err
     with atomic_file(out, "wb") as handle:
         handle.write(proto.SerializeToString())

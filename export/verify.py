@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from compress.export.errors import VerificationError
-from compress.export.onnx import eval_mode, model_device
+from compress.util.modules import device_of, eval_mode
 
 CHUNK = 64  # images per onnxruntime call
 
@@ -82,8 +82,13 @@ def make_session(path: str | Path, providers: Sequence[str] | None = None, threa
 
 
 def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
-    """All outputs' first tensor for ``inputs``, in chunks that respect a fixed batch size."""
+    """The session's one output for ``inputs``, in chunks that respect a fixed batch size (raises
+    :class:`VerificationError` for a model with several outputs)."""
     x = _as_numpy(inputs)
+    names = [o.name for o in session.get_outputs()]
+    if len(names) != 1:  # comparing only the first would leave the others unchecked
+        raise VerificationError(f"the ONNX model has {len(names)} outputs {names}, not one tensor of logits",
+                                "export a model whose forward returns one tensor")
     meta = session.get_inputs()[0]
     fixed = meta.shape[0] if isinstance(meta.shape[0], int) else None
     step = fixed or CHUNK
@@ -101,11 +106,15 @@ def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
 def torch_logits(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
     """Reference logits of ``model`` in eval mode (its modes restored afterwards)."""
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    device = model_device(model)
+    device = device_of(model)
     outs = []
     with eval_mode(model), torch.inference_mode():
         for i in range(0, len(x), CHUNK):
-            outs.append(model(x[i:i + CHUNK].to(device)).detach().float().cpu().numpy())
+            out = model(x[i:i + CHUNK].to(device))
+            if not isinstance(out, torch.Tensor):
+                raise VerificationError(f"{type(model).__name__} returns a {type(out).__name__}, not one tensor of logits",
+                                        "export a model whose forward returns one tensor")
+            outs.append(out.detach().float().cpu().numpy())
     return np.concatenate(outs).astype(np.float64)
 
 
@@ -150,6 +159,9 @@ def compare_sessions(path_a: str | Path, path_b: str | Path, inputs: torch.Tenso
     """Top-1 agreement and logit differences of two ONNX models (``a`` is the reference)."""
     a = run_session(make_session(path_a, providers), inputs)
     b = run_session(make_session(path_b, providers), inputs)
+    if a.shape != b.shape:
+        raise VerificationError(f"{Path(path_b).name}: output shape {b.shape} differs from {Path(path_a).name}'s {a.shape}",
+                                "compare two exports of the same model")
     diff = np.abs(a - b)
     return Agreement(top1_agreement=float(np.mean(a.argmax(1) == b.argmax(1))), max_abs_diff=float(diff.max()),
                      mean_abs_diff=float(diff.mean()), n=int(len(a)))

@@ -15,7 +15,7 @@ from compress.distill import DistillConfig, agreement, distill
 from compress.importance import ImportanceConfig, estimate
 from tests.cli_helpers import run_cli
 from tests.graph.helpers import groups_of
-from tests.test_distill import FAST, pair  # noqa: F401  (pair is a fixture)
+from tests.distill_data import FAST
 from tests.toy_models import build
 
 pytestmark = [pytest.mark.gpu,
@@ -41,7 +41,7 @@ def test_importance_on_the_gpu_matches_the_cpu_and_leaves_the_model_where_it_was
 
 
 @pytest.mark.parametrize("amp,precision", [("auto", None), ("fp16", "fp16"), ("off", "fp32")])
-def test_distillation_on_the_gpu_learns_in_each_precision_and_returns_cpu_weights(pair, amp, precision):  # noqa: F811
+def test_distillation_on_the_gpu_learns_in_each_precision_and_returns_cpu_weights(pair, amp, precision):
     student, teacher, train, hold = pair
     res = distill(student, teacher, train, hold, DistillConfig(**FAST, amp=amp, channels_last="auto"),
                   device="cuda", progress=False)
@@ -64,7 +64,12 @@ def test_prune_on_the_gpu_then_bench_times_torch_there_with_gpu_memory(tiny_asse
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["importance_device"] == "cuda" and summary["recover_device"].startswith("cuda")
-    assert summary["agreement_recovered"] is not None
+    # the recovered figure is the held-out check whose weights were kept, on the GPU as on the CPU
+    checks = summary["recover_checks"]
+    assert summary["recover_steps"] == 20 and checks[0]["step"] == 0 and checks[-1]["step"] == 20
+    assert checks[0]["agreement"] == summary["agreement_pruned"]
+    kept = next(c for c in checks if c["step"] == summary["recover_best_step"])
+    assert kept["agreement"] == summary["agreement_recovered"] and 0.0 <= summary["agreement_recovered"] <= 1.0
     report_dir = tmp_path / "report"
     code, stdout, err = run_cli(["bench", out, "--backend", "torch,onnxruntime", "--batch", "1,8", "--iters", "5",
                                  "--warmup", "2", "--min-seconds", "0", "-o", report_dir, "--json"], capsys)

@@ -23,22 +23,7 @@ from compress.distill import (
     not_worse,
     top1_accuracy,
 )
-
-
-def tiny_net(width: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 5),
-    )
-
-
-def images(n: int, seed: int, size: int = 12) -> torch.Tensor:
-    """Smooth colour blobs: varied enough that a random teacher spreads its top-1 over classes."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.randn(n, 3, 3, 3, generator=g) * 1.5
-    return nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+from tests.distill_data import FAST, images, tiny_net
 
 
 @pytest.fixture(autouse=True)
@@ -48,30 +33,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture
-def pair():
-    teacher = tiny_net(16, seed=0)
-    with torch.no_grad():  # settle the teacher's BN statistics on data like the test images
-        for m in teacher.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.momentum = None  # one pass = the exact statistics of that batch
-        teacher.train()(images(128, seed=9))
-        teacher.eval()
-        feats = teacher[:-1](images(128, seed=9))  # centre and scale the head: varied top-1 classes
-        head = teacher[-1]
-        head.weight.mul_(3 / (feats @ head.weight.T).std(0, keepdim=True).T)
-        head.bias.copy_(-(feats @ head.weight.T).mean(0))
-    student = tiny_net(6, seed=1)
-    train, hold = images(192, seed=2), images(96, seed=3)
-    with torch.no_grad():
-        assert teacher(hold).argmax(1).unique().numel() >= 3  # a non-trivial target
-    return student, teacher, train, hold
-
-
-# ema=0: the student's own weights are judged and returned (the snapshot tests compare them), unless a test sets it
-FAST = dict(steps=60, batch_size=32, lr=0.2, eval_every=10, cutmix=0.0, ema=0.0)
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:

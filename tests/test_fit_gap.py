@@ -40,7 +40,7 @@ def test_gap_counts_only_beyond_the_sampling_error():
 def test_recovery_reports_training_agreement_and_says_when_images_bind():
     from types import SimpleNamespace
 
-    from compress.pipeline import Reporter
+    from compress.pipeline import Lines
     from compress.stages import _fit_on_training_images
 
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
@@ -48,7 +48,7 @@ def test_recovery_reports_training_agreement_and_says_when_images_bind():
     student.load_state_dict(teacher.state_dict())  # agrees on every training image
     train = torch.randn(200, 1, 2, 2)
     said: list[str] = []
-    say = Reporter(info=said.append, warn=said.append)
+    say = Lines(info=said.append, warn=said.append)
     config = SimpleNamespace(device="cpu")
 
     def check(held_agreement: float, n_held: int) -> dict:

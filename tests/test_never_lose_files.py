@@ -105,7 +105,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
         monkeypatch.setattr(safetensors.torch, "save_file", full)
         extra = ()
     else:
-        import compress.export.onnx
+        import compress.deploy
 
         def full(model, example, path, **_k):
             Path(path).write_bytes(b"half an onnx file")
@@ -113,7 +113,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(compress.export.onnx, "export_onnx", full)
+        monkeypatch.setattr(compress.deploy, "export_onnx", full)  # where deploy looks it up
         extra = ("--export", "onnx")
     before = fingerprint(tiny_assets)
     code, _, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--no-recover", *extra), capsys)
@@ -123,7 +123,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
 
 
 def test_only_failures_to_write_the_output_become_output_errors(tmp_path):
-    from compress.atomic import write_failure
+    from compress.util.atomic import write_failure
 
     out = tmp_path / "out"
     assert write_failure(PermissionError(errno.EACCES, "Permission denied", "/etc/elsewhere"), out) is None
@@ -298,12 +298,12 @@ def test_bench_of_unrelated_models_says_so(tiny_assets, tmp_path, capsys):
 
 
 def test_ctrl_c_before_recovery_exits_130_and_writes_nothing(tiny_assets, tmp_path, capsys, monkeypatch):
-    import compress.importance
+    import compress.stages
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(compress.importance, "estimate", interrupted)
+    monkeypatch.setattr(compress.stages, "estimate", interrupted)  # where the importance stage looks it up
     code, stdout, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--json"), capsys)
     assert code == 130 and "interrupted" in err and json.loads(stdout)["exit_code"] == 130
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)

@@ -53,7 +53,12 @@ def test_default_cap_is_raised_only_as_far_as_the_target_needs():
 def test_round_to_gives_multiples_or_unchanged_widths():
     model, x = build("chain")
     groups = groups_of(model, x, prune_stem=True)
+    unrounded = select(groups, _scores(groups), PrunePolicy(ratio=0.5, round_to=1))
+    assert any(after % 4 for before, after in unrounded.widths.values() if after != before)  # rounding has work to do
     plan = select(groups, _scores(groups), PrunePolicy(ratio=0.5, round_to=4))
+    assert plan.ratio_removed >= 0.5  # rounding gives back channels only where the target still holds
+    cut = {name for name, (before, after) in plan.widths.items() if after != before}
+    assert cut == {"a.0:out", "a.1:chan", "b.0:out", "b.1:chan"}, plan.widths  # both prunable groups are cut
     for name, (before, after) in plan.widths.items():
         assert after == before or after % 4 == 0, (name, before, after)
 

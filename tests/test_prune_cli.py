@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -60,13 +61,16 @@ def test_prune_never_overwrites_and_refuses_existing_output(tiny_assets, tmp_pat
     assert code == 2 and "overwrite the input" in err
 
 
-def test_prune_target_macs_and_default_output_next_to_checkpoint(tiny_assets, capsys):
-    code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+def test_prune_target_macs_and_default_output_next_to_checkpoint(tiny_assets, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt.pt"  # a private copy: the default output must not land in the session-wide assets
+    shutil.copyfile(tiny_assets / "ckpt.pt", ckpt)
+    code, stdout, err = run_cli(["prune", ckpt, "--arch", "digits", "--calib", tiny_assets / "calib",
                                  "--target-macs", "0.6", "--no-recover", "--round-to", "1", "--prune-stem",
-                                 "--no-progress", "--json", "--overwrite"], capsys)
+                                 "--no-progress", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)
-    assert Path(summary["out"]) == tiny_assets / "ckpt.pruned"
+    assert Path(summary["out"]) == tmp_path / "ckpt.pruned" and (tmp_path / "ckpt.pruned" / "summary.json").is_file()
+    assert sorted(p.name for p in tiny_assets.iterdir()) == ["calib", "ckpt.pt", "eval"]
     assert summary["macs_after"] <= 0.6 * summary["macs_before"]
 
 

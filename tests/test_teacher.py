@@ -23,12 +23,30 @@ def test_folded_teacher_computes_what_the_teacher_computes(name):
     before = copy.deepcopy(model.state_dict())
     grads = [p.requires_grad for p in model.parameters()]
     runner, why = folded_teacher(model, x)
+    # every toy folds, so the comparison below is between two different modules, never the model and itself
+    assert why is None and runner is not model, why
+    assert _bns(runner) == 0 and not any(p.requires_grad for p in runner.parameters())
     with torch.no_grad():
         torch.testing.assert_close(runner(x), model(x), rtol=1e-4, atol=1e-5)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the teacher is not changed
     assert [p.requires_grad for p in model.parameters()] == grads
-    if why is None:
-        assert runner is not model and not any(p.requires_grad for p in runner.parameters())
+
+
+def test_a_folded_copy_that_computes_something_else_is_not_used(monkeypatch):
+    import torch.fx.experimental.optimization as fx_opt
+
+    real_fuse = fx_opt.fuse
+
+    def wrong_fuse(model, inplace=False):
+        folded = real_fuse(model, inplace=inplace)
+        with torch.no_grad():
+            next(folded.parameters()).add_(0.5)
+        return folded
+
+    monkeypatch.setattr(fx_opt, "fuse", wrong_fuse)
+    model, x = build("chain")
+    runner, why = folded_teacher(model.eval(), x)
+    assert runner is model and why == "folded output differs"
 
 
 def test_conv_bn_pairs_are_folded_away():

@@ -57,7 +57,7 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
     check_output(Path(out) if out else default, replaces=False, markers=(RECORD, "report.json"),
                  inputs={**{k: v for k, v in models.items() if v and not (Path(v) / RECORD).is_file()},
                          "--eval": eval_dir, "--calib": calib})
-    from compress.atomic import writing
+    from compress.util.atomic import writing
     from compress.bench_sides import load_sides
     from compress.cli import output
     from compress.deploy import benchmark

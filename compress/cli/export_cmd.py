@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from compress.artifacts import FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 
 @click.command()
 @click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
-@click.option("--format", "formats", callback=comma_choice(("onnx", "int8", "trt")), default="onnx,int8", show_default=True,
+@click.option("--format", "formats", callback=comma_choice(FORMATS), default="onnx,int8", show_default=True,
               help="Comma-separated: onnx, int8, trt.")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
@@ -32,7 +33,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
                           replaces=False, markers=(RECORD, "export.json"),
                           inputs=input_paths(checkpoint=None if saved else model_path, calib=calib,
                                              arch=model_params.get("arch")))
-    from compress.atomic import writing
+    from compress.util.atomic import writing
     from compress.cli import output
     from compress.deploy import export_formats
     from compress.errors import UsageError
@@ -62,11 +63,10 @@ def _images(calib, loaded):
     if not calib or not Path(calib).is_dir():
         return None
     from compress.calibrate import ImageDataset, preload, scan_folder
-    from compress.calibrate.preprocess import Preprocess
     from compress.deploy import CALIBRATION_IMAGES
 
     paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths
-    return preload(ImageDataset(paths, Preprocess.from_dict(loaded.spec.preprocess)))
+    return preload(ImageDataset(paths, loaded.preprocess()))
 
 
 def torch_randn(loaded):

@@ -1,7 +1,9 @@
 """Root of the ``compress`` command line.
 
 Subcommands are imported lazily (Click's LazyGroup pattern) so ``compress --help`` does not pay
-for importing torch. Each subcommand lives in its own module and only parses options, builds a
+for importing torch; each command imports its work inside its function for the same reason
+(``compress CMD --help``). These are the only function-level imports of the project's own modules
+besides ``compress.__init__`` (the lazy API); none of them hides a cycle (``.importlinter``). Each subcommand lives in its own module and only parses options, builds a
 config and calls the pipeline; errors are turned into one line and an exit code here.
 """
 
@@ -12,7 +14,7 @@ import sys
 
 import click
 
-from compress import __version__
+from compress.util.version import __version__
 
 # name -> "module:attribute" of the click.Command
 COMMANDS = {

@@ -13,7 +13,6 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-MODEL_KEYS = ("arch", "arch_kwargs", "trust")
 PREPROCESS_KEYS = ("preset", "input_size", "mean", "std")
 
 
@@ -67,16 +66,10 @@ def preprocess_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return {key: params.get(key) for key in PREPROCESS_KEYS}
 
 
-def pop_options(params: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Remove ``keys`` from a command's ``**params`` and return them (for commands taking ``**params``)."""
-    return {key: params.pop(key) for key in keys if key in params}
-
-
 __all__ = [
     "json_option",
     "load_kwargs",
     "model_options",
-    "pop_options",
     "preprocess_kwargs",
     "preprocess_options",
 ]

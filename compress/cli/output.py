@@ -63,6 +63,16 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+class Terminal:
+    """The pipeline's ``Reporter`` (``compress.pipeline.Reporter``) on a terminal."""
+
+    info = staticmethod(info)
+    warn = staticmethod(warn)
+
+
+TERMINAL = Terminal()
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -75,6 +85,11 @@ def fmt(value: Any) -> str:
             return "-"
         return f"{value:.4g}"
     return str(value)
+
+
+def pct(v: float | None) -> str:
+    """0.8135 -> '81.35 %'; None -> '-'."""
+    return "-" if v is None else f"{100 * v:.2f} %"
 
 
 def human_int(n: int) -> str:

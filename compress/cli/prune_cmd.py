@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from compress.artifacts import FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
@@ -61,7 +62,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
               show_default=True, help="Distillation arithmetic. auto: bf16 on CUDA where supported (else fp16) and on "
                                       "CPUs with native bf16; fp32 elsewhere.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--export", "formats", callback=comma_choice(("onnx", "int8", "trt"), required=False), default=None, metavar="FORMATS",
+@click.option("--export", "formats", callback=comma_choice(FORMATS, required=False), default=None, metavar="FORMATS",
               help="Also export: onnx,int8,trt.")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
 @click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
@@ -89,6 +90,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     if devices > 1 and not distributed.launched():
         _relaunch(devices)
+    from compress.cli import output
     from compress.devices import resolve_device
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
@@ -117,7 +119,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress,
     )
-    result = run_prune(config)
+    result = run_prune(config, output.TERMINAL)
     _show(result, as_json)
     stopped = result.summary.get("recover_stopped") or ""
     if stopped.startswith("interrupted") and distributed.is_main():
@@ -167,8 +169,8 @@ def _relaunch(devices: int) -> None:
 
 def _show(result, as_json: bool) -> None:
     from compress import distributed
+    from compress.artifacts import written_figures
     from compress.cli import output
-    from compress.pipeline import written_figures
 
     if not distributed.is_main():
         return
@@ -190,16 +192,16 @@ def _show(result, as_json: bool) -> None:
         rows.append((f"latency, {lat['backend']} batch {lat['batch']} (ms)", f"{lat['original_ms']:.3f}",
                      f"{lat['measured_ms']:.3f}", f"{lat['speedup']:.2f}x faster; target {lat['target_ms']:.3f}, "
                      f"predicted {lat['predicted_ms']:.3f}"))
-        rows.append(("importance kept", "100 %", _pct(lat["importance_kept"]),
+        rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
     top1, agree = written_figures(s)
     if "top1_before" in s:
-        rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(top1), f"one-shot {_pct(s.get('top1_pruned'))}"))
+        rows.append(("top-1 (eval)", output.pct(s["top1_before"]), output.pct(top1), f"one-shot {output.pct(s.get('top1_pruned'))}"))
     if agree is not None:
-        rows.append(("agreement with original (held out)", "100 %", _pct(agree),
-                     f"one-shot {_pct(s['agreement_pruned'])}"))
+        rows.append(("agreement with original (held out)", "100 %", output.pct(agree),
+                     f"one-shot {output.pct(s['agreement_pruned'])}"))
     if "agreement_train" in s:
-        rows.append(("agreement with original (training images)", "100 %", _pct(s["agreement_train"]),
+        rows.append(("agreement with original (training images)", "100 %", output.pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:
@@ -210,7 +212,3 @@ def _show(result, as_json: bool) -> None:
 
 def _ratio(after, before) -> str:
     return f"{after / before:.2f}x" if before else "-"
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f} %"

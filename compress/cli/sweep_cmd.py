@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import click
@@ -53,62 +51,25 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                         markers=(SWEEP_RECORD,),
                         inputs=input_paths(checkpoint=checkpoint, calib=calib, eval=eval_dir,
                                            arch=model_params.get("arch")))
-    from compress.atomic import write_text
     from compress.cli import output
-    from compress.deploy import Side, benchmark
     from compress.devices import resolve_device
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
-    from compress.loading import load_model
-    from compress.pipeline import PruneConfig, Reporter, run_prune
+    from compress.pipeline import PruneConfig
     from compress.plan import PrunePolicy
-    from compress.export.report import sweep_plot
+    from compress.sweep import run_sweep
 
     device = str(resolve_device(device))
-    root.mkdir(parents=True, exist_ok=True)
-    write_text(root / SWEEP_RECORD, json.dumps({"checkpoint": str(checkpoint), "ratios": list(ratios)}))  # marks it ours
-    load = load_kwargs(model_params)
     base = PruneConfig(checkpoint=checkpoint, calib=calib, policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
-                       load=load, importance=ImportanceConfig(name=importance, device=device), recover=recover,
-                       distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir, overwrite=True, device=device)
-    results = []
-    for ratio in ratios:
-        output.info(f"sweep: ratio {ratio}")
-        config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"),
-                                     policy=dataclasses.replace(base.policy, ratio=ratio))
-        results.append((ratio, run_prune(config, Reporter())))
-    original = load_model(checkpoint, **load)
-    sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
-    sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
-    report = benchmark(sides, root, input_shape=tuple(original.spec.input_size), backends=(backend,),
-                       batches=(batch,), measure_memory=False, show=False, device=device)
-    rows = _rows(report, results, backend, batch)
-    sweep_plot(rows, root / "sweep.png", title=f"{Path(checkpoint).name}: pruning sweep")
+                       load=load_kwargs(model_params), importance=ImportanceConfig(name=importance, device=device),
+                       recover=recover, distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir,
+                       overwrite=True, device=device)
+    result = run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite, reporter=output.TERMINAL)
+    rows = result.rows
     if as_json:
-        output.emit_json({"rows": rows, "report": str(root / "report.json")})
+        output.emit_json({"rows": rows, "report": str(result.report)})
         return
     output.table(f"sweep ({backend}, batch {batch})", ["ratio", "MACs", "params", "p50 ms", "speed-up", "top-1", "agreement"],
-                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], _pct(r["top1"]), _pct(r["agreement"]))
+                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]))
                   for r in rows])
-    output.info(f"wrote {root}/sweep.png and one pruned model per ratio")
-
-
-def _rows(report, results, backend, batch) -> list[dict]:
-    from compress.pipeline import written_figures
-
-    p50 = {row["model"]: row["latency_ms"]["p50"] for row in report["rows"]
-           if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
-    base = report["models"][0]
-    rows = [{"ratio": 0.0, "macs": base["macs"], "params": base["params"], "latency_ms": p50.get("original"),
-             "speedup": 1.0, "top1": results[0][1].summary.get("top1_before"), "agreement": 1.0}]
-    for ratio, res in results:
-        s, name = res.summary, f"ratio-{ratio:g}"
-        top1, agreement = written_figures(s)
-        rows.append({"ratio": ratio, "macs": s["macs_after"], "params": s["params_after"], "latency_ms": p50.get(name),
-                     "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
-                     "top1": top1, "agreement": agreement})
-    return rows
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f} %"
+    output.info(f"wrote {result.plot} and one pruned model per ratio")

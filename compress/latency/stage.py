@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from compress.export.layer_timing import make_timer
 from compress.latency.config import LatencyConfig
 from compress.latency.model import LatencyModel
 from compress.latency.probe import PROBE_SECONDS, WidthProbe
@@ -30,6 +31,7 @@ from compress.latency.table import LatencyTable
 from compress.latency.terms import latency_terms, model_key
 from compress.plan import Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
 from compress.progress import progress_bar
+from compress.surgery import apply_cuts
 
 FIT_FRACTIONS = (0.5, 1.0)  # uniform configurations (share of each group's allowed cut) fitted on
 RANDOM_FIT, HELD_OUT = 1, 3  # random configurations fitted on / held out for the error figure
@@ -39,8 +41,6 @@ KEEP_VERIFY = 24  # measured selections kept in the table (they refine later fit
 
 def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyConfig, input_shape, say,
                  *, progress: bool = True, timer=None) -> tuple[Plan, dict[str, Any]]:
-    from compress.export.layer_timing import make_timer
-
     timer = timer or make_timer(latency.backend, batch=latency.batch, threads=latency.threads, device=latency.device)
     shape = tuple(input_shape)
     example = timer.example(shape)
@@ -170,8 +170,6 @@ def _fill(table: LatencyTable, terms, timer, say, progress: bool) -> None:
 
 
 def _cut(model, groups, removed: list[int]):
-    from compress.surgery import apply_cuts
-
     return apply_cuts(copy.deepcopy(model), plan_for_units(groups, removed).cuts)
 
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from compress.atomic import write_text
+from compress.util.atomic import write_text
 
 VERSION = 3  # 2: in-context width probes (compress.latency.probe); 3: network points keep their widths
 

@@ -9,7 +9,7 @@ import pytest
 from compress.calibrate.errors import CalibrationError
 from compress.calibrate.folder import find_images, scan_folder
 
-from .conftest import write_bad_files, write_rgb
+from .images import write_bad_files, write_rgb
 
 
 def test_find_images_recursive_sorted_extensions_hidden(tmp_path):

@@ -12,7 +12,7 @@ from compress.calibrate.loader import (ImageDataset, LabelledFolder, default_wor
                               preload_labelled)
 from compress.calibrate.preprocess import PRESETS, resolve_preprocess
 
-from .conftest import write_bad_files, write_rgb
+from .images import write_bad_files, write_rgb
 
 CIFAR = PRESETS["cifar"]
 
@@ -98,6 +98,11 @@ def test_labelled_folder_errors(tmp_path):
         LabelledFolder(tmp_path / "missing", CIFAR)
 
 
-def test_default_workers():
-    w = default_workers()
-    assert isinstance(w, int) and 0 <= w <= 8
+@pytest.mark.parametrize("cores, workers", [(1, 0), (2, 0), (3, 2), (4, 3), (9, 8), (64, 8)])
+def test_default_workers_follow_the_rule(monkeypatch, cores, workers):
+    """Main process only up to 2 cores; beyond, one core left for the training loop, at most 8."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_workers() == workers

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from compress.export.errors import ExportError
-from compress.export.memory import peak_rss_subprocess
+from compress.export.memory import importable_name, peak_rss_subprocess
 from compress.export.sizes import artifact_size, artifact_sizes
 from compress.export.widths import misaligned_widths
 from tests.export.factories import tiny
@@ -36,6 +36,19 @@ def test_memory_probe_errors(tmp_path):
     with pytest.raises(ExportError) as err:
         peak_rss_subprocess("onnxruntime", onnx_path=tmp_path / "missing.onnx", batch=1, input_shape=(3, 8, 8))
     assert "failed" in str(err.value)
+
+
+def test_loader_functions_become_names_a_child_process_imports():
+    assert importable_name(tiny) == "tests.export.factories:tiny"
+    assert importable_name("pkg.mod:fn") == "pkg.mod:fn"
+    def local():
+        return tiny(0)
+
+    for nested in (lambda: None, local):
+        with pytest.raises(ExportError, match="not a module-level function"):
+            importable_name(nested)
+    with pytest.raises(ExportError, match="not a module-level function"):
+        peak_rss_subprocess("torch", loader=lambda: None, batch=1, input_shape=(3, 8, 8))
 
 
 def test_artifact_sizes_count_external_data(tmp_path):

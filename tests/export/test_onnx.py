@@ -110,3 +110,38 @@ def test_static_batch_export(tmp_path, tiny_model, images):
     assert dims[0].dim_value == 4
     check = verify_onnx(result.path, tiny_model, images[:10])  # 10 = 4 + 4 + 2 padded
     assert check.passed and check.n == 10
+
+
+def _identity_onnx(path, widths):
+    """An ONNX model with input (N, 4) and one output per entry of ``widths``: its first w columns."""
+    from onnx import TensorProto, helper
+
+    nodes, outputs = [], []
+    for i, w in enumerate(widths):
+        starts = helper.make_tensor(f"s{i}", TensorProto.INT64, [1], [0])
+        ends = helper.make_tensor(f"e{i}", TensorProto.INT64, [1], [w])
+        axes = helper.make_tensor(f"a{i}", TensorProto.INT64, [1], [1])
+        nodes += [helper.make_node("Constant", [], [f"s{i}"], value=starts),
+                  helper.make_node("Constant", [], [f"e{i}"], value=ends),
+                  helper.make_node("Constant", [], [f"a{i}"], value=axes),
+                  helper.make_node("Slice", ["input", f"s{i}", f"e{i}", f"a{i}"], [f"out{i}"])]
+        outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.FLOAT, ["N", w]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])], outputs)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def test_verification_fails_closed_on_outputs_it_cannot_compare(tmp_path):
+    x = torch.randn(3, 4)
+    two = _identity_onnx(tmp_path / "two.onnx", [4, 2])
+    with pytest.raises(VerificationError, match="2 outputs"):  # the second output would go unchecked
+        compare_sessions(two, two, x)
+
+    class Pair(torch.nn.Module):
+        def forward(self, x):
+            return x, x
+
+    with pytest.raises(VerificationError, match="returns a tuple"):
+        verify_onnx(_identity_onnx(tmp_path / "one.onnx", [4]), Pair(), x)
+    with pytest.raises(VerificationError, match="output shape"):
+        compare_sessions(_identity_onnx(tmp_path / "w4.onnx", [4]), _identity_onnx(tmp_path / "w2.onnx", [2]), x)

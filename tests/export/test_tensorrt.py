@@ -17,9 +17,18 @@ AVAILABLE, REASON = tensorrt_available()
 needs_trt = pytest.mark.skipif(not AVAILABLE, reason=REASON)
 
 
-def test_availability_reason_is_one_line():
+def test_availability_reason_is_one_line_and_says_what_is_missing():
     ok, reason = tensorrt_available()
     assert isinstance(ok, bool) and reason and "\n" not in reason
+    try:
+        import tensorrt as trt
+    except ImportError:
+        assert (ok, reason) == (False, NOT_INSTALLED)
+        return
+    if torch.cuda.is_available():
+        assert ok and reason == f"TensorRT {trt.__version__} on {torch.cuda.get_device_name(0)}"
+    else:
+        assert not ok and reason.startswith("no CUDA GPU") and trt.__version__ in reason
 
 
 def test_build_engine_without_tensorrt_raises_one_line_reason(tmp_path, monkeypatch, tiny_onnx):
@@ -99,8 +108,10 @@ def test_trt_runner_times(tmp_path, tiny_onnx, images):
     from compress.export.latency import time_interleaved, trt_runner
 
     info = build_engine(tiny_onnx.path, tmp_path / "m.engine", max_batch=8, workspace_gib=0.5)
-    stats = time_interleaved({"trt": trt_runner(info.path, images[:4])}, warmup=3, iters=10, batch=4)
-    assert stats["trt"].p50 > 0
+    stats = time_interleaved({"trt": trt_runner(info.path, images[:4])}, warmup=3, iters=10, batch=4)["trt"]
+    assert stats.iters == 10 and stats.batch == 4
+    assert 0 < stats.min <= stats.p50 <= stats.p90 <= stats.p99
+    assert stats.throughput == pytest.approx(4 * 1000.0 / stats.p50)
 
 
 @pytest.mark.tensorrt
@@ -117,8 +128,12 @@ def test_tensorrt_calibrator_matches_api(tmp_path, images):
         return
     calib = make_tensorrt_calibrator(images[:20], 8, tmp_path / "calib.cache")
     assert isinstance(calib, trt.IInt8EntropyCalibrator2) and calib.get_batch_size() == 8
-    first, second, third = (calib.get_batch(["input"]) for _ in range(3))
-    assert len(first) == 1 and len(second) == 1 and third is None  # 20 images: two full batches of 8
+    # each batch is the next 8 images, in order, at the device address handed to TensorRT
+    for start in (0, 8):
+        pointers = calib.get_batch(["input"])
+        assert pointers == [calib._device.data_ptr()]
+        torch.testing.assert_close(calib._device.cpu(), images[start:start + 8], rtol=0, atol=0)
+    assert calib.get_batch(["input"]) is None  # 20 images: two full batches of 8, the tail is not given
     assert calib.read_calibration_cache() is None
     calib.write_calibration_cache(b"abc")
     assert calib.read_calibration_cache() == b"abc"

@@ -1,7 +1,7 @@
 """Atomic outputs: a file or folder either appears complete or not at all.
 
 Every writer here turns a failure to write (disk full, no permission, read-only file system, a
-file in the way) into one :class:`~compress.errors.OutputError` line naming the output (exit 8),
+file in the way) into one :class:`~compress.util.errors.OutputError` line naming the output (exit 8),
 after removing what it had started: :func:`write_failure` is that one place.
 """
 
@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from compress.util.errors import OutputError
+
 
 # errnos that mean "this cannot be written here", whatever library was writing
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.EFBIG,
@@ -27,8 +29,6 @@ WRITE_TEXTS = {"no space left on device": errno.ENOSPC, "disk quota exceeded": e
 def write_failure(err: BaseException, path: str | os.PathLike):
     """The :class:`OutputError` that ``err``, raised while writing the output ``path``, means; None
     when it is not a failure to write there (a bug, or a file elsewhere that could not be read)."""
-    from compress.errors import OutputError
-
     code = err.errno if isinstance(err, OSError) else None
     where = ""
     if isinstance(err, OSError) and err.filename is not None:

@@ -1,0 +1,39 @@
+"""The output folder of ``compress prune``: every file name in one place, and how the run record
+(``summary.json``) names the figures of the model that was written.
+
+Imports nothing of the project: the stages, ``deploy``, the saved format, the bench and the CLI
+all read their names from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECORD = "compress.json"  # the original's spec and the cut record (compress.saved)
+WEIGHTS = "model.safetensors"  # the pruned weights (compress.saved)
+SUMMARY = "summary.json"  # the run record
+PLAN = "plan.json"
+IMPORTANCE = "importance.json"
+EXPORT = "export.json"  # what deploy.export_formats wrote and measured
+REPORT = "report.json"  # the benchmark report (also report.md, report.png)
+BENCH_DIR = "bench"  # the benchmark's own ONNX files and the original's spec
+ONNX = "model.onnx"
+INT8 = "model.int8.onnx"
+ENGINE = "model.engine"
+FORMATS = ("onnx", "int8", "trt")  # what --export / --format accept
+MODEL_FILES = {"onnx": ONNX, "int8": INT8, "engine": ENGINE}  # exported formats, by bench attribute
+
+
+def spec_name(side: str) -> str:
+    """The spec file the memory probe reloads one side of a benchmark from."""
+    return f"{side}.spec.json"
+
+
+def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(eval top-1, held-out agreement) of the model a run wrote: recovered, else with re-estimated
+    BatchNorm statistics, else one-shot; None where not measured."""
+    def last(key: str) -> float | None:
+        return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
+                     if summary.get(k) is not None), None)
+
+    return last("top1"), last("agreement")
