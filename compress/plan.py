@@ -91,8 +91,7 @@ class MacModel:
         self.g = groups
         self.terms = []
         for call, i_in, i_out in groups.call_slots():
-            groups_ = getattr(groups.graph.traced.gm.get_submodule(call.module), "groups", 1)
-            self.terms.append((call.macs_per_io, i_in, i_out, groups_, len(groups.slots[i_in].ids)))
+            self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
 
     def macs(self, removed_mask: np.ndarray) -> int:
         kept = self.g.kept_widths(removed_mask)
@@ -241,8 +240,10 @@ def _make_plan(groups: Groups, removed: list[int], macs_before: int, macs_after:
         if slot.role in WIDTH_ROLES:
             widths[f"{slot.name}:{slot.role}"] = (len(roots), len(keep))
         if len(keep) < len(roots):
-            cuts.append({"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots),
-                         "keep": keep.tolist()})
+            cut = {"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots), "keep": keep.tolist()}
+            if slot.consumes:  # a functional conv/linear's input dim: the proof zeroes it
+                cut["consumes"] = True
+            cuts.append(cut)
     return Plan(
         removed=sorted(removed_set),
         cuts=cuts,

@@ -19,13 +19,17 @@ def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
     ref = copy.deepcopy(original).eval()
     with torch.no_grad():
         for cut in cuts:
-            if cut["role"] != "in":
+            if cut["role"] != "in" and not cut.get("consumes"):
                 continue
-            m = ref.get_submodule(cut["name"])
             removed = sorted(set(range(cut["size"])) - set(cut["keep"]))
             if not removed:
                 continue
             idx = torch.as_tensor(removed, dtype=torch.long)
+            if cut["role"] == "param":  # a weight a functional conv/linear reads: zero its inputs
+                owner, _, attr = cut["name"].rpartition(".")
+                getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut["dim"], idx, 0)
+                continue
+            m = ref.get_submodule(cut["name"])
             if isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1):
                 m.weight[:, idx] = 0
             elif isinstance(m, _CONV_T) and m.groups == 1:

@@ -16,12 +16,13 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from compress.graph import ops, rules
+from compress.graph import functional, ops, rules
 from compress.graph.rules import Dynamic, Value
 from compress.graph.trace import TracedModel
 from compress.graph.unionfind import ChannelSets, Protection
 
-NORM_RULES = {"batchnorm", "groupnorm", "layernorm"}
+NORM_RULES = {"batchnorm", "groupnorm", "layernorm", "fn_batchnorm", "fn_groupnorm", "fn_layernorm"}
+RULES = {**rules.RULES, **functional.RULES}
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Slot:
     ids: np.ndarray
     kind: str  # module class name, or "Parameter"
     dim: int = 0  # for role "param": the parameter's dimension
+    consumes: bool = False  # a param dim a functional conv/linear reads as its input channels
 
 
 @dataclass
@@ -53,6 +55,7 @@ class LayerCall:
     kind: str  # "conv" | "linear"
     macs_per_io: int  # multiply-accumulates per (input channel per group x output channel)
     in_shape: tuple[int, ...] = ()  # the input's shape in the trace (batch first), for latency tables
+    groups: int = 1
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Analyzer:
         self.calls: list[LayerCall] = []
         self.input_ids = np.zeros(0, dtype=np.int64)
         self.unknown: list[Protection] = []
+        self.owner_probes: list[tuple[str, fx.Node]] = []  # (module, functional norm/conv node inside it)
 
     # ------------------------------------------------------------ API used by rules
 
@@ -112,11 +116,24 @@ class Analyzer:
             self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__)
         return self.slots[key].ids
 
-    def param_slot(self, name: str, dim: int, n: int) -> np.ndarray:
+    def param_slot(self, name: str, dim: int, n: int, consumes: bool = False) -> np.ndarray:
         key = (name, f"param:{dim}")
         if key not in self.slots:
-            self.slots[key] = Slot(name, "param", self.sets.new(n), "Parameter", dim)
+            self.slots[key] = Slot(name, "param", self.sets.new(n), "Parameter", dim, consumes)
         return self.slots[key].ids
+
+    def param_shape(self, name: str) -> tuple[int, ...]:
+        obj = self.gm
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return tuple(obj.shape)
+
+    def record_call(self, node: fx.Node, module: str, kind: str, macs_per_io: int, groups: int = 1) -> None:
+        self.calls.append(LayerCall(module, kind, macs_per_io, self.shape(node.args[0]), groups))
+
+    def note_probe(self, module: str, node: fx.Node) -> None:
+        """A functional norm/conv/linear inside ``module``: its output may score the channels."""
+        self.owner_probes.append((module, node))
 
     def freeze(self, ids, node: fx.Node | str, why: str) -> None:
         if ids is None:
@@ -144,7 +161,7 @@ class Analyzer:
         args, kwargs = self._resolve(node.args), self._resolve(node.kwargs)
         if rule is None:
             return self._unknown(node, args, kwargs)
-        fn = rules.RULES[rule.rule]
+        fn = RULES[rule.rule]
         result = fn(self, node, rule, args, kwargs, module) if module is not None else fn(self, node, rule, args, kwargs)
         if module is not None and rule.rule in ("conv", "linear"):
             self._record_call(node, module, rule)
@@ -219,14 +236,14 @@ class Analyzer:
         out = self.shape(node)
         if rule.rule == "linear":
             tokens = int(np.prod(out[:-1])) // max(out[0], 1) if len(out) > 1 else 1
-            self.calls.append(LayerCall(node.target, "linear", tokens, self.shape(node.args[0])))
+            self.record_call(node, node.target, "linear", tokens)
             return
         spatial = int(np.prod(out[2:])) if len(out) > 2 else 1
         kernel = int(np.prod(module.kernel_size))
         if getattr(module, "transposed", False):
             in_shape = self.shape(node.args[0])
             spatial = int(np.prod(in_shape[2:])) if len(in_shape) > 2 else 1
-        self.calls.append(LayerCall(node.target, "conv", spatial * kernel, self.shape(node.args[0])))
+        self.record_call(node, node.target, "conv", spatial * kernel, module.groups)
 
     def _find_probes(self) -> None:
         for node in self.gm.graph.nodes:
@@ -240,12 +257,33 @@ class Analyzer:
             value = self.env[node]
             if isinstance(value, Value) and value.tracked:
                 self.probes.append(Probe(node.target, value.axis, value.ids))
+        self._owner_probes()
+
+    def _owner_probes(self) -> None:
+        """A module traced through (timm's BatchNormAct2d) is hooked as a whole: its output
+        scores the channels when it carries exactly the functional op's channels."""
+        wanted = {module for module, _ in self.owner_probes}
+        last: dict[str, fx.Node] = {}
+        for node in self.gm.graph.nodes:
+            parts = (node.meta.get("scope") or "").split(".")
+            for k in range(1, len(parts) + 1):
+                if ".".join(parts[:k]) in wanted:
+                    last[".".join(parts[:k])] = node
+        done = {p.module for p in self.probes}
+        for module, node in self.owner_probes:
+            inner, out = self.env.get(node), self.env.get(last.get(module))
+            if module in done or self._feeds_norm(node) or not (isinstance(inner, Value) and isinstance(out, Value)):
+                continue
+            if inner.tracked and out.tracked and out.axis == inner.axis and np.array_equal(out.ids, inner.ids) \
+                    and out.shape == inner.shape:
+                self.probes.append(Probe(module, out.axis, out.ids))
+                done.add(module)
 
     def _feeds_norm(self, node: fx.Node) -> bool:
-        users = list(node.users)
-        if len(users) != 1 or users[0].op != "call_module":
+        users = [u for u in node.users if not (u.op == "call_function" and u.target is getattr)]
+        if len(users) != 1:
             return False
-        rule = ops.lookup_module(self.gm.get_submodule(users[0].target))
+        rule, module = self._lookup(users[0])
         return rule is not None and rule.rule in NORM_RULES
 
 

@@ -25,7 +25,8 @@ class Value:
     axis: int | None = None  # the channel-carrying axis (in the full shape, batch included)
     ids: np.ndarray | None = None  # one id per index along ``axis``
     why: str = ""  # when untracked: where the channel layout was lost
-    param: str | None = None  # set for get_attr parameters/buffers
+    param: str | None = None  # set for get_attr parameters/buffers (and their broadcasts)
+    param_lead: int = 0  # leading dims a broadcast (expand) added in front of the parameter's own
 
     @property
     def tracked(self) -> bool:
@@ -222,16 +223,36 @@ def broadcast(an, node, rule, args, kwargs, module=None):
         if dim < 0 or v.shape[dim] == 1:
             continue  # broadcast along the channel axis: no per-channel content
         if v.param is not None:
-            an.sets.union_arrays(an.param_slot(v.param, dim, v.shape[dim]), ids)
+            _couple_param(an, node, v, dim, ids)
         else:
             an.freeze(ids, node, f"combined with a tensor of fixed channel count ({v.why or 'untracked'})")
     return an.value(node, axis, ids)
+
+
+def _couple_param(an, node, v: Value, dim: int, ids) -> None:
+    """A stored parameter combined with channels on its ``dim`` (of the broadcast shape): its
+    own dim becomes a slot of those channels; a dim it only has by broadcasting carries none."""
+    own = dim - v.param_lead
+    shape = an.param_shape(v.param)
+    if own < 0 or shape[own] == 1:
+        return
+    if shape[own] != len(ids):
+        an.freeze(ids, node, f"combined with parameter {v.param} of another width")
+        return
+    an.sets.union_arrays(an.param_slot(v.param, own, shape[own]), ids)
 
 
 def cat(an, node, rule, args, kwargs, module=None):
     parts = list(_arg(args, kwargs, 0, "tensors"))
     nd = len(an.shape(node))
     dim = _norm_dim(_arg(args, kwargs, 1, "dim", 0), nd)
+    tracked = [p for p in parts if isinstance(p, Value) and p.tracked]
+    if tracked and all(isinstance(p, Value) and (p.tracked or p.param is not None) for p in parts) \
+            and len({p.axis for p in tracked}) == 1 and tracked[0].axis != dim:
+        for p in parts:  # e.g. a class token (a parameter) joined to the patch tokens
+            if not p.tracked:
+                _couple_param(an, node, p, tracked[0].axis, tracked[0].ids)
+        parts = [p if p.tracked else Value(p.shape, tracked[0].axis, tracked[0].ids) for p in parts]
     if not all(isinstance(p, Value) and p.tracked for p in parts):
         for p in parts:
             if isinstance(p, Value):

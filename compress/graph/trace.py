@@ -47,6 +47,12 @@ class TracedModel:
     gm: fx.GraphModule
     example_shape: tuple[int, ...]
     opaque: dict[str, str] = field(default_factory=dict)  # module name -> trace error
+    root: nn.Module | None = None  # the traced model itself (gm only holds bare copies of the
+    # modules whose parameters the graph reads with get_attr)
+
+    def module(self, name: str) -> nn.Module:
+        """The model's own submodule ``name`` (its class and attributes, not fx's bare copy)."""
+        return (self.root if self.root is not None else self.gm).get_submodule(name)
 
 
 def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
@@ -66,7 +72,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
         ) from err
     finally:
         model.train(was_training)
-    return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque)
+    return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque, root=model)
 
 
 def _trace_with_fallback(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
