@@ -85,15 +85,22 @@ class Plan:
 
 
 class MacModel:
-    """MACs of the conv/linear layers as a function of which units are removed."""
+    """MACs as a function of which units are removed: the conv/linear layers' terms, plus what
+    the model computes outside them (attention matmuls, layers the graph does not size), measured
+    once and held constant -- so the plan's figures are the same count as the summary's."""
 
     def __init__(self, groups: Groups):
         self.g = groups
         self.terms = []
         for call, i_in, i_out in groups.call_slots():
             self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
+        self.other = 0
+        self.other = max(0, _measured_macs(groups) - self._layer_macs(np.zeros(len(groups.graph.sets), dtype=bool)))
 
     def macs(self, removed_mask: np.ndarray) -> int:
+        return self.other + self._layer_macs(removed_mask)
+
+    def _layer_macs(self, removed_mask: np.ndarray) -> int:
         kept = self.g.kept_widths(removed_mask)
         total = 0
         for per_io, i_in, i_out, groups, n_in in self.terms:
@@ -101,6 +108,20 @@ class MacModel:
             new_groups = groups * k_in // n_in if groups > 1 else 1
             total += per_io * (k_in // max(new_groups, 1)) * k_out
         return total
+
+
+def _measured_macs(groups: Groups) -> int:
+    """Total MACs of the traced model at batch 1 (0 when it cannot be measured)."""
+    from compress.errors import UsageError
+    from compress.profile import count_macs
+
+    traced = groups.graph.traced
+    if traced.root is None or len(traced.example_shape) < 2:
+        return 0
+    try:
+        return count_macs(traced.root, tuple(traced.example_shape[1:]))
+    except UsageError:
+        return 0
 
 
 def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Plan:
