@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from compress.errors import PruneError
+from compress.graph import attention
 from compress.graph.groups import WIDTH_ROLES, Groups
 
 # Per-layer caps tried in turn when the user gives none: half a layer at most recovered best
@@ -94,6 +95,10 @@ class MacModel:
         self.terms = []
         for call, i_in, i_out in groups.call_slots():
             self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
+        index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
+        self.attention = [(a.tokens, *(index[k] for k in ((f"{a.module}.qkv", "in"), (f"{a.module}.proj", "out"),
+                                                           (a.module, "heads"), (a.module, "head_dim"))))
+                          for a in groups.graph.attention]
         self.other = 0
         self.other = max(0, _measured_macs(groups) - self._layer_macs(np.zeros(len(groups.graph.sets), dtype=bool)))
 
@@ -107,6 +112,8 @@ class MacModel:
             k_in, k_out = kept[i_in], kept[i_out]
             new_groups = groups * k_in // n_in if groups > 1 else 1
             total += per_io * (k_in // max(new_groups, 1)) * k_out
+        for tokens, i_in, i_out, i_heads, i_dims in self.attention:
+            total += attention.macs(tokens, kept[i_in], kept[i_out], kept[i_heads], kept[i_dims])
         return total
 
 
@@ -235,7 +242,7 @@ def _round(groups: Groups, removed: list[int], scores: dict[int, float], policy:
         return list(removed)
     mask = np.zeros(len(groups.graph.sets), dtype=bool)
     mask[list(removed)] = True
-    width_slots = [i for i, s in enumerate(groups.slots) if s.role in WIDTH_ROLES]
+    width_slots = [i for i, s in enumerate(groups.slots) if s.role in WIDTH_ROLES and s.role != "heads"]
     while True:
         changed = False
         for i in width_slots:

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
+from compress.graph import attention
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -19,7 +20,7 @@ def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
     ref = copy.deepcopy(original).eval()
     with torch.no_grad():
         for cut in cuts:
-            if cut["role"] != "in" and not cut.get("consumes"):
+            if cut["role"] not in ("in", "heads", "head_dim") and not cut.get("consumes"):
                 continue
             removed = sorted(set(range(cut["size"])) - set(cut["keep"]))
             if not removed:
@@ -30,6 +31,9 @@ def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
                 getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut["dim"], idx, 0)
                 continue
             m = ref.get_submodule(cut["name"])
+            if cut["role"] in ("heads", "head_dim"):
+                attention.zero(m, cut["role"], removed)
+                continue
             if isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1):
                 m.weight[:, idx] = 0
             elif isinstance(m, _CONV_T) and m.groups == 1:

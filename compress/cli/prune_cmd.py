@@ -149,7 +149,7 @@ def _show(result, as_json: bool) -> None:
         output.emit_json({"out": str(result.out), **s})
         return
     changed = [(name.removesuffix(":out"), before, after) for name, before, after in result.widths
-               if before != after and name.endswith(":out")]  # a layer's width; its BN follows it
+               if before != after and name.endswith((":out", ":heads", ":head_dim"))]  # its BN follows a layer
     output.table(f"widths ({len(changed)} layers changed)", ["layer", "before", "after"],
                  [(n, b, a) for n, b, a in changed])
     rows = [

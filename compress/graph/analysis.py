@@ -16,13 +16,13 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from compress.graph import functional, ops, rules
+from compress.graph import attention, functional, ops, rules
 from compress.graph.rules import Dynamic, Value
 from compress.graph.trace import TracedModel
 from compress.graph.unionfind import ChannelSets, Protection
 
 NORM_RULES = {"batchnorm", "groupnorm", "layernorm", "fn_batchnorm", "fn_groupnorm", "fn_layernorm"}
-RULES = {**rules.RULES, **functional.RULES}
+RULES = {**rules.RULES, **functional.RULES, "attention": attention.attention}
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Slot:
     kind: str  # module class name, or "Parameter"
     dim: int = 0  # for role "param": the parameter's dimension
     consumes: bool = False  # a param dim a functional conv/linear reads as its input channels
+    per_id: int = 1  # channels one id stands for (a head: its head width)
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Probe:
 
     module: str
     axis: int
-    ids: np.ndarray
+    ids: np.ndarray  # one id per index along axis, or (k, n): index j scores the k ids ids[:, j]
 
 
 @dataclass
@@ -59,6 +60,14 @@ class LayerCall:
 
 
 @dataclass
+class AttentionCall:
+    """An attention layer's cost: its projections and matmuls, sized by four slots."""
+
+    module: str
+    tokens: int
+
+
+@dataclass
 class ChannelGraph:
     traced: TracedModel
     sets: ChannelSets
@@ -67,6 +76,7 @@ class ChannelGraph:
     calls: list[LayerCall]
     input_ids: np.ndarray
     unknown_ops: list[Protection] = field(default_factory=list)
+    attention: list[AttentionCall] = field(default_factory=list)
 
     def roots(self, ids: np.ndarray) -> np.ndarray:
         return self.sets.roots(ids)
@@ -84,6 +94,7 @@ class Analyzer:
         self.input_ids = np.zeros(0, dtype=np.int64)
         self.unknown: list[Protection] = []
         self.owner_probes: list[tuple[str, fx.Node]] = []  # (module, functional norm/conv node inside it)
+        self.attention: list[AttentionCall] = []
 
     # ------------------------------------------------------------ API used by rules
 
@@ -110,11 +121,17 @@ class Analyzer:
     def untracked_shape(self, shape, why: str) -> Value:
         return Value(tuple(shape), why=why)
 
-    def slot(self, name: str, role: str, n: int, module: nn.Module) -> np.ndarray:
+    def slot(self, name: str, role: str, n: int, module: nn.Module, per_id: int = 1) -> np.ndarray:
         key = (name, role)
         if key not in self.slots:
-            self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__)
+            self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__, per_id=per_id)
         return self.slots[key].ids
+
+    def attention_call(self, module: str, tokens: int) -> None:
+        self.attention.append(AttentionCall(module, tokens))
+
+    def add_probe(self, module: str, axis: int, ids: np.ndarray) -> None:
+        self.probes.append(Probe(module, axis, ids))
 
     def param_slot(self, name: str, dim: int, n: int, consumes: bool = False) -> np.ndarray:
         key = (name, f"param:{dim}")
@@ -147,7 +164,8 @@ class Analyzer:
         for node in self.gm.graph.nodes:
             self.env[node] = self._visit(node)
         self._find_probes()
-        return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown)
+        return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown,
+                            self.attention)
 
     def _visit(self, node: fx.Node) -> Any:
         if node.op == "placeholder":
@@ -181,6 +199,8 @@ class Analyzer:
         return fx.node.map_arg(args, lambda n: self.env[n]) if args else args
 
     def _placeholder(self, node: fx.Node) -> Any:
+        if node.meta.get("tensor_meta") is None and node.args:  # an input left at its default
+            return node.args[0]  # (the tool calls the model with the image batch alone)
         shape = self.shape(node)
         if len(shape) < 2:
             return Value(shape, why="model input")

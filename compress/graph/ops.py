@@ -133,7 +133,12 @@ METHOD_TABLE: dict[str, OpRule] = {
 
 def lookup_module(module: nn.Module) -> OpRule | None:
     """Exact type, or a subclass that keeps its table ancestor's ``forward`` (an override could
-    compute anything, e.g. weight standardisation, so it is unknown)."""
+    compute anything, e.g. weight standardisation, so it is unknown); known attention modules
+    (``compress.graph.attention``, traced as leaves)."""
+    from compress.graph import attention
+
+    if attention.handles(module):
+        return OpRule("attention")
     for cls in type(module).__mro__:
         if cls in MODULE_TABLE:
             return MODULE_TABLE[cls] if type(module).forward is cls.forward else None

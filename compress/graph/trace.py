@@ -26,7 +26,9 @@ class _Tracer(fx.Tracer):
         self.failed_at: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return qualname in self.opaque or super().is_leaf_module(m, qualname)
+        from compress.graph.attention import handles
+
+        return qualname in self.opaque or handles(m) or super().is_leaf_module(m, qualname)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
