@@ -96,8 +96,8 @@ class MacModel:
         for call, i_in, i_out in groups.call_slots():
             self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
         index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
-        self.attention = [(a.tokens, *(index[k] for k in ((f"{a.module}.qkv", "in"), (f"{a.module}.proj", "out"),
-                                                           (a.module, "heads"), (a.module, "head_dim"))))
+        self.attention = [(a.tokens, *(index[k] for k in (a.in_slot, a.out_slot, (a.module, "heads"),
+                                                           (a.module, "head_dim"))))
                           for a in groups.graph.attention]
         self.other = 0
         self.other = max(0, _measured_macs(groups) - self._layer_macs(np.zeros(len(groups.graph.sets), dtype=bool)))

@@ -65,6 +65,8 @@ class AttentionCall:
 
     module: str
     tokens: int
+    in_slot: tuple[str, str]  # the slot sizing its input width
+    out_slot: tuple[str, str]
 
 
 @dataclass
@@ -77,6 +79,7 @@ class ChannelGraph:
     input_ids: np.ndarray
     unknown_ops: list[Protection] = field(default_factory=list)
     attention: list[AttentionCall] = field(default_factory=list)
+    static_scores: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids (k, n), n values)
 
     def roots(self, ids: np.ndarray) -> np.ndarray:
         return self.sets.roots(ids)
@@ -95,6 +98,7 @@ class Analyzer:
         self.unknown: list[Protection] = []
         self.owner_probes: list[tuple[str, fx.Node]] = []  # (module, functional norm/conv node inside it)
         self.attention: list[AttentionCall] = []
+        self.static_scores: list[tuple[np.ndarray, np.ndarray]] = []
 
     # ------------------------------------------------------------ API used by rules
 
@@ -127,8 +131,12 @@ class Analyzer:
             self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__, per_id=per_id)
         return self.slots[key].ids
 
-    def attention_call(self, module: str, tokens: int) -> None:
-        self.attention.append(AttentionCall(module, tokens))
+    def attention_call(self, module: str, tokens: int, in_slot: tuple[str, str], out_slot: tuple[str, str]) -> None:
+        self.attention.append(AttentionCall(module, tokens, in_slot, out_slot))
+
+    def add_static_scores(self, ids: np.ndarray, values: np.ndarray) -> None:
+        """Data-free scores for ids no activation can measure (heads inside a fused module)."""
+        self.static_scores.append((ids, values))
 
     def add_probe(self, module: str, axis: int, ids: np.ndarray) -> None:
         self.probes.append(Probe(module, axis, ids))
@@ -165,7 +173,7 @@ class Analyzer:
             self.env[node] = self._visit(node)
         self._find_probes()
         return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown,
-                            self.attention)
+                            self.attention, self.static_scores)
 
     def _visit(self, node: fx.Node) -> Any:
         if node.op == "placeholder":

@@ -8,9 +8,9 @@ and reloads), and the proof's zeroing (the removed q/k/v rows produce zeros: a z
 adds nothing to q.k, a zero head attends uniformly to zero values). The softmax scale is kept
 as the original's (the fused kernel, which would rescale by the new head width, is turned off).
 
-Handled: timm's ``Attention`` (timm.layers.attention, used by ViT, DeiT...) (fused ``qkv``). ``nn.MultiheadAttention``
-derives its head width from the input width, so it cannot lose heads without replacing its
-forward: it stays protected and reported, like any attention this file does not know.
+Handled: timm's ``Attention`` (timm.layers.attention: ViT, DeiT...) and ``nn.MultiheadAttention``
+self-attention with packed projections (torchvision's ViT), which becomes
+:class:`PrunedMultiheadAttention` once cut. Any other attention stays protected and reported.
 """
 
 from __future__ import annotations
@@ -19,29 +19,120 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import torch.nn.functional as F
+
+from compress.errors import PruneError
 from compress.graph.rules import MIX_REASON, Value, _lose
 
-HANDLED = {"timm.layers.attention.Attention", "timm.models.vision_transformer.Attention"}
+class _Timm:
+    """timm.layers.attention.Attention: qkv Linear (rows [3][heads][dim]), proj Linear."""
+
+    def io(self, name, m):
+        return (f"{name}.qkv", m.qkv, m.qkv.in_features), (f"{name}.proj", m.proj, m.proj.out_features)
+
+    def weights(self, m):
+        return m.qkv.weight, m.qkv.bias, m.proj
+
+    def unsupported(self, m, node, args, kwargs) -> str:
+        if getattr(m, "gate", None) is not None:
+            return "gated attention is not supported for head pruning"
+        if not isinstance(m.norm, nn.Identity):
+            return MIX_REASON.format(op="normalisation over all heads")
+        if len(args) > 1 or any(kwargs.get(k) not in (None, False) for k in kwargs):
+            return "attention called with a mask or causal flag"
+        if m.num_heads * m.head_dim != m.attn_dim or m.qkv.out_features != 3 * m.attn_dim:
+            return "attention widths do not match num_heads x head_dim"
+        if not isinstance(m.q_norm, nn.Identity) or not isinstance(m.k_norm, nn.Identity):
+            return "head_dim:" + MIX_REASON.format(op="q/k normalisation over the head width")
+        return ""
+
+    def probe(self, name):
+        return f"{name}.norm"  # an Identity between the heads and proj
+
+    def rewrite(self, m, heads: int, dims: int, rows: int, scale: float) -> None:
+        m.qkv.out_features, m.proj.in_features = rows, heads * dims
+        if dims != m.head_dim:  # the fused kernel would scale by the new width
+            m.fused_attn = False
+        m.num_heads, m.head_dim, m.attn_dim = heads, dims, heads * dims
 
 
-def _qualname(module: nn.Module) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
+class _TorchMHA:
+    """nn.MultiheadAttention, self-attention with packed in_proj. Its own forward derives the head
+    width from the input width, so a cut one becomes :class:`PrunedMultiheadAttention` (same
+    parameters and state dict, explicit attention with the original softmax scale)."""
+
+    def io(self, name, m):
+        return (name, m, m.embed_dim), (name, m, m.embed_dim)
+
+    def weights(self, m):
+        return m.in_proj_weight, m.in_proj_bias, m.out_proj
+
+    def unsupported(self, m, node, args, kwargs) -> str:
+        q = node.args[0] if node.args else None
+        if len(node.args) < 3 or not (node.args[1] is q and node.args[2] is q):
+            return "cross-attention (query, key and value differ) is not supported for head pruning"
+        extra = {k: v for k, v in kwargs.items() if k not in ("need_weights", "average_attn_weights")}
+        if len(args) > 3 or any(v not in (None, False) for v in extra.values()) or kwargs.get("need_weights", True):
+            return "attention called with masks or returning its weights"
+        if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or m.in_proj_weight is None:
+            return "separate q/k/v projections, bias_k/bias_v or zero attention are not supported"
+        return ""
+
+    def probe(self, name):
+        return None  # no module sees the heads: their weights score them
+
+    def rewrite(self, m, heads: int, dims: int, rows: int, scale: float) -> None:
+        if not isinstance(m, PrunedMultiheadAttention):
+            m.__class__ = PrunedMultiheadAttention
+            m.attn_scale = float(m.head_dim) ** -0.5
+        m.out_proj.in_features = heads * dims
+        m.num_heads, m.head_dim = heads, dims
+
+
+class PrunedMultiheadAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention after a head / head-width cut (self-attention, no masks): q, k, v are
+    ``num_heads * head_dim`` wide while the input and output keep ``embed_dim``."""
+
+    def forward(self, query, key=None, value=None, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if key_padding_mask is not None or attn_mask is not None or is_causal:
+            raise ValueError("this attention was pruned for unmasked self-attention only")
+        x = query if self.batch_first else query.transpose(0, 1)
+        b, n, _ = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = ((q * self.attn_scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        out = F.dropout(attn, self.dropout, self.training) @ v
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim))
+        out = out if self.batch_first else out.transpose(0, 1)
+        weights = (attn.mean(1) if average_attn_weights else attn) if need_weights else None
+        return out, weights
+
+
+def _handler(module: nn.Module):
+    qualname = f"{type(module).__module__}.{type(module).__qualname__}"
+    if qualname in ("timm.layers.attention.Attention", "timm.models.vision_transformer.Attention"):
+        return _Timm()
+    if type(module) in (nn.MultiheadAttention, PrunedMultiheadAttention):
+        return _TorchMHA()
+    return None
 
 
 def handles(module: nn.Module) -> bool:
-    return _qualname(module) in HANDLED
+    return _handler(module) is not None
 
 
 # ---------------------------------------------------------------- graph
 
 
 def attention(an, node, rule, args, kwargs, module):
+    handler = _handler(module)
     x = args[0]
     name = node.target
-    out_shape = an.shape(node)
+    out_shape = an.shapes(node)[0] if not an.shape(node) else an.shape(node)
     h, d = module.num_heads, module.head_dim
-    in_ids = an.slot(f"{name}.qkv", "in", module.qkv.in_features, module.qkv)
-    out_ids = an.slot(f"{name}.proj", "out", module.proj.out_features, module.proj)
+    (in_name, in_mod, n_in), (out_name, out_mod, n_out) = handler.io(name, module)
+    in_ids, out_ids = an.slot(in_name, "in", n_in, in_mod), an.slot(out_name, "out", n_out, out_mod)
     heads = an.slot(name, "heads", h, module, per_id=d)
     dims = an.slot(name, "head_dim", d, module, per_id=h)
     if x.tracked and x.axis == len(x.shape) - 1 and len(x.ids) == len(in_ids):
@@ -49,29 +140,32 @@ def attention(an, node, rule, args, kwargs, module):
     else:
         an.freeze(in_ids, node, f"input feature layout unknown ({x.why or 'channels not on the last axis'})")
         _lose(an, node, x, "feeds attention on an axis other than its channels")
-    why = _unsupported(module, args, kwargs)
-    if why:
+    if in_name == name:  # the packed module's own width: the same attribute sizes input and output
+        an.freeze(np.concatenate([in_ids, out_ids]), node, f"{type(module).__name__}'s embed_dim is not pruned")
+    why = handler.unsupported(module, node, args, kwargs)
+    if why.startswith("head_dim:"):
+        an.freeze(dims, node, why.removeprefix("head_dim:"))
+    elif why:
         an.freeze(np.concatenate([heads, dims]), node, why)
-    if not isinstance(module.q_norm, nn.Identity) or not isinstance(module.k_norm, nn.Identity):
-        an.freeze(dims, node, MIX_REASON.format(op="q/k normalisation over the head width"))
     tokens = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
-    an.attention_call(name, tokens)
-    # Taylor probe on the attention output before proj (timm's `norm`, an Identity): each of its
-    # H*D channels scores its head and its dim
-    an.add_probe(f"{name}.norm", len(out_shape) - 1, np.stack([np.repeat(heads, d), np.tile(dims, h)]))
-    return an.value(node, len(out_shape) - 1, out_ids)
+    an.attention_call(name, tokens, (in_name, "in"), (out_name, "out"))
+    both = np.stack([np.repeat(heads, d), np.tile(dims, h)])  # channel h*d+j: head h, dim j
+    probe = handler.probe(name)
+    if probe is not None:  # Taylor on the heads' output: each channel scores its head and its dim
+        an.add_probe(probe, len(out_shape) - 1, both)
+    else:
+        an.add_static_scores(both, _weight_scores(module, handler))
+    value = Value(tuple(out_shape), len(out_shape) - 1, out_ids)
+    return (value, None) if not an.shape(node) else an.value(node, len(out_shape) - 1, out_ids)
 
 
-def _unsupported(module, args, kwargs) -> str:
-    if getattr(module, "gate", None) is not None:
-        return "gated attention is not supported for head pruning"
-    if not isinstance(module.norm, nn.Identity):
-        return MIX_REASON.format(op="normalisation over all heads")
-    if len(args) > 1 or any(kwargs.get(k) not in (None, False) for k in kwargs):
-        return "attention called with a mask or causal flag"
-    if module.num_heads * module.head_dim != module.attn_dim or module.qkv.out_features != 3 * module.attn_dim:
-        return "attention widths do not match num_heads x head_dim"
-    return ""
+def _weight_scores(module, handler) -> np.ndarray:
+    """Per channel h*d+j: |value row| x |output column| (data-free, ranked among heads only)."""
+    w, _, proj = handler.weights(module)
+    width = proj.weight.shape[1]
+    v_rows = w.detach()[2 * width:3 * width].float().norm(dim=1)
+    cols = proj.weight.detach().float().norm(dim=0)
+    return (v_rows * cols).double().cpu().numpy()
 
 
 def macs(tokens: int, c_in: int, c_out: int, heads: int, dims: int) -> int:
@@ -83,44 +177,42 @@ def macs(tokens: int, c_in: int, c_out: int, heads: int, dims: int) -> int:
 # ---------------------------------------------------------------- surgery and proof
 
 
-def _rows(module, heads: list[int], dims: list[int]) -> torch.Tensor:
-    """qkv rows (layout [3][heads][head_dim]) of the given heads x dims."""
-    h, d = module.num_heads, module.head_dim
-    idx = [s * h * d + i * d + j for s in range(3) for i in heads for j in dims]
-    return torch.as_tensor(idx, dtype=torch.long)
-
-
-def _cols(module, heads: list[int], dims: list[int]) -> torch.Tensor:
-    d = module.head_dim
-    return torch.as_tensor([i * d + j for i in heads for j in dims], dtype=torch.long)
+def _rows(h: int, d: int, heads: list[int], dims: list[int]) -> torch.Tensor:
+    """q/k/v rows (layout [3][heads][head_dim]) of the given heads x dims."""
+    return torch.as_tensor([s * h * d + i * d + j for s in range(3) for i in heads for j in dims], dtype=torch.long)
 
 
 def cut(name: str, module: nn.Module, roles: dict[str, dict]) -> None:
     """Keep the heads and head dims the cut records name; rewrite the module's attributes."""
     from compress.surgery import _index, _set_param
 
+    handler = _handler(module)
     h, d = module.num_heads, module.head_dim
     keep_h = _index(roles.get("heads"), h, name)
     keep_d = _index(roles.get("head_dim"), d, name)
+    if set(roles) - {"heads", "head_dim"}:
+        raise PruneError(f"cut of attention {name!r} names roles it does not have: {sorted(roles)}",
+                         "this is a bug: please report it")
     heads = keep_h.tolist() if keep_h is not None else list(range(h))
     dims = keep_d.tolist() if keep_d is not None else list(range(d))
-    rows, cols = _rows(module, heads, dims), _cols(module, heads, dims)
-    qkv, proj = module.qkv, module.proj
-    _set_param(qkv, "weight", qkv.weight[rows])
-    if qkv.bias is not None:
-        _set_param(qkv, "bias", qkv.bias[rows])
+    rows = _rows(h, d, heads, dims)
+    cols = torch.as_tensor([i * d + j for i in heads for j in dims], dtype=torch.long)
+    w, b, proj = handler.weights(module)
+    owner, wname, bname = (module.qkv, "weight", "bias") if isinstance(handler, _Timm) else \
+        (module, "in_proj_weight", "in_proj_bias")
+    _set_param(owner, wname, w[rows])
+    if b is not None:
+        _set_param(owner, bname, b[rows])
     _set_param(proj, "weight", proj.weight[:, cols])
-    qkv.out_features, proj.in_features = len(rows), len(cols)
-    if len(dims) != d:  # keep the original softmax scale: the fused kernel would use the new width's
-        module.fused_attn = False
-    module.num_heads, module.head_dim, module.attn_dim = len(heads), len(dims), len(cols)
+    handler.rewrite(module, len(heads), len(dims), len(rows), d ** -0.5)
 
 
 def zero(module: nn.Module, role: str, removed: list[int]) -> None:
     """The proof's reference: the removed heads (or dims of every head) produce zeros."""
     h, d = module.num_heads, module.head_dim
     heads, dims = (removed, list(range(d))) if role == "heads" else (list(range(h)), removed)
-    rows = _rows(module, heads, dims)
-    module.qkv.weight[rows] = 0
-    if module.qkv.bias is not None:
-        module.qkv.bias[rows] = 0
+    rows = _rows(h, d, heads, dims)
+    w, b, _ = _handler(module).weights(module)
+    w[rows] = 0
+    if b is not None:
+        b[rows] = 0

@@ -84,4 +84,9 @@ def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=
     finally:
         model.to(home)
     result.seconds = time.perf_counter() - start
+    for ids, values in groups.graph.static_scores:  # heads no activation sees: scored by their weights
+        for row in np.atleast_2d(ids):
+            if np.isnan(result.id_scores[row]).all():
+                result.id_scores[row] = 0.0
+                np.add.at(result.id_scores, row, values)
     return result

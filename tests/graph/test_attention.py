@@ -94,3 +94,36 @@ def test_heads_are_ranked_among_heads():
     ranked = per_structure(groups, raw)
     lowest_head = min(ranked[r] for r in ranked if kinds[r] == "heads")
     assert lowest_head <= max(ranked[r] for r in ranked if kinds[r] == "channels")  # heads compete now
+
+
+def _torchvision_vit():
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=48,
+                              num_classes=5).eval()
+    return model, torch.randn(2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (2, 2)])
+def test_multihead_attention_heads_and_width(heads, dims):
+    from compress.graph.attention import PrunedMultiheadAttention
+
+    model, x = _torchvision_vit()
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    assert not [p for p in graph.unknown_ops if "MultiheadAttention" in p.op]
+    name = "encoder.layers.encoder_layer_0.self_attention"
+    removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    attn = pruned.encoder.layers[0].self_attention
+    assert isinstance(attn, PrunedMultiheadAttention) and attn.num_heads == 4 - heads and attn.head_dim == 8 - dims
+    assert attn.in_proj_weight.shape == (3 * attn.num_heads * attn.head_dim, 32) and attn.attn_scale == 8 ** -0.5
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
+    assert graph.static_scores  # heads scored by their weights (no module sees them)
