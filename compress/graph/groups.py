@@ -79,17 +79,19 @@ def structure_of(groups: Groups, root: int) -> str:
 
 
 def per_structure(groups: Groups, scores: dict[int, float]) -> dict[int, float]:
-    """Scores divided by their structure's median, so heads, head dims and channels are each
-    ranked among their own kind instead of competing on raw magnitude (a head sums many
-    channels). Unchanged when there is one kind; kept (+inf) scores stay kept."""
+    """Each score replaced by its quantile among units of its structure (heads, head dims,
+    channels), so every kind is ranked among its own instead of competing on raw magnitude (a
+    head sums many channels; heads may be scored by weights, channels by activations).
+    Unchanged when there is one kind; kept (+inf) scores stay kept."""
     kinds = {r: structure_of(groups, r) for r in scores}
     if len(set(kinds.values())) < 2:
         return scores
-    medians = {}
+    out = dict(scores)
     for kind in set(kinds.values()):
-        finite = [s for r, s in scores.items() if kinds[r] == kind and np.isfinite(s)]
-        medians[kind] = float(np.median(finite)) if finite else 0.0
-    return {r: s / medians[kinds[r]] if medians[kinds[r]] > 0 and np.isfinite(s) else s for r, s in scores.items()}
+        finite = sorted((s, r) for r, s in scores.items() if kinds[r] == kind and np.isfinite(s))
+        for rank, (_, r) in enumerate(finite):
+            out[r] = (rank + 1) / len(finite)
+    return out
 
 
 def apply_policy(graph: ChannelGraph, *, keep: tuple[str, ...] = (), prune_stem: bool = False) -> None:
