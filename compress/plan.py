@@ -96,7 +96,7 @@ class MacModel:
         for call, i_in, i_out in groups.call_slots():
             self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
         index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
-        self.attention = [(a.tokens, *(index[k] for k in (a.in_slot, a.out_slot, (a.module, "heads"),
+        self.attention = [(a.tokens, a.window, *(index[k] for k in (a.in_slot, a.out_slot, (a.module, "heads"),
                                                            (a.module, "head_dim"))))
                           for a in groups.graph.attention]
         self.other = 0
@@ -112,8 +112,8 @@ class MacModel:
             k_in, k_out = kept[i_in], kept[i_out]
             new_groups = groups * k_in // n_in if groups > 1 else 1
             total += per_io * (k_in // max(new_groups, 1)) * k_out
-        for tokens, i_in, i_out, i_heads, i_dims in self.attention:
-            total += attention.macs(tokens, kept[i_in], kept[i_out], kept[i_heads], kept[i_dims])
+        for tokens, window, i_in, i_out, i_heads, i_dims in self.attention:
+            total += attention.macs(tokens, window, kept[i_in], kept[i_out], kept[i_heads], kept[i_dims])
         return total
 
 

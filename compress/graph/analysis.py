@@ -64,7 +64,8 @@ class AttentionCall:
     """An attention layer's cost: its projections and matmuls, sized by four slots."""
 
     module: str
-    tokens: int
+    tokens: int  # per sample
+    window: int  # tokens each token attends to
     in_slot: tuple[str, str]  # the slot sizing its input width
     out_slot: tuple[str, str]
 
@@ -131,8 +132,9 @@ class Analyzer:
             self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__, per_id=per_id)
         return self.slots[key].ids
 
-    def attention_call(self, module: str, tokens: int, in_slot: tuple[str, str], out_slot: tuple[str, str]) -> None:
-        self.attention.append(AttentionCall(module, tokens, in_slot, out_slot))
+    def attention_call(self, module: str, tokens: int, window: int, in_slot: tuple[str, str],
+                       out_slot: tuple[str, str]) -> None:
+        self.attention.append(AttentionCall(module, tokens, window, in_slot, out_slot))
 
     def add_static_scores(self, ids: np.ndarray, values: np.ndarray) -> None:
         """Data-free scores for ids no activation can measure (heads inside a fused module)."""

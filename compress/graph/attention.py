@@ -49,7 +49,11 @@ class _Timm:
     def probe(self, name):
         return f"{name}.norm"  # an Identity between the heads and proj
 
-    def rewrite(self, m, heads: int, dims: int, rows: int, scale: float) -> None:
+    def shape(self, m) -> tuple[int, int]:
+        return m.num_heads, m.head_dim
+
+    def rewrite(self, m, heads: list[int], dims: int, rows: int) -> None:
+        heads = len(heads)
         m.qkv.out_features, m.proj.in_features = rows, heads * dims
         if dims != m.head_dim:  # the fused kernel would scale by the new width
             m.fused_attn = False
@@ -81,12 +85,44 @@ class _TorchMHA:
     def probe(self, name):
         return None  # no module sees the heads: their weights score them
 
-    def rewrite(self, m, heads: int, dims: int, rows: int, scale: float) -> None:
+    def shape(self, m) -> tuple[int, int]:
+        return m.num_heads, m.head_dim
+
+    def rewrite(self, m, heads: list[int], dims: int, rows: int) -> None:
+        heads = len(heads)
         if not isinstance(m, PrunedMultiheadAttention):
             m.__class__ = PrunedMultiheadAttention
             m.attn_scale = float(m.head_dim) ** -0.5
         m.out_proj.in_features = heads * dims
         m.num_heads, m.head_dim = heads, dims
+
+
+class _TimmWindow(_Timm):
+    """timm's Swin WindowAttention: like Attention, plus a relative-position bias table with one
+    column per head (sliced with the heads) and a shift mask shared by all heads."""
+
+    def unsupported(self, m, node, args, kwargs) -> str:
+        h, d = self.shape(m)
+        if m.qkv.out_features != 3 * h * d or m.proj.in_features != h * d:
+            return "attention widths do not match num_heads x head_dim"
+        if m.relative_position_bias_table.shape[1] != h:
+            return "relative position bias table is not one column per head"
+        return ""
+
+    def probe(self, name):
+        return None  # nothing between the heads and proj is a module: weights score them
+
+    def shape(self, m) -> tuple[int, int]:
+        return m.num_heads, m.qkv.out_features // (3 * m.num_heads)
+
+    def rewrite(self, m, heads: list[int], dims: int, rows: int) -> None:
+        from compress.surgery import _set_param
+
+        m.qkv.out_features, m.proj.in_features = rows, len(heads) * dims
+        if dims != self.shape(m)[1]:
+            m.fused_attn = False
+        _set_param(m, "relative_position_bias_table", m.relative_position_bias_table[:, heads])
+        m.num_heads = len(heads)
 
 
 class PrunedMultiheadAttention(nn.MultiheadAttention):
@@ -113,6 +149,8 @@ def _handler(module: nn.Module):
     qualname = f"{type(module).__module__}.{type(module).__qualname__}"
     if qualname in ("timm.layers.attention.Attention", "timm.models.vision_transformer.Attention"):
         return _Timm()
+    if qualname == "timm.models.swin_transformer.WindowAttention":
+        return _TimmWindow()
     if type(module) in (nn.MultiheadAttention, PrunedMultiheadAttention):
         return _TorchMHA()
     return None
@@ -130,7 +168,7 @@ def attention(an, node, rule, args, kwargs, module):
     x = args[0]
     name = node.target
     out_shape = an.shapes(node)[0] if not an.shape(node) else an.shape(node)
-    h, d = module.num_heads, module.head_dim
+    h, d = handler.shape(module)
     (in_name, in_mod, n_in), (out_name, out_mod, n_out) = handler.io(name, module)
     in_ids, out_ids = an.slot(in_name, "in", n_in, in_mod), an.slot(out_name, "out", n_out, out_mod)
     heads = an.slot(name, "heads", h, module, per_id=d)
@@ -147,8 +185,9 @@ def attention(an, node, rule, args, kwargs, module):
         an.freeze(dims, node, why.removeprefix("head_dim:"))
     elif why:
         an.freeze(np.concatenate([heads, dims]), node, why)
-    tokens = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
-    an.attention_call(name, tokens, (in_name, "in"), (out_name, "out"))
+    window = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1  # tokens attending to each other
+    tokens = int(np.prod(out_shape[:-1])) // max(an.traced.example_shape[0], 1)  # per sample (all windows)
+    an.attention_call(name, tokens, window, (in_name, "in"), (out_name, "out"))
     both = np.stack([np.repeat(heads, d), np.tile(dims, h)])  # channel h*d+j: head h, dim j
     probe = handler.probe(name)
     if probe is not None:  # Taylor on the heads' output: each channel scores its head and its dim
@@ -168,10 +207,10 @@ def _weight_scores(module, handler) -> np.ndarray:
     return (v_rows * cols).double().cpu().numpy()
 
 
-def macs(tokens: int, c_in: int, c_out: int, heads: int, dims: int) -> int:
-    """Per sample: qkv and proj projections plus q.k and attn.v."""
+def macs(tokens: int, window: int, c_in: int, c_out: int, heads: int, dims: int) -> int:
+    """Per sample: qkv and proj projections plus q.k and attn.v (each token attends to ``window``)."""
     width = heads * dims
-    return tokens * (3 * c_in * width + width * c_out) + 2 * tokens * tokens * width
+    return tokens * (3 * c_in * width + width * c_out) + 2 * tokens * window * width
 
 
 # ---------------------------------------------------------------- surgery and proof
@@ -187,7 +226,7 @@ def cut(name: str, module: nn.Module, roles: dict[str, dict]) -> None:
     from compress.surgery import _index, _set_param
 
     handler = _handler(module)
-    h, d = module.num_heads, module.head_dim
+    h, d = handler.shape(module)
     keep_h = _index(roles.get("heads"), h, name)
     keep_d = _index(roles.get("head_dim"), d, name)
     if set(roles) - {"heads", "head_dim"}:
@@ -204,12 +243,12 @@ def cut(name: str, module: nn.Module, roles: dict[str, dict]) -> None:
     if b is not None:
         _set_param(owner, bname, b[rows])
     _set_param(proj, "weight", proj.weight[:, cols])
-    handler.rewrite(module, len(heads), len(dims), len(rows), d ** -0.5)
+    handler.rewrite(module, heads, len(dims), len(rows))
 
 
 def zero(module: nn.Module, role: str, removed: list[int]) -> None:
     """The proof's reference: the removed heads (or dims of every head) produce zeros."""
-    h, d = module.num_heads, module.head_dim
+    h, d = _handler(module).shape(module)
     heads, dims = (removed, list(range(d))) if role == "heads" else (list(range(h)), removed)
     rows = _rows(h, d, heads, dims)
     w, b, _ = _handler(module).weights(module)

@@ -127,3 +127,28 @@ def test_multihead_attention_heads_and_width(heads, dims):
     assert attn.in_proj_weight.shape == (3 * attn.num_heads * attn.head_dim, 32) and attn.attn_scale == 8 ** -0.5
     assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
     assert graph.static_scores  # heads scored by their weights (no module sees them)
+
+
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (1, 2)])
+def test_swin_window_attention_heads_and_bias_table(heads, dims):
+    from timm.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    model = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=24, depths=(2,), num_heads=(3,),
+                            num_classes=5).eval()
+    x = torch.randn(2, 3, 32, 32)
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    name = "layers.0.blocks.1.attn"  # the shifted block: its mask is shared by all heads
+    removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    attn = pruned.layers[0].blocks[1].attn
+    assert attn.num_heads == 3 - heads and attn.relative_position_bias_table.shape[1] == attn.num_heads
+    assert attn.scale == pytest.approx(8 ** -0.5)
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
