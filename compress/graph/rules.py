@@ -324,7 +324,7 @@ def _index_tensor(an, node, x: Value, index) -> Value:
             out_dim += 1
             continue
         if in_dim == x.axis:
-            if item != slice(None):
+            if not _whole(item, x.shape[x.axis]):
                 return _lose(an, node, x, "slices the channel axis with fixed bounds")
             new_axis = out_dim
         in_dim += 1
@@ -334,6 +334,13 @@ def _index_tensor(an, node, x: Value, index) -> Value:
     if new_axis is None:  # channel axis not reached by the index: it keeps its place
         new_axis = x.axis - in_dim + out_dim
     return an.value(node, new_axis, x.ids)
+
+
+def _whole(item, size: int) -> bool:
+    """A slice taking the whole axis, and still the whole axis once it is narrower (``x[:, :n]``
+    with ``n`` at least the width: GhostNet's ``out[:, :self.out_chs]``)."""
+    return isinstance(item, slice) and item.start in (None, 0) and item.step in (None, 1) and \
+        (item.stop is None or isinstance(item.stop, int) and item.stop >= size)
 
 
 # ---------------------------------------------------------------- axis bookkeeping

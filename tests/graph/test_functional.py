@@ -139,3 +139,24 @@ def test_weight_computed_at_run_time_is_protected():
     groups = groups_of(model, x, prune_stem=True)
     a_out = next(g for g in groups.groups if "a:out" in g.layers)
     assert a_out.prunable == 0 and any("run time" in p.why for p in a_out.protected)
+
+
+def test_slice_covering_the_channel_axis_follows_a_cut():
+    class Ghost(torch.nn.Module):
+        def __init__(self, cover):
+            super().__init__()
+            self.a, self.b, self.cover = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), cover
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x):
+            y = self.a(x)
+            out = torch.cat([y, self.b(y)], dim=1)[:, :self.cover]
+            return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1)) if self.cover == 16 else out.mean()
+
+    x = torch.randn(2, 3, 6, 6)
+    groups = groups_of(Ghost(16).eval(), x, prune_stem=True)
+    assert next(g for g in groups.groups if "a:out" in g.layers).prunable > 0
+    _, plan, pruned, diff = random_cut(Ghost(16).eval(), x, prune_stem=True)
+    assert plan.channels_removed > 0 and diff < 1e-5
+    groups = groups_of(Ghost(15).eval(), x, prune_stem=True)  # a real crop stays protected
+    assert next(g for g in groups.groups if "a:out" in g.layers).prunable == 0
