@@ -119,12 +119,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--skip", nargs="*", default=[])
     parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--part", default="0/1", help="K/N: every N-th model from the K-th (parallel runs)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     models = [(f"timm:{n}", s, k) for n, s, k in TIMM] + [(f"torchvision:{n}", s, {}) for n, s in TORCHVISION]
     if args.only:
         models = [m for m in models if m[0] in args.only or m[0].split(":")[1] in args.only]
     models = [m for m in models if m[0] not in args.skip]
+    k, n = map(int, args.part.split("/"))
+    models = models[k::n]
     print(f"| model | input | MACs before | after | ratio, proof, ONNX parity / protected |\n|---|---|---|---|---|", flush=True)
     for spec, size, kwargs in models:
         start = time.perf_counter()
