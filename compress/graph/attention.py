@@ -8,7 +8,8 @@ and reloads), and the proof's zeroing (the removed q/k/v rows produce zeros: a z
 adds nothing to q.k, a zero head attends uniformly to zero values). The softmax scale is kept
 as the original's (the fused kernel, which would rescale by the new head width, is turned off).
 
-Handled: timm's ``Attention`` (timm.layers.attention: ViT, DeiT...) and ``nn.MultiheadAttention``
+Handled: timm's ``Attention`` (timm.layers.attention: ViT, DeiT...), timm's Swin
+``WindowAttention`` (bias table per head) and ``nn.MultiheadAttention``
 self-attention with packed projections (torchvision's ViT), which becomes
 :class:`PrunedMultiheadAttention` once cut. Any other attention stays protected and reported.
 """
@@ -18,11 +19,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-
 import torch.nn.functional as F
 
 from compress.errors import PruneError
 from compress.graph.rules import MIX_REASON, Value, _lose
+
 
 class _Timm:
     """timm.layers.attention.Attention: qkv Linear (rows [3][heads][dim]), proj Linear."""
@@ -118,9 +119,9 @@ class _TimmWindow(_Timm):
     def rewrite(self, m, heads: list[int], dims: int, rows: int) -> None:
         from compress.surgery import _set_param
 
-        m.qkv.out_features, m.proj.in_features = rows, len(heads) * dims
-        if dims != self.shape(m)[1]:
+        if dims != self.shape(m)[1]:  # (before qkv.out_features changes) keep the original scale
             m.fused_attn = False
+        m.qkv.out_features, m.proj.in_features = rows, len(heads) * dims
         _set_param(m, "relative_position_bias_table", m.relative_position_bias_table[:, heads])
         m.num_heads = len(heads)
 
