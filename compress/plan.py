@@ -36,6 +36,7 @@ class PrunePolicy:
     round_to: int = 8  # surviving widths are multiples of this (or unchanged)
     keep: tuple[str, ...] = ()  # layer name patterns that never lose channels
     prune_stem: bool = False
+    layernorm_widths: bool = False  # opt-in: widths an nn.LayerNorm normalises are prunable (needs recovery)
 
     def __post_init__(self):
         targets = (self.ratio, self.target_macs, self.target_latency_ms, self.target_speedup)

@@ -87,8 +87,9 @@ class ChannelGraph:
 
 
 class Analyzer:
-    def __init__(self, traced: TracedModel):
+    def __init__(self, traced: TracedModel, layernorm_widths: bool = False):
         self.traced = traced
+        self.layernorm_widths = layernorm_widths  # opt-in: nn.LayerNorm over channels is per-channel
         self.gm = traced.gm
         self.sets = ChannelSets()
         self.slots: dict[tuple[str, str], Slot] = {}
@@ -333,5 +334,8 @@ def _values_like(meta: Any, why: str) -> Any:
     return Dynamic("unknown")
 
 
-def analyze(traced: TracedModel) -> ChannelGraph:
-    return Analyzer(traced).run()
+def analyze(traced: TracedModel, *, layernorm_widths: bool = False) -> ChannelGraph:
+    """``layernorm_widths``: channels normalised together by an ``nn.LayerNorm`` become prunable
+    (the cut changes its statistics: proved against a reference normalising over the kept
+    channels, see ``compress.verify``; recovery is required)."""
+    return Analyzer(traced, layernorm_widths).run()

@@ -107,6 +107,11 @@ def fn_layernorm(an, node, rule, args, kwargs):
         return _lose(an, node, x, "layer_norm with run-time shape or parameters")
     if x.axis < len(x.shape) - len(shape):
         return an.value(node, x.axis, x.ids)
+    owner = _owner(an, params, nn.LayerNorm, ("weight", "bias"))
+    if an.layernorm_widths and owner is not None and len(shape) == 1 and x.axis == len(x.shape) - 1:
+        an.sets.union_arrays(an.slot(owner[0], "chan", shape[0], owner[1]), x.ids)  # opted in (timm's LayerNorm)
+        an.note_probe(owner[0], node)
+        return an.value(node, x.axis, x.ids)
     an.freeze(x.ids, node, MIX_REASON.format(op="layer_norm"))
     for v in params.values():
         if v is not None and len(shape) == 1:

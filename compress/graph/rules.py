@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch.nn as nn
 
 MIX_REASON = "{op} mixes values across the channel axis: removing one channel would change the others"
 
@@ -148,6 +149,8 @@ def layernorm(an, node, rule, args, kwargs, module):
     if x.tracked and len(module.normalized_shape) == 1:
         chan = an.slot(node.target, "chan", module.normalized_shape[0], module)
         an.sets.union_arrays(chan, x.ids)
+        if an.layernorm_widths and x.axis == ndim - 1 and type(module).forward is nn.LayerNorm.forward:
+            return an.value(node, x.axis, x.ids)  # opted in: sliced like a per-channel layer
         an.sets.union_all(chan)
         an.freeze(chan, node, MIX_REASON.format(op="LayerNorm"))
         return an.value(node, x.axis, x.ids)

@@ -154,3 +154,36 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
     assert attn.num_heads == 3 - heads and attn.relative_position_bias_table.shape[1] == attn.num_heads
     assert attn.scale == pytest.approx(8 ** -0.5)
     assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
+
+
+def test_layernorm_width_opt_in_is_proved_against_kept_channel_statistics():
+    from compress.plan import PrunePolicy, select
+
+    model, x = _vit()
+    graph = analyze(trace(model, x))
+    apply_policy(graph, prune_stem=True)
+    embed = next(g for g in build_groups(graph).groups if "patch_embed.proj:out" in g.layers)
+    assert embed.prunable == 0  # LayerNorm protects the embedding by default
+    graph = analyze(trace(model, x), layernorm_widths=True)
+    apply_policy(graph, prune_stem=True)
+    groups = build_groups(graph)
+    embed = next(g for g in groups.groups if "patch_embed.proj:out" in g.layers)
+    assert embed.prunable == 192 and "norm:chan" in embed.layers
+    removed = sorted(set(graph.roots(graph.slots[("patch_embed.proj", "out")].ids).tolist()))[::3]
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+        changed = float((model(x) - pruned(x)).abs().max())
+    assert pruned.norm.normalized_shape == (128,) and pruned.cls_token.shape[-1] == 128
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    assert changed > 1e-3  # not a zeroing: the statistics changed, the reference follows them
+
+
+def test_layernorm_opt_in_refuses_no_recover(tmp_path, capsys):
+    from tests.cli_helpers import run_cli
+
+    (tmp_path / "ckpt.pt").write_bytes(b"x")
+    code, _, err = run_cli(["prune", tmp_path / "ckpt.pt", "--calib", tmp_path, "--prune-layernorm", "--no-recover",
+                            "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "needs recovery" in err and not (tmp_path / "out").exists()
