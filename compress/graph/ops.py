@@ -72,6 +72,7 @@ FUNCTION_TABLE: dict[Any, OpRule] = {
              F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate),
     **_rules("flatten", torch.flatten),
     **_rules("cat", torch.cat, torch.concat, torch.concatenate),
+    **_rules("stack", torch.stack),
     **_rules("chunk", torch.chunk),
     **_rules("split", torch.split),
     **_rules("getitem", operator.getitem),

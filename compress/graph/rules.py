@@ -273,6 +273,22 @@ def cat(an, node, rule, args, kwargs, module=None):
     return an.untracked(node, "concatenation mixes channel layouts")
 
 
+def stack(an, node, rule, args, kwargs, module=None):
+    """torch.stack: a new dim at ``dim``; tensors whose channels share an axis are coupled."""
+    parts = list(_arg(args, kwargs, 0, "tensors"))
+    dim = _norm_dim(_arg(args, kwargs, 1, "dim", 0), len(an.shape(node)))
+    tracked = [p for p in parts if isinstance(p, Value) and p.tracked]
+    if len(tracked) == len(parts) and len({p.axis for p in parts}) == 1 and len({len(p.ids) for p in parts}) == 1:
+        for p in parts[1:]:
+            an.sets.union_arrays(parts[0].ids, p.ids)
+        axis = parts[0].axis
+        return an.value(node, axis + (1 if dim <= axis else 0), parts[0].ids)
+    for p in parts:
+        if isinstance(p, Value):
+            _lose(an, node, p, "stacked with tensors of another channel layout")
+    return an.untracked(node, "stack of untracked tensors")
+
+
 def chunk(an, node, rule, args, kwargs, module=None):
     x = args[0]
     n = _arg(args, kwargs, 1, "chunks")

@@ -160,3 +160,24 @@ def test_slice_covering_the_channel_axis_follows_a_cut():
     assert plan.channels_removed > 0 and diff < 1e-5
     groups = groups_of(Ghost(15).eval(), x, prune_stem=True)  # a real crop stays protected
     assert next(g for g in groups.groups if "a:out" in g.layers).prunable == 0
+
+
+def test_stacked_branches_are_coupled_and_prunable():
+    class SK(nn.Module):  # selective-kernel style: two branches stacked, weighted, summed
+        def __init__(self):
+            super().__init__()
+            self.stem, self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 12, 3, padding=1), nn.Conv2d(8, 12, 1)
+            self.fc = nn.Linear(12, 2)
+
+        def forward(self, x):
+            x = self.stem(x)
+            y = torch.stack([self.a(x), self.b(x)], dim=1)  # (B, 2, C, H, W)
+            y = (y * torch.softmax(y.mean((3, 4), keepdim=True), dim=1)).sum(1)
+            return self.fc(y.mean((2, 3)))
+
+    x = torch.randn(2, 3, 6, 6)
+    groups = groups_of(SK().eval(), x)
+    branch = next(g for g in groups.groups if "a:out" in g.layers)
+    assert "b:out" in branch.layers and branch.prunable == 12
+    _, plan, pruned, diff = random_cut(SK().eval(), x)
+    assert plan.channels_removed > 0 and diff < 1e-5
