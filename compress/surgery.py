@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
+from compress.graph import attention
+from compress.graph.slicing import keep_index, set_param
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d,
@@ -47,54 +49,39 @@ def _get(model: nn.Module, name: str) -> nn.Module:
                          "the record was made for another architecture") from err
 
 
-def _index(cut: dict | None, expected: int, name: str) -> torch.Tensor | None:
-    if cut is None:
-        return None
-    if cut["size"] != expected:
-        raise PruneError(f"layer {name!r} has {expected} channels where the cut record expects {cut['size']}",
-                         "the record was made for another architecture or arch kwargs")
-    return torch.as_tensor(cut["keep"], dtype=torch.long)
-
-
-def _set_param(module: nn.Module, attr: str, value: torch.Tensor) -> None:
-    old = getattr(module, attr)
-    if isinstance(old, nn.Parameter):
-        setattr(module, attr, nn.Parameter(value.contiguous(), requires_grad=old.requires_grad))
-    else:
-        setattr(module, attr, value.contiguous())
-
-
 def _cut_module(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
     if isinstance(m, _CONV):
         _cut_conv(name, m, roles)
     elif isinstance(m, nn.Linear):
-        keep_in = _index(roles.get("in"), m.in_features, name)
-        keep_out = _index(roles.get("out"), m.out_features, name)
+        keep_in = keep_index(roles.get("in"), m.in_features, name)
+        keep_out = keep_index(roles.get("out"), m.out_features, name)
         if keep_out is not None:
-            _set_param(m, "weight", m.weight[keep_out])
+            set_param(m, "weight", m.weight[keep_out])
             if m.bias is not None:
-                _set_param(m, "bias", m.bias[keep_out])
+                set_param(m, "bias", m.bias[keep_out])
             m.out_features = len(keep_out)
         if keep_in is not None:
-            _set_param(m, "weight", m.weight[:, keep_in])
+            set_param(m, "weight", m.weight[:, keep_in])
             m.in_features = len(keep_in)
     elif isinstance(m, _NORM):
-        keep = _index(roles.get("chan"), m.num_features, name)
+        keep = keep_index(roles.get("chan"), m.num_features, name)
         _slice_attrs(m, ("weight", "bias", "running_mean", "running_var"), keep)
         m.num_features = len(keep)
     elif isinstance(m, nn.GroupNorm):
-        keep = _index(roles.get("chan"), m.num_channels, name)
+        keep = keep_index(roles.get("chan"), m.num_channels, name)
         per = m.num_channels // m.num_groups
         _slice_attrs(m, ("weight", "bias"), keep)
         m.num_channels, m.num_groups = len(keep), len(keep) // per
     elif isinstance(m, nn.LayerNorm):
-        keep = _index(roles.get("chan"), m.normalized_shape[-1], name)
+        keep = keep_index(roles.get("chan"), m.normalized_shape[-1], name)
         _slice_attrs(m, ("weight", "bias"), keep)
         m.normalized_shape = (len(keep),)
     elif isinstance(m, nn.PReLU):
-        keep = _index(roles.get("chan"), m.num_parameters, name)
+        keep = keep_index(roles.get("chan"), m.num_parameters, name)
         _slice_attrs(m, ("weight",), keep)
         m.num_parameters = len(keep)
+    elif attention.handles(m):
+        attention.cut(name, m, roles)
     else:
         raise PruneError(f"no slicer for layer {name!r} ({type(m).__name__})", "this is a bug: please report it")
 
@@ -103,14 +90,14 @@ def _slice_attrs(m: nn.Module, attrs: tuple[str, ...], keep: torch.Tensor) -> No
     for attr in attrs:
         value = getattr(m, attr, None)
         if isinstance(value, torch.Tensor):
-            _set_param(m, attr, value[keep])
+            set_param(m, attr, value[keep])
 
 
 def _cut_conv(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
     """Weight is (out, in/g, k...) for convs and (in, out/g, k...) for transposed convs.
     With groups > 1 the graph only ever removes whole groups (inputs and outputs together)."""
-    keep_in = _index(roles.get("in"), m.in_channels, name)
-    keep_out = _index(roles.get("out"), m.out_channels, name)
+    keep_in = keep_index(roles.get("in"), m.in_channels, name)
+    keep_out = keep_index(roles.get("out"), m.out_channels, name)
     g = m.groups
     new_in = len(keep_in) if keep_in is not None else m.in_channels
     new_out = len(keep_out) if keep_out is not None else m.out_channels
@@ -125,13 +112,13 @@ def _cut_conv(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
     if keep_out is not None:
         w = _take(w, out_dim, keep_out, g, m.out_channels) if m.transposed else w[keep_out]
         if m.bias is not None:
-            _set_param(m, "bias", m.bias[keep_out])
+            set_param(m, "bias", m.bias[keep_out])
     if keep_in is not None:
         if m.transposed:
             w = w[keep_in]
         elif g == 1:
             w = w[:, keep_in]
-    _set_param(m, "weight", w)
+    set_param(m, "weight", w)
     m.in_channels, m.out_channels, m.groups = new_in, new_out, new_g
 
 
@@ -148,6 +135,6 @@ def _cut_param(model: nn.Module, cut: dict) -> None:
     owner_name, _, attr = cut["name"].rpartition(".")
     owner = _get(model, owner_name) if owner_name else model
     value = getattr(owner, attr)
-    keep = _index(cut, value.shape[cut["dim"]], cut["name"])
+    keep = keep_index(cut, value.shape[cut["dim"]], cut["name"])
     with torch.no_grad():
-        _set_param(owner, attr, value.index_select(cut["dim"], keep))
+        set_param(owner, attr, value.index_select(cut["dim"], keep))
