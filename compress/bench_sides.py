@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from compress.deploy import Side, spec_file
+from compress.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
 from compress.spec import LoadedModel
@@ -47,7 +47,8 @@ def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
     else:
         arg = str(spec_file(out_dir, name, loaded.spec, load.get("trust", False)))
         files = {}
-    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes})
+    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes},
+                artifacts=found_artifacts(loaded.path) if loaded.pruned else {})
     for attr, path in files.items():
         if path.exists():
             setattr(side, attr, path)
