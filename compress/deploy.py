@@ -130,6 +130,7 @@ class Side:
     top1: float | None = None
     agreement: float | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files: "openvino", "openvino.int8"...
+    check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
 
 
 # a compress folder's runtime files, by bench artifact key (export.runtimes)
@@ -173,6 +174,9 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
             engine_path=side.engine, loader="compress.loading:load_for_bench", loader_args=(str(side.loader_arg),),
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement, artifacts=dict(side.artifacts)))
+    figures = row_figures(sides, models, backends)
+    for model in models:
+        model.row_figures = figures.get(model.name, {})
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
                        measure_memory=measure_memory, device=device)
@@ -182,6 +186,37 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     if show:
         render_table(report)
     return report
+
+
+def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str, str], dict]]:
+    """``{model: {(backend, precision): {"agreement", "top1", "n"}}}``: each file a bench row runs from,
+    run by its own runtime on the sides' ``check`` images: top-1 agreement with the original model in
+    PyTorch (the first side) and top-1 against the labels when there are any. Empty without images."""
+    from compress.export.bench import _plan
+    from compress.export.verify import torch_logits
+
+    check = next((side.check for side in sides if side.check is not None), None)
+    if check is None:
+        return {}
+    images, labels = check
+    reference = torch_logits(sides[0].module, images).argmax(1)
+    out: dict[str, dict] = {}
+    for backend, variants in _plan(models, backends, []):
+        from compress.export.runtimes import get
+
+        runtime = get(backend)
+        for model, precision, path in variants:
+            if backend == "torch":
+                logits = torch_logits(model.module, images)
+            elif backend == "tensorrt":
+                continue
+            else:
+                logits = runtime.predict(path, images.numpy())
+            pred = logits.argmax(1)
+            out.setdefault(model.name, {})[(backend, precision)] = {
+                "agreement": float((pred == reference).mean()), "n": int(len(pred)),
+                "top1": None if labels is None else float((pred == labels.numpy()).mean())}
+    return out
 
 
 def _needs(side: Side, runtime: str, backends) -> bool:

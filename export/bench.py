@@ -64,6 +64,8 @@ class BenchModel:
     int8_agreement: float | None = None
     # files of the other runtimes, keyed by runtime name and "<runtime>.int8" (export.runtimes)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    # {(backend, precision): {"agreement", "top1", "n"}}: that row's own file run on labelled/reference images
+    row_figures: dict = field(default_factory=dict)
 
     def artifact(self, backend: str, precision: str) -> str:
         """The ``sizes`` key of the file a row runs from."""
@@ -152,7 +154,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
                     row = {"model": model.name, "backend": backend, "precision": precision, "batch": batch,
                            "device": runtime.row_device(device), "latency_ms": s.to_dict(),
                            "throughput": s.throughput, "memory": None,
-                           "size_bytes": model.sizes.get(model.artifact(backend, precision))}
+                           "size_bytes": model.sizes.get(model.artifact(backend, precision)),
+                           **_figures(model, backend, precision)}
                     if measure_memory:
                         row["memory"], row["memory_note"] = _memory(model, backend, path, batch, input_shape,
                                                                     threads, device)
@@ -195,6 +198,12 @@ def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, s
         if variants:
             plan.append((backend, variants))
     return plan
+
+
+def _figures(model: BenchModel, backend: str, precision: str) -> dict:
+    """The row's own top-1 agreement with the original (and top-1) when the caller measured them."""
+    found = model.row_figures.get((backend, precision))
+    return {"agreement": found["agreement"], "top1": found["top1"], "accuracy_images": found["n"]} if found else {}
 
 
 def _memory(model: BenchModel, backend: str, path, batch: int, input_shape, threads: int, device: str):

@@ -150,3 +150,30 @@ def test_executorch_pte_fp32_and_int8_are_verified(tmp_path, images):
                                                                       ("int8", 32)}
     assert all(r["memory"]["peak_rss_bytes"] > 0 for r in report["rows"])
     assert et.predict(tmp_path / "model.pte", images[:3].numpy()).shape == (3, 5)
+
+
+def test_export_and_bench_cli_give_openvino_rows_with_their_own_agreement(tiny_assets, tmp_path, capsys):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'compress[openvino]')")
+    import json
+
+    from compress.api import prune
+
+    out = tmp_path / "pruned"
+    prune(str(tiny_assets / "ckpt.pt"), str(tiny_assets / "calib"), arch="digits", ratio=0.5, recover=False,
+          out=str(out), round_to=8, progress=False, quiet=True)
+    code, stdout, err = run_cli(["export", out, "--format", "openvino,openvino-int8", "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert record["openvino"]["verification"]["passed"] and (out / "model.int8.openvino.xml").is_file()
+    code, stdout, err = run_cli(["bench", out, "--backend", "onnxruntime,openvino", "--batch", "1", "--iters", "3",
+                                 "--warmup", "1", "--min-seconds", "0", "--no-memory", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    rows = {(r["model"], r["backend"], r["precision"]): r for r in report["rows"]}
+    assert {("original", "openvino", "fp32"), ("compressed", "openvino", "fp32"),
+            ("compressed", "openvino", "int8")} <= set(rows)
+    assert rows[("original", "openvino", "fp32")]["agreement"] == 1.0  # the original's IR against itself in PyTorch
+    ov, ort = rows[("compressed", "openvino", "fp32")], rows[("compressed", "onnxruntime", "fp32")]
+    assert ov["agreement"] == ort["agreement"] and ov["accuracy_images"] == 40  # same FP32 model, same images
+    assert 0 <= rows[("compressed", "openvino", "int8")]["agreement"] <= 1
+    assert "top-1 agreement" in (out / "report.md").read_text()
