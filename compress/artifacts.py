@@ -20,7 +20,7 @@ BENCH_DIR = "bench"  # the benchmark's own ONNX files and the original's spec
 ONNX = "model.onnx"
 INT8 = "model.int8.onnx"
 ENGINE = "model.engine"
-FORMATS = ("onnx", "int8", "trt")  # what --export / --format accept
+FORMATS = ("onnx", "int8", "trt", "openvino", "openvino-int8", "executorch", "executorch-int8")  # what --export / --format accept
 MODEL_FILES = {"onnx": ONNX, "int8": INT8, "engine": ENGINE}  # exported formats, by bench attribute
 
 

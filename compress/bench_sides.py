@@ -9,12 +9,13 @@ import torch
 
 from compress import artifacts
 from compress import calibrate
-from compress.deploy import Side, spec_file
+from compress.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
 from compress.spec import LoadedModel
 
 BATCH = 64  # images per forward pass: a whole eval folder at once can need tens of GB of activations
+CHECK_IMAGES = 2000  # images every runtime's file is run on for its row's top-1 / agreement
 
 
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,
@@ -61,22 +62,39 @@ def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
     else:
         arg = str(spec_file(out_dir, name, loaded.spec, load.get("trust", False)))
         files = {}
-    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes})
+    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes},
+                artifacts=found_artifacts(loaded.path) if loaded.pruned else {})
     for attr, path in files.items():
         if path.exists():
             setattr(side, attr, path)
     return side
 
 
+def _kept(sides: list[Side], batches, limit: int = CHECK_IMAGES):
+    """Pass ``batches`` through, keeping the first ``limit`` images (and labels) on both sides as ``check``:
+    every runtime's file is run on them for its own top-1 and agreement (``compress.deploy.row_figures``)."""
+    xs, ys = [], []
+    for x, y in batches:
+        if sum(len(part) for part in xs) < limit:
+            xs.append(x)
+            ys.append(y)
+        yield x, y
+    if xs:
+        images = torch.cat(xs)[:limit]
+        labels = None if ys[0] is None else torch.cat(ys)[:limit]
+        for side in sides:
+            side.check = (images, labels)
+
+
 def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say) -> None:
-    hits, same, n = _compare(sides, _batches(eval_dir, loaded, labelled=True))
+    hits, same, n = _compare(sides, _kept(sides, _batches(eval_dir, loaded, labelled=True)))
     sides[0].top1, sides[1].top1 = hits[0] / n, hits[1] / n
     sides[0].agreement, sides[1].agreement = 1.0, same / n
     say(f"accuracy on {eval_dir}: {sides[0].name} {sides[0].top1:.2%}, {sides[1].name} {sides[1].top1:.2%}")
 
 
 def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say) -> None:
-    _, same, n = _compare(sides, _batches(calib, loaded, labelled=False))
+    _, same, n = _compare(sides, _kept(sides, _batches(calib, loaded, labelled=False)))
     sides[0].agreement, sides[1].agreement = 1.0, same / n
     say(f"top-1 agreement with the original on {n} images of {calib}: {sides[1].agreement:.2%}")
 

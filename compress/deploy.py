@@ -21,6 +21,7 @@ from compress.export.bench import BenchModel, run_bench
 from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
 from compress.export.report import render_table, write_report
+from compress.export.runtimes import get
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, verify_onnx
 from compress.export.widths import misaligned_widths
@@ -29,6 +30,7 @@ from compress.profile import count_macs
 from compress.spec import ModelSpec
 from compress.util.atomic import write_text
 
+RUNTIME_FORMATS = {"openvino": ("openvino", "openvino-int8"), "executorch": ("executorch", "executorch-int8")}
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
 
@@ -36,10 +38,15 @@ CALIBRATION_IMAGES = 256
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
                    say_warn: Callable = print, round_to: int | None = None) -> dict[str, Any]:
-    """Write ``model.onnx`` / ``model.int8.onnx`` / ``model.engine`` into ``folder`` and return the
-    figures recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason
-    after the other formats are done. ``round_to``: the ``--round-to`` the model was pruned with
-    (None: not pruned by compress), for an accurate word on widths TensorRT pads."""
+    """Write ``model.onnx`` / ``model.int8.onnx`` / ``model.engine`` and the runtime plugins' files
+    (OpenVINO IR, ExecuTorch ``.pte``, ``export.runtimes``) into ``folder`` and return the figures
+    recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason after the
+    other formats are done; a missing OpenVINO/ExecuTorch fails before anything is written.
+    ``round_to``: the ``--round-to`` the model was pruned with (None: not pruned by compress), for an
+    accurate word on widths TensorRT pads."""
+    wanted = require_runtimes(formats)
+    if "openvino-int8" in formats and "int8" not in formats:
+        formats = (*formats, "int8")  # OpenVINO INT8 runs the calibrated Q/DQ ONNX model
     model = model.cpu().eval()
     record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
                                          "calibration": min(len(images), CALIBRATION_IMAGES)}}
@@ -79,8 +86,21 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
         except TensorRTUnavailable as err:
             record["trt"] = {"skipped": str(err)}
             say_warn(f"--export trt skipped: {err}")
+    for name in wanted:
+        record.update(get(name).export(model, folder, formats, verify_set, onnx_path=onnx_path, int8_onnx=int8_path,
+                                       calibration=images[:CALIBRATION_IMAGES], say_info=say_info,
+                                       say_warn=say_warn))
     write_text(folder / artifacts.EXPORT, json.dumps(record, indent=1, default=str))
     return record
+
+
+def require_runtimes(formats) -> list[str]:
+    """The runtime plugins ``formats`` need; :class:`RuntimeUnavailable` (one line naming the extra,
+    exit 5) when one is not installed, before any file is written."""
+    wanted = [name for name, fmts in RUNTIME_FORMATS.items() if set(fmts) & set(formats)]
+    for name in wanted:
+        get(name).require()
+    return wanted
 
 
 def export_all(folder: Path, student: nn.Module, data, config, say) -> dict[str, Any]:
@@ -125,6 +145,18 @@ class Side:
     engine: Path | None = None
     top1: float | None = None
     agreement: float | None = None
+    artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files: "openvino", "openvino.int8"...
+    check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
+
+
+# a compress folder's runtime files, by bench artifact key (export.runtimes)
+RUNTIME_FILES = {"openvino": "model.openvino.xml", "openvino.int8": "model.int8.openvino.xml",
+                 "executorch": "model.pte", "executorch.int8": "model.int8.pte"}
+
+
+def found_artifacts(folder: Path) -> dict[str, Path]:
+    """The runtime files an export left in ``folder``."""
+    return {key: folder / name for key, name in RUNTIME_FILES.items() if (folder / name).exists()}
 
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:
@@ -144,15 +176,19 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     example = torch.randn(1, *input_shape)
     models = []
     for side in sides:
-        if "onnxruntime" in backends and side.onnx is None:
+        if ("onnxruntime" in backends or _needs(side, "openvino", backends)) and side.onnx is None:
             (out_dir / artifacts.BENCH_DIR).mkdir(exist_ok=True)
             side.onnx = out_dir / artifacts.BENCH_DIR / f"{side.name}.onnx"
             export_onnx(side.module, example, side.onnx)
+        _runtime_files(side, out_dir / "bench", backends, input_shape, max(batches))
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
             engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
-            sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement))
+            sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement, artifacts=dict(side.artifacts)))
+    figures = row_figures(sides, models, backends)
+    for model in models:
+        model.row_figures = figures.get(model.name, {})
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
                        measure_memory=measure_memory, device=device)
@@ -162,6 +198,60 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     if show:
         render_table(report)
     return report
+
+
+def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str, str], dict]]:
+    """``{model: {(backend, precision): {"agreement", "top1", "n"}}}``: each file a bench row runs from,
+    run by its own runtime on the sides' ``check`` images: top-1 agreement with the original model in
+    PyTorch (the first side) and top-1 against the labels when there are any. Empty without images."""
+    from compress.export.bench import _plan
+    from compress.export.verify import torch_logits
+
+    check = next((side.check for side in sides if side.check is not None), None)
+    if check is None:
+        return {}
+    images, labels = check
+    reference = torch_logits(sides[0].module, images).argmax(1)
+    out: dict[str, dict] = {}
+    for backend, variants in _plan(models, backends, []):
+
+        runtime = get(backend)
+        for model, precision, path in variants:
+            if backend == "torch":
+                logits = torch_logits(model.module, images)
+            elif backend == "tensorrt":
+                continue
+            else:
+                logits = runtime.predict(path, images.numpy())
+            pred = logits.argmax(1)
+            out.setdefault(model.name, {})[(backend, precision)] = {
+                "agreement": float((pred == reference).mean()), "n": int(len(pred)),
+                "top1": None if labels is None else float((pred == labels.numpy()).mean())}
+    return out
+
+
+def _needs(side: Side, runtime: str, backends) -> bool:
+    """The bench runs ``runtime`` and the side has no FP32 file for it, and the runtime is installed."""
+
+    return runtime in backends and runtime not in side.artifacts and get(runtime).available()[0]
+
+
+def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch: int) -> None:
+    """FP32 files for the OpenVINO / ExecuTorch rows of a side that has none (its INT8 files come from
+    ``compress export``, which has the calibration images)."""
+    from compress.util.atomic import atomic_file
+
+    if _needs(side, "openvino", backends):
+        bench_dir.mkdir(exist_ok=True)
+        side.artifacts["openvino"] = get("openvino").convert(side.onnx, bench_dir / f"{side.name}.openvino.xml")
+    if _needs(side, "executorch", backends):
+        from compress.export.runtimes.executorch_rt import MAX_BATCH, lower
+
+        bench_dir.mkdir(exist_ok=True)
+        path = bench_dir / f"{side.name}.pte"
+        with atomic_file(path, "wb") as handle:
+            handle.write(lower(side.module.cpu().eval(), tuple(input_shape), max_batch=max(MAX_BATCH, max_batch)))
+        side.artifacts["executorch"] = path
 
 
 def _macs(module: nn.Module, input_shape) -> int:
@@ -181,6 +271,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     for attr, name in artifacts.MODEL_FILES.items():
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
+    compressed.artifacts = found_artifacts(folder)
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,

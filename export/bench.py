@@ -4,10 +4,12 @@ Knows nothing of pruning: it takes ``BenchModel`` records (a module, its ONNX / 
 figures the caller computed) and returns one raw report dict (JSON-serialisable) that
 ``export.report`` renders. The first model is the baseline every other row is compared with.
 
-Rows: one per (model, backend, precision, batch). Backends: ``torch`` (eager, fp32, CPU or
-``device``), ``onnxruntime`` (CPU; fp32 from ``onnx_path``, int8 from ``int8_path``),
-``tensorrt`` (``engine_path``, needs TensorRT + GPU; otherwise listed under ``skipped`` with the
-reason). All runners of one (backend, batch) are timed interleaved (``export.latency``).
+Rows: one per (model, backend, precision, batch). Backends are runtime plugins
+(``export.runtimes``): ``torch`` (eager, fp32, CPU or ``device``), ``onnxruntime`` (CPU; fp32 from
+``onnx_path``, int8 from ``int8_path``), ``tensorrt`` (``engine_path``, needs TensorRT + GPU),
+``openvino`` and ``executorch`` (CPU; files in ``artifacts`` under ``"openvino"``/``"openvino.int8"``
+etc.). A runtime that cannot run here is listed under ``skipped`` with the reason (which extra to
+install). All runners of one (backend, batch) are timed interleaved (``export.latency``).
 Memory: peak RSS of a fresh process per row (``export.memory``), and for torch on CUDA the peak
 GPU memory allocated (``gpu_peak_bytes``). Each row records the ``device`` it ran on.
 
@@ -33,8 +35,9 @@ import torch.nn as nn
 
 from compress.export.cpu_load import BUSY, cpu_model, others_busy
 from compress.export.errors import ExportError
-from compress.export.latency import ort_runner, passive_omp, time_interleaved, torch_runner, trt_runner
+from compress.export.latency import passive_omp, time_interleaved
 from compress.export.memory import peak_rss_subprocess
+from compress.export.runtimes import get as get_runtime
 from compress.export.sizes import artifact_size
 from compress.export.tensorrt import tensorrt_available
 
@@ -60,21 +63,25 @@ class BenchModel:
     agreement: float | None = None  # top-1 agreement with the baseline model
     int8_top1: float | None = None
     int8_agreement: float | None = None
+    # files of the other runtimes, keyed by runtime name and "<runtime>.int8" (export.runtimes)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    # {(backend, precision): {"agreement", "top1", "n"}}: that row's own file run on labelled/reference images
+    row_figures: dict = field(default_factory=dict)
 
     def artifact(self, backend: str, precision: str) -> str:
         """The ``sizes`` key of the file a row runs from."""
-        if backend == "torch":
-            return "checkpoint"
-        if backend == "tensorrt":
-            return "engine"
-        return "int8" if precision == "int8" else "onnx"
+        from compress.export.runtimes import get
+
+        return get(backend).size_key(precision)
 
 
-def environment(threads: int | None) -> dict[str, Any]:
+def environment(threads: int | None, backends: Sequence[str] | None = None) -> dict[str, Any]:
     """Machine and library versions the figures were measured with."""
     import numpy
     import onnx
     import onnxruntime
+
+    from compress.export.runtimes import get
 
     trt_version = None
     try:
@@ -83,6 +90,7 @@ def environment(threads: int | None) -> dict[str, Any]:
         trt_version = str(tensorrt.__version__)
     except Exception:
         pass
+    optional = {name: get(name).version() for name in ("openvino", "executorch") if name in (backends or ())}
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
@@ -90,7 +98,7 @@ def environment(threads: int | None) -> dict[str, Any]:
         "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "openmp_choice": os.environ.get("COMPRESS_OPENMP"), "load_average": _load_average(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **optional,
     }
 
 
@@ -119,7 +127,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     spinning_torch = "torch" in backends and threads > 1 and not passive_omp()
     busy = others_busy() if spinning_torch else None  # before any timing: the other processes' share of the CPUs
     for m in models:
-        for key, path in (("onnx", m.onnx_path), ("int8", m.int8_path), ("engine", m.engine_path)):
+        files = {"onnx": m.onnx_path, "int8": m.int8_path, "engine": m.engine_path, **m.artifacts}
+        for key, path in files.items():
             if path is not None and key not in m.sizes and Path(path).exists():
                 m.sizes[key] = artifact_size(path)
     gen = torch.Generator().manual_seed(seed)
@@ -130,20 +139,22 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     with _progress(progress, len(plan) * len(batches)) as advance:
         for backend, variants in plan:
             for batch in batches:
+                runtime = get_runtime(backend)
                 runners = {}
-                for model, precision in variants:
-                    runners[(model.name, precision)] = _make_runner(model, backend, precision, examples[batch],
-                                                                    threads, device)
+                for model, precision, path in variants:
+                    runners[(model.name, precision)] = runtime.runner(path, model.module, examples[batch], threads,
+                                                                      device)
                 stats = time_interleaved({f"{n}/{p}": r for (n, p), r in runners.items()}, warmup=warmup,
                                          iters=iters, min_seconds=min_seconds, batch=batch, threads=threads)
-                for model, precision in variants:
+                for model, precision, path in variants:
                     s = stats[f"{model.name}/{precision}"]
                     row = {"model": model.name, "backend": backend, "precision": precision, "batch": batch,
-                           "device": _row_device(backend, device), "latency_ms": s.to_dict(),
+                           "device": runtime.row_device(device), "latency_ms": s.to_dict(),
                            "throughput": s.throughput, "memory": None,
-                           "size_bytes": model.sizes.get(model.artifact(backend, precision))}
+                           "size_bytes": model.sizes.get(model.artifact(backend, precision)),
+                           **_figures(model, backend, precision)}
                     if measure_memory:
-                        row["memory"], row["memory_note"] = _memory(model, backend, precision, batch, input_shape,
+                        row["memory"], row["memory_note"] = _memory(model, backend, path, batch, input_shape,
                                                                     threads, device)
                     rows.append(row)
                 advance(f"{backend} batch {batch}")
@@ -155,7 +166,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     return {
         "schema": SCHEMA,
         "notes": notes,
-        "environment": environment(threads),
+        "environment": environment(threads, backends),
         "settings": {"backends": list(backends), "batches": list(batches), "input_shape": list(input_shape),
                      "threads": threads, "warmup": warmup, "iters": iters, "min_seconds": min_seconds,
                      "device": device, "baseline": models[0].name},
@@ -166,63 +177,44 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     }
 
 
-def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, str]]]]:
+def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, str, Path | None]]]]:
+    """``[(backend, [(model, precision, artifact)])]``: what each runtime plugin can run of each model;
+    a runtime that is not installed (or has no GPU) and models without its file go to ``skipped``."""
     plan = []
     for backend in backends:
-        if backend == "torch":
-            plan.append((backend, [(m, "fp32") for m in models]))
-        elif backend == "onnxruntime":
-            variants = []
-            for m in models:
-                if m.onnx_path is not None:
-                    variants.append((m, "fp32"))
-                else:
-                    skipped.append({"backend": backend, "model": m.name, "reason": "no ONNX file given"})
-                if m.int8_path is not None:
-                    variants.append((m, "int8"))
-            if variants:
-                plan.append((backend, variants))
-        elif backend == "tensorrt":
-            ok, reason = tensorrt_available()
-            if not ok:
-                skipped.append({"backend": backend, "model": None, "reason": reason})
-                continue
-            variants = [(m, m.engine_precision) for m in models if m.engine_path is not None]
-            skipped.extend({"backend": backend, "model": m.name, "reason": "no engine given"}
-                           for m in models if m.engine_path is None)
-            if variants:
-                plan.append((backend, variants))
-        else:
-            raise ExportError(f"unknown backend {backend!r}", "use torch, onnxruntime or tensorrt")
+        runtime = get_runtime(backend)
+        ok, reason = runtime.available()
+        if not ok:
+            skipped.append({"backend": backend, "model": None, "reason": reason})
+            continue
+        variants = []
+        for m in models:
+            rows, missing = runtime.variants(m)
+            variants.extend((m, precision, path) for precision, path in rows)
+            skipped.extend({"backend": backend, "model": m.name, "reason": why} for why in missing)
+        if variants:
+            plan.append((backend, variants))
     return plan
 
 
-def _row_device(backend: str, device: str) -> str:
-    """Where a row's model ran: torch on ``device``, onnxruntime on the CPU, TensorRT on the GPU."""
-    return {"torch": str(device), "onnxruntime": "cpu"}.get(backend, "cuda")
+def _figures(model: BenchModel, backend: str, precision: str) -> dict:
+    """The row's own top-1 agreement with the original (and top-1) when the caller measured them."""
+    found = model.row_figures.get((backend, precision))
+    return {"agreement": found["agreement"], "top1": found["top1"], "accuracy_images": found["n"]} if found else {}
 
 
-def _make_runner(model: BenchModel, backend: str, precision: str, example: torch.Tensor, threads: int, device: str):
-    if backend == "torch":
-        return torch_runner(model.module, example, device)
-    if backend == "onnxruntime":
-        return ort_runner(model.int8_path if precision == "int8" else model.onnx_path, example, threads)
-    return trt_runner(model.engine_path, example)
-
-
-def _memory(model: BenchModel, backend: str, precision: str, batch: int, input_shape, threads: int, device: str):
+def _memory(model: BenchModel, backend: str, path, batch: int, input_shape, threads: int, device: str):
     try:
         if backend == "torch":
             if not model.loader:
                 return None, "no loader given for the torch memory probe"
             result = peak_rss_subprocess("torch", loader=model.loader, loader_args=model.loader_args, batch=batch,
                                          input_shape=input_shape, threads=threads, device=device)
-        elif backend == "onnxruntime":
-            path = model.int8_path if precision == "int8" else model.onnx_path
-            result = peak_rss_subprocess("onnxruntime", onnx_path=path, batch=batch, input_shape=input_shape,
+        elif get_runtime(backend).memory:
+            result = peak_rss_subprocess(backend, onnx_path=path, batch=batch, input_shape=input_shape,
                                          threads=threads)
         else:
-            return None, "memory is not measured for TensorRT engines"
+            return None, get_runtime(backend).memory_note
     except ExportError as err:
         return None, str(err)
     return result.to_dict(), None

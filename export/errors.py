@@ -27,5 +27,9 @@ class VerificationError(ExportError):
     """An exported model whose outputs do not match the PyTorch model it came from."""
 
 
-class TensorRTUnavailable(ExportError):
+class RuntimeUnavailable(ExportError):
+    """An optional runtime (OpenVINO, ExecuTorch...) that cannot run here; the message says which extra to install."""
+
+
+class TensorRTUnavailable(RuntimeUnavailable):
     """TensorRT (or a CUDA GPU) is missing; ``message`` is the one-line reason."""

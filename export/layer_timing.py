@@ -11,6 +11,9 @@ on: backend, its version, device, threads, CPU model — the cache key of a late
   ``compress bench`` runs them.
 * ``torch``: the layer as an ``nn`` module, the network itself, on CPU or CUDA.
 * ``tensorrt``: engines built from the same ONNX models (needs TensorRT and a GPU).
+* ``openvino``: the same ONNX models compiled by OpenVINO on the CPU (``export.runtimes.openvino_rt``).
+* ``executorch``: the layer as an ``nn`` module, the network itself, each lowered to an XNNPACK
+  ``.pte`` (``export.runtimes.executorch_rt``; lowering takes seconds per entry).
 """
 
 from __future__ import annotations
@@ -23,13 +26,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.export.cpu_load import cpu_model
-from compress.export.latency import Runner, ort_runner, time_interleaved, torch_runner, trt_runner
 from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from compress.export.cpu_load import cpu_model
+from compress.export.latency import Runner, time_interleaved, torch_runner
 from compress.export.onnx import export_onnx
-from compress.export.tensorrt import build_engine, require_tensorrt
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch")
 LAYER_SECONDS = 0.15  # per table entry: enough rounds for a stable median of a µs-scale layer
 MODEL_SECONDS = 1.0  # per whole-network measurement
 
@@ -101,16 +103,26 @@ class OnnxTimer(Timer):
             return self.from_onnx(path, example)
 
 
-class OrtTimer(OnnxTimer):
-    backend = "onnxruntime"
+class PluginTimer(OnnxTimer):
+    """A runtime plugin that takes ONNX (``export.runtimes``): onnxruntime, OpenVINO, TensorRT."""
+
+    def __init__(self, runtime, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+        super().__init__(batch, threads, device)
+        self.plugin = runtime
+        self.backend = runtime.name
 
     def describe(self) -> dict:
-        import onnxruntime
-
-        return {**super().describe(), "onnxruntime": onnxruntime.__version__}
+        return {**super().describe(), **self.plugin.describe()}
 
     def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
-        return ort_runner(path, example, threads=self.threads)  # the session holds the model
+        return self.plugin.from_onnx(path, example, self.threads)
+
+
+class OrtTimer(PluginTimer):
+    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+        from compress.export.runtimes import get
+
+        super().__init__(get("onnxruntime"), batch, threads, "cpu")
 
 
 class TorchTimer(Timer):
@@ -123,19 +135,26 @@ class TorchTimer(Timer):
         return torch_runner(model, example, self.device)
 
 
-class TensorRTTimer(OnnxTimer):
-    backend = "tensorrt"
+class ExecuTorchTimer(Timer):
+    """ExecuTorch/XNNPACK: each layer (an ``nn`` module) and each network lowered to a ``.pte``."""
 
-    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cuda"):
-        super().__init__(batch, threads, device)
+    backend = "executorch"
+
+    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+        from compress.export.runtimes import get
+
+        super().__init__(batch, threads, "cpu")
+        self.plugin = get("executorch")
+        self.plugin.require()
 
     def describe(self) -> dict:
-        return {**super().describe(), "tensorrt": require_tensorrt().__version__}
+        return {**super().describe(), **self.plugin.describe()}
 
-    def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
-        engine = path.with_suffix(".engine")
-        build_engine(path, engine, min_batch=self.batch, opt_batch=self.batch, max_batch=self.batch)
-        return trt_runner(engine, example)  # the runner holds the deserialized engine
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        return self.plugin.runner_for(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.threads)
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        return self.plugin.runner_for(model, example, self.threads)
 
 
 def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, device: str = "cpu") -> Timer:
@@ -143,7 +162,12 @@ def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, devi
         return OrtTimer(batch, threads, "cpu")
     if backend == "torch":
         return TorchTimer(batch, threads, device)
-    if backend == "tensorrt":
-        require_tensorrt()
-        return TensorRTTimer(batch, threads, "cuda")
-    raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")
+    if backend == "executorch":
+        return ExecuTorchTimer(batch, threads)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")
+    from compress.export.runtimes import get
+
+    runtime = get(backend)
+    runtime.require()  # one line naming the extra (or the missing GPU) to install
+    return PluginTimer(runtime, batch, threads, runtime.device)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from compress.export.errors import ExportError
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino", "executorch")  # runtimes whose files the probe loads
 
 
 @dataclass
@@ -56,14 +56,15 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None,
                         threads: int | None = 1, device: str = "cpu", timeout: float = 600.0) -> MemoryResult:
     """Run ``iters`` batches of ``batch`` random inputs of ``input_shape`` (C, H, W) in a child process.
 
-    ``backend="onnxruntime"`` needs ``onnx_path``; ``backend="torch"`` needs ``loader``, a module-level
-    function (or its ``"module:function"`` name) the child imports and calls with ``loader_args``
+    ``backend="onnxruntime"`` (and the other file runtimes, ``compress.export.runtimes``) needs
+    ``onnx_path``, the file it runs from; ``backend="torch"`` needs ``loader``, a module-level function
+    (or its ``"module:function"`` name) the child imports and calls with ``loader_args``
     (JSON-serialisable, e.g. a checkpoint path); it returns an ``nn.Module`` or an object with a ``.model``.
     """
     if backend not in BACKENDS:
         raise ExportError(f"unknown memory backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
-    if backend == "onnxruntime" and not onnx_path:
-        raise ExportError("the onnxruntime memory probe needs an ONNX file", "export the model first")
+    if backend != "torch" and not onnx_path:
+        raise ExportError(f"the {backend} memory probe needs the model's file", "export the model first")
     if backend == "torch" and not loader:
         raise ExportError("the torch memory probe needs a loader 'module:function'",
                           "e.g. loader=compress.loading.load_for_bench, loader_args=[checkpoint]")

@@ -1,7 +1,7 @@
 """Child process of :func:`export.memory.peak_rss_subprocess`: load one model, run it, report memory.
 
 Run as ``python -m export.memory_probe '<json spec>'``; prints one JSON line on stdout. The runtime
-(torch or onnxruntime) is imported first and the baseline read after that, so
+(torch, onnxruntime, or a plugin of ``export.runtimes``) is imported first and the baseline read after that, so
 ``peak - baseline`` is what the model (weights, activations, session arenas) added.
 The peak is read in this process (see :func:`max_rss_bytes`): the parent's ``RUSAGE_CHILDREN``
 is the maximum over every child it ever waited for, not this one.
@@ -81,8 +81,15 @@ def probe(spec: dict) -> dict:
         if cuda:
             torch.cuda.synchronize()
             gpu_peak = int(torch.cuda.max_memory_allocated())
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+    else:  # a runtime plugin's file (OpenVINO IR, ExecuTorch .pte): imported first, then the baseline
+        from compress.export.runtimes import get
+
+        runtime = get(backend)
+        runtime.import_runtime()
+        baseline = max_rss_bytes()
+        run = runtime.load(spec["onnx_path"], threads, batch=batch)
+        for _ in range(iters):
+            run(x)
     return {"peak_rss_bytes": max_rss_bytes(), "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
 
 

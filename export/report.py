@@ -77,14 +77,17 @@ def latency_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 def comparison_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     gpu = _gpu_memory(report)
-    cols = ["model", "backend", "precision", "batch", "measured", "MAC ratio (predicted)", "peak memory",
-            "model memory", *(["GPU memory"] if gpu else []), "size"]
+    agree = any(r.get("agreement") is not None for r in report["rows"])
+    cols = ["model", "backend", "precision", "batch", "measured", "MAC ratio (predicted)",
+            *(["top-1 agreement"] if agree else []), "peak memory", "model memory",
+            *(["GPU memory"] if gpu else []), "size"]
     by_key = {(r["model"], r["backend"], r["precision"], r["batch"]): r for r in report["rows"]}
     rows = []
     for c in report["comparisons"]:
         row = by_key.get((c["model"], c["backend"], c["precision"], c["batch"]), c)
         rows.append([c["model"], backend_label(row), c["precision"], str(c["batch"]), fmt_speedup(c["speedup"]),
-                     fmt_ratio(c["mac_ratio"]), fmt_change(c["memory_change"], "memory"),
+                     fmt_ratio(c["mac_ratio"]), *([fmt_pct(row.get("agreement"))] if agree else []),
+                     fmt_change(c["memory_change"], "memory"),
                      fmt_change(c["model_memory_change"], "memory"),
                      *([fmt_change(c.get("gpu_memory_change"), "GPU memory")] if gpu else []),
                      fmt_change(c["size_change"], "size")])
@@ -104,6 +107,8 @@ def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
     trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
+    trt += "".join(f", {label} {e[key]}" for key, label in (("openvino", "OpenVINO"), ("executorch", "ExecuTorch"))
+                   if e.get(key))
     load = f"; load average {e['load_average'][0]:.1f}" if e.get("load_average") else ""
     return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "
             f"onnxruntime {e['onnxruntime']}{trt}{load}")

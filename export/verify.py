@@ -129,8 +129,15 @@ def verify_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor | np.nd
         raise VerificationError("no inputs to verify the exported model on", "pass at least one image")
     ref = torch_logits(model, inputs)
     got = run_session(make_session(path, providers), inputs)
+    return check_logits(Path(path).name, ref, got, atol=atol, raise_on_fail=raise_on_fail)
+
+
+def check_logits(label: str, ref: np.ndarray, got: np.ndarray, *, atol: float = 1e-4,
+                 raise_on_fail: bool = True) -> Verification:
+    """Compare an exported model's logits ``got`` with PyTorch's ``ref`` (see the module docstring);
+    ``label`` names the file in the error. Used for every runtime's files (``export.runtimes``)."""
     if got.shape != ref.shape:
-        raise VerificationError(f"{Path(path).name}: output shape {got.shape} differs from PyTorch's {ref.shape}",
+        raise VerificationError(f"{label}: output shape {got.shape} differs from PyTorch's {ref.shape}",
                                 "re-export the model")
     diff = np.abs(got - ref)
     threshold = float(atol * max(1.0, float(np.abs(ref).max())))
@@ -147,11 +154,18 @@ def verify_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor | np.nd
     )
     if raise_on_fail and not result.passed:
         raise VerificationError(
-            f"{Path(path).name} differs from the PyTorch model: max |diff| {max_diff:.3g} "
+            f"{label} differs from the PyTorch model: max |diff| {max_diff:.3g} "
             f"(threshold {threshold:.3g}), top-1 agreement {result.top1_agreement:.1%} on {result.n} inputs",
             "the export is wrong; re-export (opset/exporter) or report the model",
         )
     return result
+
+
+def agreement(ref: np.ndarray, got: np.ndarray) -> Agreement:
+    """Top-1 agreement and logit differences of ``got`` against the reference logits ``ref``."""
+    diff = np.abs(ref - got)
+    return Agreement(top1_agreement=float(np.mean(ref.argmax(1) == got.argmax(1))), max_abs_diff=float(diff.max()),
+                     mean_abs_diff=float(diff.mean()), n=int(len(ref)))
 
 
 def compare_sessions(path_a: str | Path, path_b: str | Path, inputs: torch.Tensor | np.ndarray, *,
@@ -162,9 +176,7 @@ def compare_sessions(path_a: str | Path, path_b: str | Path, inputs: torch.Tenso
     if a.shape != b.shape:
         raise VerificationError(f"{Path(path_b).name}: output shape {b.shape} differs from {Path(path_a).name}'s {a.shape}",
                                 "compare two exports of the same model")
-    diff = np.abs(a - b)
-    return Agreement(top1_agreement=float(np.mean(a.argmax(1) == b.argmax(1))), max_abs_diff=float(diff.max()),
-                     mean_abs_diff=float(diff.mean()), n=int(len(a)))
+    return agreement(a, b)
 
 
 def _top2_margin(logits: np.ndarray) -> np.ndarray:

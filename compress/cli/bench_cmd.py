@@ -22,7 +22,10 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.command()
 @click.argument("first", metavar="OUT_OR_A", type=click.Path(exists=True))
 @click.argument("second", metavar="[B]", required=False, type=click.Path(exists=True))
-@click.option("--backend", "backends", callback=comma_choice(("torch", "onnxruntime", "tensorrt")), default="torch,onnxruntime", show_default=True)
+@click.option("--backend", "backends", callback=comma_choice(("torch", "onnxruntime", "tensorrt", "openvino", "executorch")),
+              default="torch,onnxruntime", show_default=True,
+              help="Comma-separated runtimes; openvino and executorch need their extras (compress[openvino], "
+                   "compress[executorch]); tensorrt rows are skipped without TensorRT and a GPU.")
 @click.option("--batch", "batches", callback=_ints, default="1,32", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Folder for report.json/md/png (default: OUT, or ./bench-report for two models).")
@@ -63,6 +66,10 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
     from compress.deploy import benchmark
     from compress.devices import resolve_device
 
+    from compress.export.runtimes import get
+
+    for name in {"openvino", "executorch"} & set(backends):
+        get(name).require()  # asked for by name: one line naming the extra, exit 5
     device = str(resolve_device(device))
     with writing(Path(out or default) / "report.json"):
         sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)

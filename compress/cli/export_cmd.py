@@ -1,4 +1,5 @@
-"""``compress export``: ONNX (verified), INT8 ONNX and TensorRT from a compress folder or a checkpoint."""
+"""``compress export``: ONNX (verified), INT8 ONNX, TensorRT, OpenVINO IR and ExecuTorch ``.pte`` (FP32 and
+INT8, each verified) from a compress folder or a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from compress.artifacts import FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 
+
 @click.command()
 @click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
 @click.option("--format", "formats", callback=comma_choice(FORMATS), default="onnx,int8", show_default=True,
-              help="Comma-separated: onnx, int8, trt.")
+              help="Comma-separated: onnx, int8, trt, openvino, openvino-int8 (extra: openvino), executorch, "
+                   "executorch-int8 (extra: executorch).")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
@@ -39,12 +42,15 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
     from compress.errors import UsageError
     from compress.loading import load_model
 
+    from compress.deploy import require_runtimes
+
+    require_runtimes(formats)  # a missing extra: one line, exit 5, before loading anything
     loaded = load_model(model_path, on_note=output.info, **load_kwargs(model_params))
     if calib is None and loaded.record:
         calib = loaded.record.get("config", {}).get("calib")
     images = _images(calib, loaded)
     if images is None:
-        if "int8" in formats:
+        if {"int8", "openvino-int8", "executorch-int8"} & set(formats):
             raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
         output.warn("no --calib: verifying the ONNX export on random inputs")
         images = torch_randn(loaded)

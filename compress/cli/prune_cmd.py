@@ -20,7 +20,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default="onnxruntime",
+@click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt", "openvino", "executorch"]), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
 @click.option("--threads", type=int, default=None, help="CPU threads of that runtime (default: all cores).")
@@ -66,7 +66,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
                                       "CPUs with native bf16; fp32 elsewhere.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(FORMATS, required=False), default=None, metavar="FORMATS",
-              help="Also export: onnx,int8,trt.")
+              help="Also export: onnx,int8,trt,openvino,openvino-int8,executorch,executorch-int8.")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
 @click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
               help="Deployment target (picks INT8 types).")
@@ -108,6 +108,16 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         raise UsageError("--prune-layernorm changes LayerNorm statistics: the cut is not exact and needs recovery",
                          "drop --no-recover")
     target_ms = parse_latency(target_latency) if target_latency is not None else None
+    if target_ms is not None or target_speedup is not None:
+        from compress.export.runtimes import get
+
+        get(backend).require()  # before any work: one line naming the extra to install
+    if formats:
+        from compress.deploy import require_runtimes
+
+        require_runtimes(formats)
+    if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
+        ratio = 0.5
     distill_kwargs = {k: v for k, v in dict(epochs=recover_epochs, steps=recover_steps, max_minutes=recover_minutes,
                                             lr=recover_lr, temperature=temperature, features=recover_features,
                                             ema=recover_ema).items()
