@@ -32,6 +32,7 @@ class PruneConfig:
     recover: bool = True
     distill: DistillConfig = DistillConfig()
     recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
+    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
     eval_dir: str | None = None
     labels: str | None = None
     max_images: int | None = None
@@ -65,13 +66,13 @@ class Reporter:
 
 
 def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(eval top-1, held-out agreement) of the model a run wrote: recovered, else with re-estimated
-    BatchNorm statistics, else one-shot; None where not measured."""
+    """(the task's labelled metric (eval top-1, or mIoU), held-out agreement) of the model a run wrote:
+    recovered, else with re-estimated BatchNorm statistics, else one-shot; None where not measured."""
     def last(key: str) -> float | None:
         return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
                      if summary.get(k) is not None), None)
 
-    return last("top1"), last("agreement")
+    return last(summary.get("metric") or "top1"), last("agreement")
 
 
 def default_out(checkpoint: str | Path) -> Path:
@@ -97,25 +98,28 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
 
     loaded = stages.load(config, say)
     data = stages.calibration(config, loaded, say)
+    task = stages.task(config, loaded, data, say)
     groups = stages.graph(loaded, data, config, say)
-    scores, importance = stages.importance(loaded, groups, data, config, say)
+    scores, importance = stages.importance(loaded, groups, data, config, say, task)
     plan, latency = stages.plan(loaded, groups, scores, config, say)
     student = stages.cut(loaded, plan, data, say)
     summary = stages.measure_pruned(loaded, student, plan, groups, importance, config, data, say)
+    summary.update(task=task.name, metric=task.metric)
     if latency is not None:
         summary["latency"] = latency
-    evaluation = stages.evaluation(config, loaded, say)
+    evaluation = stages.evaluation(config, loaded, say, task)
     if evaluation is not None:
-        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned")))
+        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned"), task=task))
     if config.recover:
-        student, recovery = stages.recover(loaded, student, data, config, say)
+        student, recovery = stages.recover(loaded, student, data, config, say, task)
         summary.update(recovery)
         if evaluation is not None:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered")))
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered"), task=task))
     elif config.recalibrate_bn:
-        summary.update(stages.recalibrate(loaded, student, data, config, say))
+        summary.update(stages.recalibrate(loaded, student, data, config, say, task))
         if evaluation is not None and summary["bn_recalibrated"]:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated")))
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated"),
+                                           task=task))
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     summary["processes"] = distributed.world()
 

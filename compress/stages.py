@@ -48,6 +48,21 @@ def calibration(config, loaded, say):
     return data
 
 
+def task(config, loaded, data, say):
+    """What the model's output is (``--task``, ``auto`` from one forward pass on an example batch)."""
+    from compress.tasks import resolve_task
+
+    example = data.example(2)
+    was = loaded.model.training
+    loaded.model.eval()
+    with torch.no_grad():
+        output = loaded.model(example)
+    loaded.model.train(was)
+    chosen, how = resolve_task(getattr(config, "task", "auto"), output, example)
+    say.info(f"task: {chosen.name} ({how}); metrics: {chosen.metric_label}, {chosen.agreement_label}")
+    return chosen
+
+
 def graph(loaded, data, config, say):
     from compress.graph.analysis import analyze
     from compress.graph.groups import apply_policy, build_groups
@@ -69,7 +84,7 @@ def graph(loaded, data, config, say):
     return groups
 
 
-def importance(loaded, groups, data, config, say):
+def importance(loaded, groups, data, config, say, task=None):
     from compress.importance import estimate, unit_scores
 
     labels = None
@@ -79,7 +94,8 @@ def importance(loaded, groups, data, config, say):
         from compress.calibrate import read_labels_csv
 
         labels = torch.tensor(read_labels_csv(config.labels, data.importance_paths), dtype=torch.long)
-    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
+    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info,
+                      outputs=task.importance_outputs if task is not None else None)
     say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
     return unit_scores(groups, result), result
 
@@ -148,54 +164,58 @@ def measure_pruned(loaded, student, plan, groups, importance, config, data, say)
     }
 
 
-def evaluation(config, loaded, say):
+def evaluation(config, loaded, say, task=None):
+    """The ``--eval`` data in the task's layout (ImageFolder for a classifier, images/ + masks/ for a segmenter)."""
     if not config.eval_dir:
         return None
-    from compress.calibrate import LabelledFolder, make_loader, preload_labelled
+    from compress.tasks import default_task
 
-    folder = LabelledFolder(config.eval_dir, preprocess_of(loaded))
-    pre = preload_labelled(folder)
-    say.info(f"evaluation: {len(folder)} labelled images in {len(folder.classes)} classes from {config.eval_dir}")
-    return pre if pre is not None else make_loader(folder, batch_size=256)
+    task = task or default_task()
+    data = task.labelled(config.eval_dir, preprocess_of(loaded))
+    n = len(data[0]) if isinstance(data, tuple) else len(data.dataset)
+    say.info(f"evaluation: {n} labelled images from {config.eval_dir} ({task.metric_label})")
+    return data
 
 
-def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, float]:
-    from compress.distill import top1_accuracy
+def accuracy(original, student, evaluation, config, *, prefix, task=None) -> dict[str, float]:
+    """The task's labelled metric (``top1_*``, ``miou_*``) of each model that has a name in ``prefix``."""
+    from compress.tasks import default_task
+    from compress.tasks.evaluate import labelled_metric
 
-    images, labels = evaluation if isinstance(evaluation, tuple) else (evaluation, None)
+    task = task or default_task()
     out = {}
     for model, name in ((original, prefix[0]), (student, prefix[1])):
         if model is not None and name is not None:
-            out[f"top1_{name}"] = round(top1_accuracy(model, images, labels, device=config.device), 5)
+            out[f"{task.metric}_{name}"] = round(labelled_metric(task, model, evaluation, device=config.device), 5)
     return out
 
 
-def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
+def recalibrate(loaded, student, data, config, say, task=None) -> dict[str, Any]:
     """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
     with held-out agreement before and after."""
     from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_batchnorm
     from compress.distill import agreement
 
-    before, kl_before = agreement(student, loaded.model, data.holdout, device=config.device)
+    before, kl_before = agreement(student, loaded.model, data.holdout, device=config.device, task=task)
     started = time.perf_counter()
     layers = recalibrate_batchnorm(student, data.distill, device=resolve_device(config.device))
     out = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": layers}
     if not layers:
         return out
     images = min(RECALIBRATE_IMAGES, data.counts["distill"])
-    after, kl_after = agreement(student, loaded.model, data.holdout, device=config.device)
+    after, kl_after = agreement(student, loaded.model, data.holdout, device=config.device, task=task)
     say.info(f"batchnorm: {layers} layers' statistics re-estimated on {images} calibration images in "
              f"{time.perf_counter() - started:.1f} s; held-out agreement {before:.1%} -> {after:.1%}")
     return {**out, "bn_recalibrate_images": images, "agreement_recalibrated": round(after, 5),
             "kl_recalibrated": round(kl_after, 5)}
 
 
-def recover(loaded, student, data, config, say):
+def recover(loaded, student, data, config, say, task=None):
     from compress.distill import distill
 
     teacher = loaded.model
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
-                     progress=config.progress)
+                     progress=config.progress, task=task)
     if result.stopped:
         say.warn(f"recovery stopped: {result.stopped}; keeping the best weights seen (step {result.best_step})")
     capped = result.steps < result.planned_steps and not result.stopped
@@ -203,7 +223,7 @@ def recover(loaded, student, data, config, say):
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
              f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
              f"{result.agreement_after:.1%}")
-    fit = _fit_on_training_images(result, teacher, data, config, say)
+    fit = _fit_on_training_images(result, teacher, data, config, say, task)
     return result.student, {
         "agreement_pruned": round(result.agreement_before, 5),
         "agreement_recovered": round(result.agreement_after, 5),
@@ -226,7 +246,7 @@ def recover(loaded, student, data, config, say):
     }
 
 
-def _fit_on_training_images(result, teacher, data, config, say) -> dict:
+def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
     """The returned student's agreement on clean training images, next to held-out; a hint when it is
     significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
     from compress.distill import agreement
@@ -235,7 +255,7 @@ def _fit_on_training_images(result, teacher, data, config, say) -> dict:
     sample = train_sample(data.distill)
     if sample is None:
         return {}
-    agree, kl = agreement(result.student, teacher, sample, device=config.device)
+    agree, kl = agreement(result.student, teacher, sample, device=config.device, task=task)
     n_train, n_held = sample.shape[0], data.counts.get("holdout", 0)
     if significant_gap(agree, n_train, result.agreement_after, n_held):
         say.info(f"recovery: the student agrees with the original on {agree:.1%} of {n_train} training images "

@@ -76,4 +76,6 @@ def _max_abs(x) -> float:
         return float(x.abs().max()) if x.numel() else 0.0
     if isinstance(x, (list, tuple)):
         return max((_max_abs(v) for v in x), default=0.0)
+    if isinstance(x, dict):
+        return max((_max_abs(v) for v in x.values()), default=0.0)
     return 0.0

@@ -9,6 +9,11 @@ sum in a different order (oneDNN vs MLAS) disagree in proportion to the magnitud
 sum. Top-1: every input must get the same class, except where the reference's best two logits lie
 within that threshold of each other (a tie that the allowed numeric difference can legitimately
 flip); ``top1_agreement`` always reports the raw fraction.
+
+Models with several outputs (a tuple, a dict such as torchvision segmentation's ``{"out", "aux"}``) are
+compared output by output, in the order the exporter flattens them (dict insertion order); each must
+match within its own threshold. Top-1 is read on the first output along axis 1: per image for logits,
+per pixel for dense maps.
 """
 
 from __future__ import annotations
@@ -82,7 +87,12 @@ def make_session(path: str | Path, providers: Sequence[str] | None = None, threa
 
 
 def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
-    """All outputs' first tensor for ``inputs``, in chunks that respect a fixed batch size."""
+    """The first output for ``inputs``, in chunks that respect a fixed batch size."""
+    return run_session_all(session, inputs)[0]
+
+
+def run_session_all(session, inputs: np.ndarray | torch.Tensor) -> list[np.ndarray]:
+    """Every output for ``inputs`` (float64), in chunks that respect a fixed batch size."""
     x = _as_numpy(inputs)
     meta = session.get_inputs()[0]
     fixed = meta.shape[0] if isinstance(meta.shape[0], int) else None
@@ -92,21 +102,28 @@ def run_session(session, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
         part = x[i:i + step]
         if fixed and len(part) != fixed:  # pad the tail of a static-batch model, drop the padding after
             pad = np.zeros((fixed - len(part),) + part.shape[1:], dtype=part.dtype)
-            outs.append(session.run(None, {meta.name: np.concatenate([part, pad])})[0][:len(part)])
+            outs.append([o[:len(part)] for o in session.run(None, {meta.name: np.concatenate([part, pad])})])
         else:
-            outs.append(session.run(None, {meta.name: part})[0])
-    return np.concatenate(outs).astype(np.float64)
+            outs.append(session.run(None, {meta.name: part}))
+    return [np.concatenate(parts).astype(np.float64) for parts in zip(*outs)]
 
 
 def torch_logits(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Reference logits of ``model`` in eval mode (its modes restored afterwards)."""
+    """Reference logits (the first output) of ``model`` in eval mode (its modes restored afterwards)."""
+    return torch_outputs(model, inputs)[0]
+
+
+def torch_outputs(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> list[np.ndarray]:
+    """Every output tensor of ``model`` in eval mode (flattened: dicts by insertion order), float64."""
+    from compress.tasks import flatten_outputs
+
     x = torch.as_tensor(inputs, dtype=torch.float32)
     device = model_device(model)
     outs = []
     with eval_mode(model), torch.inference_mode():
         for i in range(0, len(x), CHUNK):
-            outs.append(model(x[i:i + CHUNK].to(device)).detach().float().cpu().numpy())
-    return np.concatenate(outs).astype(np.float64)
+            outs.append([t.detach().float().cpu().numpy() for t in flatten_outputs(model(x[i:i + CHUNK].to(device)))])
+    return [np.concatenate(parts).astype(np.float64) for parts in zip(*outs)]
 
 
 def verify_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor | np.ndarray, *, atol: float = 1e-4,
@@ -118,22 +135,26 @@ def verify_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor | np.nd
     """
     if len(inputs) == 0:
         raise VerificationError("no inputs to verify the exported model on", "pass at least one image")
-    ref = torch_logits(model, inputs)
-    got = run_session(make_session(path, providers), inputs)
-    if got.shape != ref.shape:
-        raise VerificationError(f"{Path(path).name}: output shape {got.shape} differs from PyTorch's {ref.shape}",
-                                "re-export the model")
-    diff = np.abs(got - ref)
-    threshold = float(atol * max(1.0, float(np.abs(ref).max())))
+    refs = torch_outputs(model, inputs)
+    gots = run_session_all(make_session(path, providers), inputs)
+    if [g.shape for g in gots] != [r.shape for r in refs]:
+        raise VerificationError(f"{Path(path).name}: output shapes {[g.shape for g in gots]} differ from PyTorch's "
+                                f"{[r.shape for r in refs]}", "re-export the model")
+    ref, got = refs[0], gots[0]
+    thresholds = [float(atol * max(1.0, float(np.abs(r).max()) if r.size else 0.0)) for r in refs]
+    threshold = thresholds[0]
+    diffs = [np.abs(g - r) for g, r in zip(gots, refs)]
+    within = all(float(d.max()) <= t if d.size else True for d, t in zip(diffs, thresholds))
     top_ref, top_got = ref.argmax(1), got.argmax(1)
     disagree = top_ref != top_got
     margin = _top2_margin(ref)
     mismatches = int(np.sum(disagree & (margin > threshold)))
-    max_diff = float(diff.max()) if diff.size else 0.0
+    max_diff = max((float(d.max()) for d in diffs if d.size), default=0.0)
+    diff = diffs[0]
     result = Verification(
         max_abs_diff=max_diff, mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
         top1_agreement=float(1.0 - disagree.mean()), n=int(len(ref)),
-        passed=bool(np.isfinite(max_diff) and max_diff <= threshold and mismatches == 0),
+        passed=bool(np.isfinite(max_diff) and within and mismatches == 0),
         threshold=threshold, top1_mismatches=mismatches,
     )
     if raise_on_fail and not result.passed:

@@ -7,6 +7,7 @@ import click
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
+TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
 @click.command()
@@ -25,13 +26,17 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("-o", "--out", type=click.Path(), default=None, help="Output folder (default: CHECKPOINT.pruned next to it).")
 @model_options
 @preprocess_options
+@click.option("--task", type=click.Choice(TASK_NAMES), default="auto", show_default=True,
+              help="What the output is: auto (from its structure), classify ((N, classes) logits) or segment "
+                   "((N, classes, H, W) maps; --eval then holds images/ + masks/).")
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--draws", type=int, default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV file,class_index for the labelled 'taylor' baseline only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
+              help="Labelled folder to report the task's metric: ImageFolder layout (top-1), or images/ + masks/ "
+                   "PNGs (segmentation mIoU).")
 @click.option("--max-images", type=int, default=None, help="Use at most this many calibration images.")
 @click.option("--importance-images", type=int, default=None, help="Score importance on at most this many.")
 @click.option("--max-layer-ratio", type=float, default=None,
@@ -73,7 +78,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
-          importance, draws, labels, seed, eval_dir, max_images,
+          task, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recalibrate_bn,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
           recover_precision, batch_size, formats, int8_method,
@@ -107,7 +112,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
                               device=str(resolve_device(device)) if backend == "torch" else "cpu"),
-        recover=recover, recalibrate_bn=recalibrate_bn,
+        recover=recover, recalibrate_bn=recalibrate_bn, task=task,
         distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
