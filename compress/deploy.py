@@ -118,10 +118,11 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
               measure_memory=True, show: bool = True, latency_target: dict | None = None,
-              device: str = "cpu") -> dict[str, Any]:
+              device: str = "cpu", task: dict | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
-    ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``)."""
+    ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``); ``task``: the names of the
+    accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``."""
     from compress.export.bench import BenchModel, run_bench
     from compress.export.onnx import export_onnx
     from compress.export.report import render_table, write_report
@@ -144,6 +145,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                        measure_memory=measure_memory, device=device)
     if latency_target:
         report["latency_target"] = latency_target
+    if task:
+        report["task"] = task
     write_report(report, out_dir)
     if show:
         render_table(report)
@@ -160,6 +163,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
     from compress.devices import resolve_device
     from compress.pipeline import written_figures
+    from compress.tasks import task_named
 
     shape = tuple(loaded.spec.input_size)
     top1, agreement = written_figures(summary)
@@ -175,5 +179,5 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
-                       latency_target=summary.get("latency"), device=device)
+                       latency_target=summary.get("latency"), device=device, task=task_named(summary).labels())
     return {"report": "report.json", "comparisons": report.get("comparisons", [])}

@@ -172,7 +172,7 @@ def evaluation(config, loaded, say, task=None):
 
     task = task or default_task()
     data = task.labelled(config.eval_dir, preprocess_of(loaded))
-    n = len(data[0]) if isinstance(data, tuple) else len(data.dataset)
+    n = len(data[0]) if isinstance(data, tuple) else len(data.dataset)  # tensors, or a streaming loader
     say.info(f"evaluation: {n} labelled images from {config.eval_dir} ({task.metric_label})")
     return data
 

@@ -50,10 +50,11 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
     from compress.devices import resolve_device
 
     device = str(resolve_device(device))
-    sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
+    sides, shape, out_dir, task = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params),
+                                             output.info)
     report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, measure_memory=memory,
-                       show=not as_json, device=device)
+                       show=not as_json, device=device, task=task.labels())
     if as_json:
         output.emit_json(report)
     else:

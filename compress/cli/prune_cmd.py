@@ -168,14 +168,18 @@ def _show(result, as_json: bool) -> None:
                      f"predicted {lat['predicted_ms']:.3f}"))
         rows.append(("importance kept", "100 %", _pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
-    top1, agree = written_figures(s)
-    if "top1_before" in s:
-        rows.append(("top-1 (eval)", _pct(s["top1_before"]), _pct(top1), f"one-shot {_pct(s.get('top1_pruned'))}"))
+    from compress.tasks import task_named
+
+    task = task_named(s)
+    metric, agree = written_figures(s)
+    if f"{task.metric}_before" in s:
+        rows.append((f"{task.metric_label} (eval)", _pct(s[f"{task.metric}_before"]), _pct(metric),
+                     f"one-shot {_pct(s.get(f'{task.metric}_pruned'))}"))
     if agree is not None:
-        rows.append(("agreement with original (held out)", "100 %", _pct(agree),
+        rows.append((f"{task.agreement_label} (held out)", "100 %", _pct(agree),
                      f"one-shot {_pct(s['agreement_pruned'])}"))
     if "agreement_train" in s:
-        rows.append(("agreement with original (training images)", "100 %", _pct(s["agreement_train"]),
+        rows.append((f"{task.agreement_label} (training images)", "100 %", _pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:

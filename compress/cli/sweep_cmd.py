@@ -53,6 +53,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.pipeline import PruneConfig, Reporter, run_prune
     from compress.plan import PrunePolicy
     from compress.export.report import sweep_plot
+    from compress.tasks import task_named
 
     device = str(resolve_device(device))
     root = Path(out) if out else Path(checkpoint).with_suffix(".sweep")
@@ -69,17 +70,21 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
         config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"),
                                      policy=dataclasses.replace(base.policy, ratio=ratio))
         results.append((ratio, run_prune(config, Reporter())))
+    task = task_named(results[0][1].summary)
     original = load_model(checkpoint, **load)
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
     report = benchmark(sides, root, input_shape=tuple(original.spec.input_size), backends=(backend,),
-                       batches=(batch,), measure_memory=False, show=False, device=device)
+                       batches=(batch,), measure_memory=False, show=False, device=device,
+                       task=task.labels())
     rows = _rows(report, results, backend, batch)
-    sweep_plot(rows, root / "sweep.png", title=f"{Path(checkpoint).name}: pruning sweep")
+    sweep_plot(rows, root / "sweep.png", title=f"{Path(checkpoint).name}: pruning sweep",
+               labels=(task.metric_label, task.agreement_column))
     if as_json:
-        output.emit_json({"rows": rows, "report": str(root / "report.json")})
+        output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(root / "report.json")})
         return
-    output.table(f"sweep ({backend}, batch {batch})", ["ratio", "MACs", "params", "p50 ms", "speed-up", "top-1", "agreement"],
+    output.table(f"sweep ({backend}, batch {batch})",
+                 ["ratio", "MACs", "params", "p50 ms", "speed-up", task.metric_label, task.agreement_column],
                  [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], _pct(r["top1"]), _pct(r["agreement"]))
                   for r in rows])
     output.info(f"wrote {root}/sweep.png and one pruned model per ratio")
@@ -92,7 +97,8 @@ def _rows(report, results, backend, batch) -> list[dict]:
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
     base = report["models"][0]
     rows = [{"ratio": 0.0, "macs": base["macs"], "params": base["params"], "latency_ms": p50.get("original"),
-             "speedup": 1.0, "top1": results[0][1].summary.get("top1_before"), "agreement": 1.0}]
+             "speedup": 1.0, "top1": results[0][1].summary.get(f"{results[0][1].summary.get('metric') or 'top1'}_before"),
+             "agreement": 1.0}]
     for ratio, res in results:
         s, name = res.summary, f"ratio-{ratio:g}"
         top1, agreement = written_figures(s)

@@ -64,7 +64,8 @@ class Task:
     name = "task"
     metric = "top1"  # summary key prefix of the labelled metric (top1_before, top1_recovered, ...)
     metric_label = "top-1"
-    agreement_label = "top-1 agreement"
+    agreement_label = "agreement with original"  # what tables call the label-free figure
+    agreement_column = "agreement"  # ...and its short form in report and sweep columns
     auto_samples: int | None = None  # augmented images of the automatic recovery budget (None: distill's default)
 
     def claims(self, output: Any, example: torch.Tensor) -> bool:
@@ -89,7 +90,11 @@ class Task:
     def metric_meter(self) -> "Meter":
         raise NotImplementedError
 
-    def labelled(self, folder: str, preprocess):
+    def labels(self) -> dict[str, str]:
+        """The words tables use, recorded in reports: ``{"task", "metric", "agreement"}``."""
+        return {"task": self.name, "metric": self.metric_label, "agreement": self.agreement_column}
+
+    def labelled(self, folder: str, preprocess, batch_size: int = 256):
         """The labelled evaluation data of ``--eval``: (images, targets) tensors, or a loader of batches."""
         raise NotImplementedError
 

@@ -13,7 +13,8 @@ class ClassifyTask(Task):
     name = "classify"
     metric = "top1"
     metric_label = "top-1"
-    agreement_label = "top-1 agreement"
+    agreement_label = "agreement with original"
+    agreement_column = "agreement"
 
     def claims(self, output: Any, example: torch.Tensor) -> bool:
         return first_output(output).dim() == 2
@@ -28,12 +29,12 @@ class ClassifyTask(Task):
     def metric_meter(self) -> Meter:
         return _Top1(self)
 
-    def labelled(self, folder: str, preprocess):
+    def labelled(self, folder: str, preprocess, batch_size: int = 256):
         from compress.calibrate import LabelledFolder, make_loader, preload_labelled
 
         data = LabelledFolder(folder, preprocess)
         pre = preload_labelled(data)
-        return pre if pre is not None else make_loader(data, batch_size=256)
+        return pre if pre is not None else make_loader(data, batch_size=batch_size)
 
 
 class _Agreement(Meter):

@@ -26,6 +26,7 @@ class SegmentTask(Task):
     metric = "miou"
     metric_label = "mIoU"
     agreement_label = "mIoU vs original"
+    agreement_column = "mIoU vs original"
     auto_samples = AUTO_SAMPLES
 
     def claims(self, output: Any, example: torch.Tensor) -> bool:
@@ -47,7 +48,7 @@ class SegmentTask(Task):
     def metric_meter(self) -> Meter:
         return _LabelledIoU(self)
 
-    def labelled(self, folder: str, preprocess):
+    def labelled(self, folder: str, preprocess, batch_size: int = 256):
         from compress.calibrate.masks import load_segmentation
 
         return load_segmentation(folder, preprocess)
