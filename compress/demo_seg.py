@@ -76,10 +76,11 @@ def scenes(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Genera
     return np.stack(xs), np.stack(ys)
 
 
-def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: float = 90) -> SegDemoAssets:
+def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: float = 90, n_calib: int = N_CALIB,
+                         n_eval: int = N_EVAL) -> SegDemoAssets:
     """Create (or reuse, when complete for the same settings) the segmentation demo under ``out_dir``."""
     out = Path(out_dir)
-    existing = _complete(out, seed, train_seconds)
+    existing = _complete(out, seed, train_seconds, n_calib, n_eval)
     if existing is not None:
         return existing
     from sklearn.datasets import load_digits
@@ -90,14 +91,14 @@ def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: f
     rng = np.random.default_rng(seed)
     eval_idx, calib_idx = (np.asarray(v) for v in _stratified_split(labels, EVAL_FRACTION, rng))
     out.mkdir(parents=True, exist_ok=True)
-    ex, ey = scenes(images[eval_idx], labels[eval_idx], N_EVAL, rng)
+    ex, ey = scenes(images[eval_idx], labels[eval_idx], n_eval, rng)
     with atomic_dir(out / "eval", overwrite=True) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         for n, (x, y) in enumerate(zip(ex, ey)):
             _save_png(x, tmp / "images" / f"{n:04d}.png")
             _save_png(y, tmp / "masks" / f"{n:04d}.png")
-    cx, _ = scenes(images[calib_idx], labels[calib_idx], N_CALIB, rng)
+    cx, _ = scenes(images[calib_idx], labels[calib_idx], n_calib, rng)
     with atomic_dir(out / "calib", overwrite=True) as tmp:
         for n, x in enumerate(cx):
             _save_png(x, tmp / f"{n:04d}.png")
@@ -111,7 +112,7 @@ def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: f
     meta = {"format": FORMAT, "source": "sklearn.datasets.load_digits, two digits per 32x32 scene",
             "seed": seed, "train_seconds": train_seconds, "steps": steps, "batch": BATCH,
             "train_time_s": round(train_time, 2), "arch": ARCH, "preset": "cifar", "checkpoint": "checkpoint.pt",
-            "calib_dir": "calib", "eval_dir": "eval", "n_calib": N_CALIB, "n_eval": N_EVAL,
+            "calib_dir": "calib", "eval_dir": "eval", "n_calib": n_calib, "n_eval": n_eval,
             "classes": ["background", *(str(d) for d in range(10))], "eval_miou": round(miou, 4)}
     write_text(out / "demo.json", json.dumps(meta, indent=2) + "\n")
     return _assets(out, meta)
@@ -159,16 +160,17 @@ def evaluate_scenes(model, images: np.ndarray, masks: np.ndarray) -> float:
     return miou(confusion(pred, torch.from_numpy(masks.astype(np.int64)), 11))
 
 
-def _complete(out: Path, seed: int, train_seconds: float) -> SegDemoAssets | None:
+def _complete(out: Path, seed: int, train_seconds: float, n_calib: int, n_eval: int) -> SegDemoAssets | None:
     try:
         meta = json.loads((out / "demo.json").read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("format") != FORMAT or meta.get("seed") != seed or meta.get("train_seconds") != train_seconds:
+    if (meta.get("format"), meta.get("seed"), meta.get("train_seconds"), meta.get("n_calib"), meta.get("n_eval")) != (
+            FORMAT, seed, train_seconds, n_calib, n_eval):
         return None
-    n_calib = len(list((out / "calib").glob("*.png")))
-    n_eval = len(list((out / "eval" / "masks").glob("*.png")))
-    if not (out / "checkpoint.pt").is_file() or n_calib != meta.get("n_calib") or n_eval != meta.get("n_eval"):
+    found_calib = len(list((out / "calib").glob("*.png")))
+    found_eval = len(list((out / "eval" / "masks").glob("*.png")))
+    if not (out / "checkpoint.pt").is_file() or found_calib != n_calib or found_eval != n_eval:
         return None
     return _assets(out, meta)
 

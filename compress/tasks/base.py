@@ -67,6 +67,7 @@ class Task:
     agreement_label = "agreement with original"  # what tables call the label-free figure
     agreement_column = "agreement"  # ...and its short form in report and sweep columns
     auto_samples: int | None = None  # augmented images of the automatic recovery budget (None: distill's default)
+    distill_lr = 0.01  # distillation's peak learning rate unless one is given (SGD, cosine)
 
     def claims(self, output: Any, example: torch.Tensor) -> bool:
         raise NotImplementedError
