@@ -94,3 +94,13 @@ def test_torchvision_lraspp_prunes_proves_reloads_and_exports(tmp_path, capsys):
     assert json.loads((out / "export.json").read_text())["onnx"]["verification"]["passed"]
     reloaded = compress.load(str(out)).model
     assert verify_onnx(out / "model.onnx", reloaded, torch.randn(3, 3, 64, 64)).passed
+
+
+def test_sweep_shows_miou(seg_assets, tmp_path, capsys):
+    code, stdout, err = run_cli(["sweep", seg_assets.checkpoint, "--arch", "segdigits", "--calib", seg_assets.calib_dir,
+                                 "--eval", seg_assets.eval_dir, "--ratios", "0.3", "--no-recover", "--device", "cpu",
+                                 "-o", tmp_path / "sweep"], capsys)
+    assert code == 0, err
+    header = next(line for line in stdout.splitlines() if "ratio" in line)
+    assert "mIoU" in header and "mIoU vs original" in header and "top-1" not in stdout
+    assert (tmp_path / "sweep" / "sweep.png").is_file()
