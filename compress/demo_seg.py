@@ -29,7 +29,9 @@ SIZE = 32
 DIGITS_PER_SCENE = 2
 N_CALIB = 1200
 N_EVAL = 300
-STEPS_PER_SECOND = 5.0  # training steps (batch 32) per second on the shared 2-core machine: seconds -> steps
+STEPS_PER_SECOND = 5.0  # turns train_seconds into a fixed step count (so the result does not depend on the clock):
+# a nominal rate (not measured on an idle machine); the 450 default steps took 312 s on the shared development machine under
+# a load average of 6-9 (benchmarks/RESULTS.md)
 BATCH = 32
 
 

@@ -128,3 +128,15 @@ def test_random_gradients_reach_every_output_and_the_first_matches_the_single_ou
     g1 = random_gradient(outs[1].detach(), torch.arange(3), 0, 0, output=1)
     assert torch.allclose(g0.flatten(1).norm(dim=1), torch.ones(3)) and torch.allclose(g1.flatten(1).norm(dim=1), torch.ones(3))
     assert not torch.allclose(g0, g1)  # each output its own draw
+
+
+def test_selection_test_takes_per_image_fractions_and_keeps_the_sign_test_for_hits():
+    from compress.distill import not_worse
+
+    best = torch.full((200,), 0.90)
+    assert not not_worse(best, torch.full((200,), 0.89))  # a small drop on every image is resolved
+    noise = torch.where(torch.arange(200) % 2 == 0, 0.01, -0.01)
+    assert not_worse(best, best + noise)  # differences that cancel are a tie
+    hits_best = torch.arange(200) < 180
+    assert not_worse(hits_best, torch.arange(200) < 175)  # 5 of 5 discordant: within 2 * sqrt(5)
+    assert not not_worse(hits_best, torch.arange(200) < 170)  # 10 of 10: beyond 2 * sqrt(10)
