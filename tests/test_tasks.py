@@ -138,5 +138,5 @@ def test_selection_test_takes_per_image_fractions_and_keeps_the_sign_test_for_hi
     noise = torch.where(torch.arange(200) % 2 == 0, 0.01, -0.01)
     assert not_worse(best, best + noise)  # differences that cancel are a tie
     hits_best = torch.arange(200) < 180
-    assert not_worse(hits_best, torch.arange(200) < 175)  # 5 of 5 discordant: within 2 * sqrt(5)
+    assert not_worse(hits_best, torch.arange(200) < 176)  # 4 discordant, all one way: 4 <= 2 * sqrt(4)
     assert not not_worse(hits_best, torch.arange(200) < 170)  # 10 of 10: beyond 2 * sqrt(10)
