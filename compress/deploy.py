@@ -163,14 +163,15 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
     from compress.devices import resolve_device
     from compress.pipeline import written_figures
-    from compress.tasks import task_named
+    from compress.tasks import metric_before, task_named
 
     shape = tuple(loaded.spec.input_size)
     top1, agreement = written_figures(summary)
     bench_dir = folder / "bench"
     bench_dir.mkdir(exist_ok=True)
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
-                    sizes={"checkpoint": loaded.size_bytes}, top1=summary.get("top1_before"), agreement=1.0)
+                    sizes={"checkpoint": loaded.size_bytes},
+                    top1=metric_before(summary), agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / "model.safetensors").stat().st_size},
                       top1=top1, agreement=agreement)
     for name, attr in (("model.onnx", "onnx"), ("model.int8.onnx", "int8"), ("model.engine", "engine")):

@@ -92,13 +92,13 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
 
 def _rows(report, results, backend, batch) -> list[dict]:
     from compress.pipeline import written_figures
+    from compress.tasks import metric_before
 
     p50 = {row["model"]: row["latency_ms"]["p50"] for row in report["rows"]
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
     base = report["models"][0]
     rows = [{"ratio": 0.0, "macs": base["macs"], "params": base["params"], "latency_ms": p50.get("original"),
-             "speedup": 1.0, "top1": results[0][1].summary.get(f"{results[0][1].summary.get('metric') or 'top1'}_before"),
-             "agreement": 1.0}]
+             "speedup": 1.0, "top1": metric_before(results[0][1].summary), "agreement": 1.0}]
     for ratio, res in results:
         s, name = res.summary, f"ratio-{ratio:g}"
         top1, agreement = written_figures(s)
