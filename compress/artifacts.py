@@ -30,10 +30,10 @@ def spec_name(side: str) -> str:
 
 
 def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(eval top-1, held-out agreement) of the model a run wrote: recovered, else with re-estimated
-    BatchNorm statistics, else one-shot; None where not measured."""
+    """(the task's labelled metric (eval top-1, or mIoU), held-out agreement) of the model a run wrote:
+    recovered, else with re-estimated BatchNorm statistics, else one-shot; None where not measured."""
     def last(key: str) -> float | None:
         return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
                      if summary.get(k) is not None), None)
 
-    return last("top1"), last("agreement")
+    return last(summary.get("metric") or "top1"), last("agreement")

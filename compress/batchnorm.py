@@ -74,22 +74,23 @@ JUDGE_MIN_IMAGES = 100  # fewer held-out images than this cannot tell a few poin
 
 
 def recalibrate_if_better(student: nn.Module, original: nn.Module, images: Any, holdout: Any, *, held_out: int,
-                          device: str | torch.device = "cpu", max_images: int = RECALIBRATE_IMAGES) -> dict[str, Any]:
+                          device: str | torch.device = "cpu", max_images: int = RECALIBRATE_IMAGES,
+                          task=None) -> dict[str, Any]:
     """Re-estimate ``student``'s BatchNorm statistics on ``images``, and keep them only when top-1
     agreement with ``original`` on ``holdout`` (``held_out`` images) does not fall; otherwise the
-    stale statistics are put back. Returns the figures for the summary, with ``bn_note``: what was
+    stale statistics are put back (``task``: whose agreement, top-1 by default). Returns the figures for the summary, with ``bn_note``: what was
     decided and why, in one sentence for the user.
     """
     from compress.distill import agreement
 
     norms = batchnorms(student)
-    before, kl_before = agreement(student, original, holdout, device=device)
+    before, kl_before = agreement(student, original, holdout, device=device, task=task)
     out: dict[str, Any] = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": 0}
     if not norms:
         return out
     stale = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
     layers = recalibrate_batchnorm(student, images, max_images=max_images, device=device)
-    after, kl_after = agreement(student, original, holdout, device=device)
+    after, kl_after = agreement(student, original, holdout, device=device, task=task)
     small = (f"; only {held_out} held-out images, too few to judge reliably (give --calib a few hundred or more)"
              if held_out < JUDGE_MIN_IMAGES else "")
     figures = f"held-out agreement {before:.1%} -> {after:.1%}"

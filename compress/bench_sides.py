@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from compress import artifacts
-from compress import calibrate
 from compress.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
@@ -19,7 +18,8 @@ CHECK_IMAGES = 2000  # images every runtime's file is run on for its row's top-1
 
 
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,
-               load: dict, say: Callable[[str], None]) -> tuple[list[Side], tuple[int, ...], Path]:
+               load: dict, say: Callable[[str], None]) -> tuple[list[Side], tuple[int, ...], Path, Any]:
+    """(the two sides, the input shape, the report folder, the models' task)."""
     a = load_model(first, on_note=say, **load)
     names = ("original", "compressed")
     if second is None:
@@ -40,11 +40,19 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
                          "compare models of the same input size")
     out_dir.mkdir(parents=True, exist_ok=True)
     sides = [_side(names[0], original, out_dir, load), _side(names[1], compressed, out_dir, load)]
+    task = _task(original)
     if eval_dir:
-        _accuracy(sides, eval_dir, compressed, say)
+        _accuracy(sides, eval_dir, compressed, say, task)
     elif calib and Path(calib).is_dir():
-        _agreement(sides, calib, compressed, say)
-    return sides, tuple(original.spec.input_size), out_dir
+        _agreement(sides, calib, compressed, say, task)
+    return sides, tuple(original.spec.input_size), out_dir, task
+
+
+def _task(loaded: LoadedModel):
+    """The models' task, from the original's output on a random batch of its input size."""
+    from compress.tasks import task_of
+
+    return task_of(loaded.model, torch.randn(2, *loaded.spec.input_size))
 
 
 def pruned_from(model: LoadedModel, original: str) -> bool:
@@ -86,50 +94,40 @@ def _kept(sides: list[Side], batches, limit: int = CHECK_IMAGES):
             side.check = (images, labels)
 
 
-def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say) -> None:
-    hits, same, n = _compare(sides, _kept(sides, _batches(eval_dir, loaded, labelled=True)))
-    sides[0].top1, sides[1].top1 = hits[0] / n, hits[1] / n
-    sides[0].agreement, sides[1].agreement = 1.0, same / n
-    say(f"accuracy on {eval_dir}: {sides[0].name} {sides[0].top1:.2%}, {sides[1].name} {sides[1].top1:.2%}")
+def _checked(sides: list[Side], task, batches):
+    """Classifiers: keep the first images for every runtime's own top-1 check (``row_figures`` reads logits)."""
+    return _kept(sides, batches) if task.name == "classify" else batches
 
 
-def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say) -> None:
-    _, same, n = _compare(sides, _kept(sides, _batches(calib, loaded, labelled=False)))
-    sides[0].agreement, sides[1].agreement = 1.0, same / n
-    say(f"top-1 agreement with the original on {n} images of {calib}: {sides[1].agreement:.2%}")
+def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say, task) -> None:
+    from compress.calibrate.preprocess import Preprocess
+    from compress.tasks.evaluate import compare_models, labelled_pairs
+
+    data = task.labelled(eval_dir, Preprocess.from_dict(loaded.spec.preprocess), batch_size=BATCH)
+    metrics, agreement = compare_models(task, [side.module for side in sides], _checked(sides, task, labelled_pairs(data, BATCH)))
+    sides[0].top1, sides[1].top1 = metrics
+    sides[0].agreement, sides[1].agreement = 1.0, agreement
+    say(f"{task.metric_label} on {eval_dir}: {sides[0].name} {sides[0].top1:.2%}, {sides[1].name} {sides[1].top1:.2%}")
 
 
-def _compare(sides: list[Side], batches) -> tuple[list[int], int, int]:
-    """One pass of both models over ``(images, labels or None)`` batches: (correct per model, images
-    where their top-1 agree, images)."""
-    hits, same, n = [0, 0], 0, 0
-    models = [side.module.eval() for side in sides]
-    with torch.inference_mode():
-        for x, y in batches:
-            a, b = (m(x).argmax(1) for m in models)
-            same += int((a == b).sum())
-            n += len(x)
-            if y is not None:
-                hits[0] += int((a == y).sum())
-                hits[1] += int((b == y).sum())
-    if n == 0:
-        raise UsageError("no images to compare the two models on", "give a folder with images")
-    return hits, same, n
+def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say, task) -> None:
+    from compress.tasks.evaluate import compare_models
+
+    batches, n = _unlabelled(calib, loaded)
+    _, agreement = compare_models(task, [side.module for side in sides], _checked(sides, task, batches))
+    sides[0].agreement, sides[1].agreement = 1.0, agreement
+    say(f"{task.agreement_label} on {n} images of {calib}: {sides[1].agreement:.2%}")
 
 
-def _batches(folder: str, loaded: LoadedModel, labelled: bool):
-    """``(images, labels)`` batches (labels None when unlabeled, where up to 500 images are read):
-    decoded once into memory where they fit, else streamed from disk."""
-    pre = loaded.preprocess()
-    if labelled:
-        dataset = calibrate.LabelledFolder(folder, pre)
-        whole = calibrate.preload_labelled(dataset)
-    else:
-        dataset = calibrate.ImageDataset(calibrate.scan_folder(folder, max_images=500).paths, pre)
-        images = calibrate.preload(dataset)
-        whole = None if images is None else (images, None)
-    if whole is None:
-        return ((x, y if labelled else None) for x, y in calibrate.make_loader(dataset, batch_size=BATCH))
-    images, labels = whole
-    return ((images[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
-            for i in range(0, len(images), BATCH))
+def _unlabelled(folder: str, loaded: LoadedModel):
+    """(``(images, None)`` batches of up to 500 images, their number): decoded once into memory where they
+    fit, else streamed from disk."""
+    from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
+    from compress.calibrate.preprocess import Preprocess
+
+    pre = Preprocess.from_dict(loaded.spec.preprocess)
+    dataset = ImageDataset(scan_folder(folder, max_images=500).paths, pre)
+    images = preload(dataset)
+    if images is None:
+        return ((x, None) for x, _ in make_loader(dataset, batch_size=BATCH)), len(dataset)
+    return ((images[i:i + BATCH], None) for i in range(0, len(images), BATCH)), len(images)

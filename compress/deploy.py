@@ -28,6 +28,7 @@ from compress.export.widths import misaligned_widths
 from compress.loading import load_for_bench
 from compress.profile import count_macs
 from compress.spec import ModelSpec
+from compress.tasks import metric_before, task_named
 from compress.util.atomic import write_text
 
 RUNTIME_FORMATS = {"openvino": ("openvino", "openvino-int8"), "executorch": ("executorch", "executorch-int8")}
@@ -168,10 +169,11 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
               measure_memory=True, show: bool = True, latency_target: dict | None = None,
-              device: str = "cpu") -> dict[str, Any]:
+              device: str = "cpu", task: dict | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
-    ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``)."""
+    ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``); ``task``: the names of the
+    accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
@@ -194,6 +196,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                        measure_memory=measure_memory, device=device)
     if latency_target:
         report["latency_target"] = latency_target
+    if task:
+        report["task"] = task
     write_report(report, out_dir)
     if show:
         render_table(report)
@@ -265,7 +269,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     bench_dir = folder / artifacts.BENCH_DIR
     bench_dir.mkdir(exist_ok=True)
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
-                    sizes={"checkpoint": loaded.size_bytes}, top1=summary.get("top1_before"), agreement=1.0)
+                    sizes={"checkpoint": loaded.size_bytes}, top1=metric_before(summary), agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / artifacts.WEIGHTS).stat().st_size},
                       top1=top1, agreement=agreement)
     for attr, name in artifacts.MODEL_FILES.items():
@@ -275,5 +279,5 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
-                       latency_target=summary.get("latency"), device=device)
+                       latency_target=summary.get("latency"), device=device, task=task_named(summary).labels())
     return {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}

@@ -1,6 +1,9 @@
 """Recovery by self-distillation: the original model (teacher) teaches the pruned one (student).
 
-No labels: the loss is ``KL(softmax(t/T) || softmax(s/T)) * T^2`` on augmented unlabeled images.
+No labels: the loss is ``KL(softmax(t/T) || softmax(s/T)) * T^2`` on augmented unlabeled images (for a
+classifier; the task, ``compress.tasks``, gives the loss per output kind, e.g. per-pixel KL for dense maps,
+and the held-out figure, e.g. mIoU against the teacher's argmax). Teacher and student always see the same
+augmented batch (same crop, flip and CutMix), so a dense target stays aligned with the student's input.
 The student trains in train mode (its BatchNorm statistics follow its new channels), the teacher
 runs in eval mode without gradients and is never changed. Progress is judged on a held-out split
 by top-1 agreement with the teacher, of a moving average of the student's weights (``ema``; the
@@ -28,7 +31,6 @@ from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from compress.augment import AUGMENTS, PAD_MODES, BatchAugment
 from compress import distributed
@@ -55,7 +57,7 @@ class DistillConfigError(UsageError, ValueError):
     """A distillation setting that cannot work (a ValueError the CLI can print)."""
 
 
-def auto_epochs(n_train: int) -> float:
+def auto_epochs(n_train: int, samples: int = AUTO_SAMPLES) -> float:
     """Automatic epochs for ``n_train`` training images.
 
     samples = 216k * min(1, sqrt(1800 / n)), epochs = max(1, samples / n):
@@ -67,7 +69,7 @@ def auto_epochs(n_train: int) -> float:
     """
     if n_train <= 0:
         raise DistillConfigError("no training images", "give at least one calibration image")
-    samples = AUTO_SAMPLES * min(1.0, math.sqrt(AUTO_KNEE / n_train))
+    samples = samples * min(1.0, math.sqrt(AUTO_KNEE / n_train))
     return float(max(1.0, samples / n_train))
 
 
@@ -78,7 +80,8 @@ class DistillConfig:
     epochs: float | None = None
     steps: int | None = None
     batch_size: int = 64
-    lr: float = 0.01
+    lr: float | None = None  # peak learning rate; None: the task's (compress.tasks: 0.01 for a classifier, 0.05
+    # for a segmenter)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
@@ -108,7 +111,7 @@ class DistillConfig:
             bad(f"steps must be a positive integer, got {self.steps!r}", "e.g. steps=1000")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             bad(f"batch_size must be a positive integer, got {self.batch_size!r}", "e.g. 64")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             bad(f"lr must be positive, got {self.lr}", "e.g. 0.1 for sgd, 1e-3 for adamw")
         if not 0 <= self.momentum < 1:
             bad(f"momentum must be in [0, 1), got {self.momentum}", "e.g. 0.9")
@@ -200,44 +203,42 @@ def not_worse(best_hits: torch.Tensor, hits: torch.Tensor, z: float = SELECT_Z) 
     is not measurably worse than the best one seen (``best_hits``, same images).
 
     Paired sign test: of the images where exactly one of the two agrees, the best must win more than
-    ``z`` standard errors (sqrt of their number) beyond an even split to count as better.
+    ``z`` standard errors (sqrt of their number) beyond an even split to count as better. Per-image
+    fractions (a segmenter's pixel agreement) take the same test with sqrt(sum of squared differences),
+    which is the sign test's figure for 0/1 values.
     """
     diff = best_hits.float() - hits.float()
-    return diff.sum().item() <= z * math.sqrt(diff.abs().sum().item())
-
-
-def _kl_per_image(s: torch.Tensor, t: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    ls, lt = F.log_softmax(s.float() / temperature, 1), F.log_softmax(t.float() / temperature, 1)
-    return (lt.exp() * (lt - ls)).sum(1)
+    return diff.sum().item() <= z * math.sqrt((diff * diff).sum().item())
 
 
 @torch.no_grad()
-def _agreement_logits(student: nn.Module, images: Any, teacher_logits: list[torch.Tensor] | None,
+def _agreement_logits(student: nn.Module, images: Any, teacher_logits: list[Any] | None,
                       teacher: nn.Module | None, device: torch.device, batch_size: int,
-                      channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
-    """(agreement, mean KL, per-image hits: 1 where the two models' top-1 agree)."""
+                      channels_last: bool = False, task=None) -> tuple[float, float, torch.Tensor]:
+    """(the task's agreement, mean KL per image, per-image values: for a classifier 1 where the two
+    models' top-1 agree, for a segmenter the fraction of pixels whose argmax agrees)."""
+    from compress.tasks import default_task
+
+    meter = (task or default_task()).agreement_meter()
     was = student.training
     student.eval()
-    hits: list[torch.Tensor] = []
-    kl = 0.0
     try:
         for i, x in enumerate(image_batches(images, batch_size)):
             x = _to(x, device, channels_last)
             t = teacher_logits[i] if teacher_logits is not None else teacher(x)
-            s = student(x)
-            hits.append((s.argmax(1) == t.argmax(1)).cpu())
-            kl += _kl_per_image(s, t).sum().item()
+            meter.update(student(x), t)
     finally:
         student.train(was)
-    if not hits:
+    h = meter.per_image()
+    if not h.numel():
         raise DistillConfigError("no held-out images to measure agreement on", "give at least one image")
-    h = torch.cat(hits)
-    return h.float().mean().item(), kl / h.numel(), h
+    return meter.value(), meter.kl(), h
 
 
 def agreement(student: nn.Module, teacher: nn.Module, images: Any, *, device: str | torch.device = "cpu",
-              batch_size: int = 256) -> tuple[float, float]:
-    """(top-1 agreement, mean KL(teacher || student) at T=1) of two models on ``images``.
+              batch_size: int = 256, task=None) -> tuple[float, float]:
+    """(the task's agreement (top-1 agreement for a classifier), mean KL(teacher || student) at T=1) of
+    two models on ``images``.
 
     Both models are run in eval mode on ``device`` (moved there; devices and modes restored afterwards).
     """
@@ -246,7 +247,7 @@ def agreement(student: nn.Module, teacher: nn.Module, images: Any, *, device: st
     t_was = teacher.training
     teacher.eval()
     try:
-        return _agreement_logits(student.to(dev), images, None, teacher.to(dev), dev, batch_size)[:2]
+        return _agreement_logits(student.to(dev), images, None, teacher.to(dev), dev, batch_size, task=task)[:2]
     finally:
         teacher.train(t_was)
         for model, home in homes:
@@ -316,7 +317,8 @@ class _TrainStream:
                     raise DistillConfigError("the training loader yielded no batches", "check the calibration images")
 
 
-def _budget(config: DistillConfig, stream: _TrainStream, n_global: int | None = None) -> tuple[int, float | None]:
+def _budget(config: DistillConfig, stream: _TrainStream, n_global: int | None = None,
+            samples: int | None = None) -> tuple[int, float | None]:
     """(total steps, epochs) for the run; under data parallelism steps are global (one optimizer
     step across all ranks) and the automatic budget follows the images of all ranks together."""
     if config.steps is not None:
@@ -324,7 +326,8 @@ def _budget(config: DistillConfig, stream: _TrainStream, n_global: int | None = 
         return config.steps, (config.steps / spe if spe else None)
     if stream.steps_per_epoch is None or stream.n_train is None:
         raise DistillConfigError("an epoch budget needs a training loader with a length", "give steps=... instead")
-    epochs = config.epochs if config.epochs is not None else auto_epochs(n_global or stream.n_train)
+    epochs = config.epochs if config.epochs is not None else auto_epochs(n_global or stream.n_train,
+                                                                         samples or AUTO_SAMPLES)
     return max(1, math.ceil(epochs * stream.steps_per_epoch)), epochs
 
 
@@ -437,14 +440,20 @@ class _WeightAverage:
 
 def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_images: Any,
             config: DistillConfig | None = None, *, device: str | torch.device = "cpu",
-            progress: bool = True) -> DistillResult:
+            progress: bool = True, task=None) -> DistillResult:
     """Train ``student`` to match ``teacher`` on unlabeled images; return the best student.
 
     ``train_images`` / ``holdout_images``: preprocessed float tensors (N, 3, H, W), or loaders
     yielding tensors or ``(tensor, index)`` tuples. A non-finite loss or Ctrl-C stops the run
-    without raising: the best weights so far are restored and ``stopped`` says why.
+    without raising: the best weights so far are restored and ``stopped`` says why. ``task``
+    (``compress.tasks``; default: a classifier) gives the loss, the held-out figure and the automatic budget.
     """
+    from compress.tasks import default_task
+
     config = config or DistillConfig()
+    task = task or default_task()
+    if config.lr is None:
+        config = dataclasses.replace(config, lr=task.distill_lr)
     dev = resolve_device(device)
     autocast_dtype = amp_dtype(config, dev)
     # channels-last: on CUDA, and on CPUs too (oneDNN; a float32 ResNet-32 step 1.27x faster here)
@@ -456,7 +465,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     progress = progress and distributed.is_main()
     gen = torch.Generator().manual_seed(config.seed + rank_seed)
     stream = _TrainStream(train_images, config.batch_size, gen)
-    total, epochs = _budget(config, stream, n_global)
+    total, epochs = _budget(config, stream, n_global, task.auto_samples)
     every = config.eval_every or max(1, math.ceil(total / AUTO_EVALS))
     augment = BatchAugment(config.augment, cutmix=config.cutmix, pad_mode=config.pad_mode,
                            seed=config.seed + 1 + rank_seed)
@@ -473,7 +482,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
         with torch.random.fork_rng(devices=cuda_ids):
             torch.manual_seed(config.seed)  # dropout and the like in the student
             result = _run(student, teacher, stream, holdout_images, config, dev, autocast_dtype, cl,
-                          total, every, augment, progress)
+                          total, every, augment, progress, task)
     finally:
         if cl:
             student.to(memory_format=torch.contiguous_format)
@@ -488,7 +497,8 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
     return result
 
 
-def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, total, every, augment, progress) -> DistillResult:
+def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, total, every, augment, progress,
+         task) -> DistillResult:
     budget = _StepBudget(total, _max_minutes(config))
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -506,7 +516,7 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
     judged = ema.model if ema is not None else student  # what the held-out checks measure and what comes back
 
     def evaluate() -> tuple[float, float, torch.Tensor]:
-        return _agreement_logits(judged, holdout, cached, runner, dev, bs_eval, cl)
+        return _agreement_logits(judged, holdout, cached, runner, dev, bs_eval, cl, task=task)
 
     agree0, kl0, hits0 = evaluate()
     top = {"agreement": agree0, "hits": hits0}  # the highest held-out agreement seen (ties -> later)
@@ -557,7 +567,7 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
     batches = iter(stream)
     budget.start_loop()
     with bar:
-        task = bar.add_task("distill", total=total, status="")
+        bar_task = bar.add_task("distill", total=total, status="")
         try:
             step = 0
             while step < budget.total:
@@ -567,10 +577,10 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
                     with torch.no_grad():
                         t = runner(x)
                     s = net(x)
-                loss = _kl_per_image(s, t, T).mean() * (T * T)
+                loss = task.distill_loss(s, t, T)
                 if features is not None:
                     loss = loss + config.features * features.loss()
-                match = (s.argmax(1) == t.argmax(1)).float().mean()
+                match = task.batch_agreement(s, t)
                 loss_v, match_v = torch.stack([loss.detach(), match]).tolist()
                 bad = torch.tensor([0.0 if math.isfinite(loss_v) else 1.0], device=dev)
                 if distributed.all_reduce_sum(bad).item() > 0:  # one rank's NaN stops them all
@@ -589,11 +599,11 @@ def _run(student, teacher, stream, holdout, config, dev, autocast_dtype, cl, tot
                 ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
                 if step == CAP_FIRST_CHECK or step % every == 0:
                     budget.check(step)
-                    bar.update(task, total=budget.total)
+                    bar.update(bar_task, total=budget.total)
                 if step % every == 0 or step == budget.total:
                     checkpoint(step)
                 held = history[-1]["holdout_agreement"]
-                bar.update(task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
+                bar.update(bar_task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
         except KeyboardInterrupt:
             stopped = f"interrupted at step {done + 1}"
         finally:

@@ -27,6 +27,7 @@ from compress.errors import ArchError, one_line
 ALIASES: dict[str, str] = {
     **{f"cifar_resnet{d}": f"compress.archs.cifar_resnet:resnet{d}" for d in (20, 32, 44, 56, 110)},
     "digits": "compress.archs.digits:digitnet",
+    "segdigits": "compress.archs.segdigits:segdigitnet",
 }
 
 EXAMPLE_FORMS = (

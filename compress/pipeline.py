@@ -35,6 +35,7 @@ class PruneConfig:
     recover: bool = True
     distill: DistillConfig = DistillConfig()
     recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
+    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
     eval_dir: str | None = None
     labels: str | None = None
     max_images: int | None = None
@@ -92,25 +93,28 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
 
     loaded = stages.load(config, say)
     data = stages.calibration(config, loaded, say)
+    task = stages.task(config, loaded, data, say)
     groups = stages.graph(loaded, data, config, say)
-    scores, importance = stages.importance(loaded, groups, data, config, say)
+    scores, importance = stages.importance(loaded, groups, data, config, say, task)
     plan, latency = stages.plan(loaded, groups, scores, config, say)
     student = stages.cut(loaded, plan, data, say)
     summary = stages.measure_pruned(loaded, student, plan, groups, importance, config, data, say)
+    summary.update(task=task.name, metric=task.metric)
     if latency is not None:
         summary["latency"] = latency
-    evaluation = stages.evaluation(config, loaded, say)
+    evaluation = stages.evaluation(config, loaded, say, task)
     if evaluation is not None:
-        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned")))
+        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned"), task=task))
     if config.recover:
-        student, recovery = stages.recover(loaded, student, data, config, say)
+        student, recovery = stages.recover(loaded, student, data, config, say, task)
         summary.update(recovery)
         if evaluation is not None:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered")))
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered"), task=task))
     elif config.recalibrate_bn:
-        summary.update(stages.recalibrate(loaded, student, data, config, say))
+        summary.update(stages.recalibrate(loaded, student, data, config, say, task))
         if evaluation is not None and summary["bn_recalibrated"]:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated")))
+            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated"),
+                                           task=task))
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     summary["processes"] = distributed.world()
 

@@ -15,12 +15,12 @@ import torch
 
 from compress import artifacts, distributed
 from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
-from compress.calibrate import LabelledFolder, make_loader, preload_labelled, read_labels_csv
+from compress.calibrate import read_labels_csv
 from compress.calibration import load_calibration
 from compress.checks import check_label_classes
 from compress.deploy import bench_pair, export_all
 from compress.devices import resolve_device
-from compress.distill import agreement, distill, top1_accuracy
+from compress.distill import agreement, distill
 from compress.errors import PruneError, UsageError
 from compress.fit_gap import significant_gap, train_sample
 from compress.graph.analysis import analyze
@@ -33,6 +33,8 @@ from compress.plan import select
 from compress.profile import count_macs, count_params
 from compress.saved import save_pruned
 from compress.surgery import apply_cuts
+from compress.tasks import default_task, resolve_task
+from compress.tasks.evaluate import labelled_metric
 from compress.util.atomic import write_text
 from compress.verify import check_cut
 
@@ -58,6 +60,19 @@ def calibration(config, loaded, say):
     return data
 
 
+def task(config, loaded, data, say):
+    """What the model's output is (``--task``, ``auto`` from one forward pass on an example batch)."""
+    example = data.example(2)
+    was = loaded.model.training
+    loaded.model.eval()
+    with torch.no_grad():
+        output = loaded.model(example)
+    loaded.model.train(was)
+    chosen, how = resolve_task(getattr(config, "task", "auto"), output, example)
+    say.info(f"task: {chosen.name} ({how}); metrics: {chosen.metric_label}, {chosen.agreement_label}")
+    return chosen
+
+
 def graph(loaded, data, config, say):
     traced = trace(loaded.model, data.example(2))
     for name, err in traced.opaque.items():
@@ -75,7 +90,7 @@ def graph(loaded, data, config, say):
     return groups
 
 
-def importance(loaded, groups, data, config, say):
+def importance(loaded, groups, data, config, say, task=None):
     labels = None
     if config.importance.name == "taylor":
         if not config.labels:
@@ -84,7 +99,8 @@ def importance(loaded, groups, data, config, say):
         with torch.no_grad():  # a class the model lacks fails here, not deep inside the importance pass
             check_label_classes(config.labels, rows, loaded.model(data.example(1)).shape[-1])
         labels = torch.tensor(rows, dtype=torch.long)
-    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info)
+    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info,
+                      outputs=task.importance_outputs if task is not None else None)
     say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
     return unit_scores(groups, result), result
 
@@ -143,31 +159,33 @@ def measure_pruned(loaded, student, plan, groups, importance, config, data, say)
     }
 
 
-def evaluation(config, loaded, say):
+def evaluation(config, loaded, say, task=None):
+    """The ``--eval`` data in the task's layout (ImageFolder for a classifier, images/ + masks/ for a segmenter)."""
     if not config.eval_dir:
         return None
+    task = task or default_task()
+    data = task.labelled(config.eval_dir, loaded.preprocess())
+    n = len(data[0]) if isinstance(data, tuple) else len(data.dataset)  # tensors, or a streaming loader
+    say.info(f"evaluation: {n} labelled images from {config.eval_dir} ({task.metric_label})")
+    return data
 
-    folder = LabelledFolder(config.eval_dir, loaded.preprocess())
-    pre = preload_labelled(folder)
-    say.info(f"evaluation: {len(folder)} labelled images in {len(folder.classes)} classes from {config.eval_dir}")
-    return pre if pre is not None else make_loader(folder, batch_size=256)
 
-
-def accuracy(original, student, evaluation, config, *, prefix) -> dict[str, float]:
-    images, labels = evaluation if isinstance(evaluation, tuple) else (evaluation, None)
+def accuracy(original, student, evaluation, config, *, prefix, task=None) -> dict[str, float]:
+    """The task's labelled metric (``top1_*``, ``miou_*``) of each model that has a name in ``prefix``."""
+    task = task or default_task()
     out = {}
     for model, name in ((original, prefix[0]), (student, prefix[1])):
         if model is not None and name is not None:
-            out[f"top1_{name}"] = round(top1_accuracy(model, images, labels, device=config.device), 5)
+            out[f"{task.metric}_{name}"] = round(labelled_metric(task, model, evaluation, device=config.device), 5)
     return out
 
 
-def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
+def recalibrate(loaded, student, data, config, say, task=None) -> dict[str, Any]:
     """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
     kept only where held-out agreement does not fall."""
     started = time.perf_counter()
     out = recalibrate_if_better(student, loaded.model, data.distill, data.holdout, held_out=data.counts["holdout"],
-                                device=resolve_device(config.device))
+                                device=resolve_device(config.device), task=task)
     if "bn_note" in out:
         images = min(RECALIBRATE_IMAGES, data.counts["distill"])
         note = f"batchnorm: {out['bn_note']} ({images} calibration images, {time.perf_counter() - started:.1f} s)"
@@ -176,10 +194,10 @@ def recalibrate(loaded, student, data, config, say) -> dict[str, Any]:
     return out
 
 
-def recover(loaded, student, data, config, say):
+def recover(loaded, student, data, config, say, task=None):
     teacher = loaded.model
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
-                     progress=config.progress)
+                     progress=config.progress, task=task)
     if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
         from compress.errors import RecoveryError
 
@@ -193,7 +211,7 @@ def recover(loaded, student, data, config, say):
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
              f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
              f"{result.agreement_after:.1%}")
-    fit = _fit_on_training_images(result, teacher, data, config, say)
+    fit = _fit_on_training_images(result, teacher, data, config, say, task)
     return result.student, {
         "agreement_pruned": round(result.agreement_before, 5),
         "agreement_recovered": round(result.agreement_after, 5),
@@ -216,13 +234,13 @@ def recover(loaded, student, data, config, say):
     }
 
 
-def _fit_on_training_images(result, teacher, data, config, say) -> dict:
+def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
     """The returned student's agreement on clean training images, next to held-out; a hint when it is
     significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
     sample = train_sample(data.distill)
     if sample is None:
         return {}
-    agree, kl = agreement(result.student, teacher, sample, device=config.device)
+    agree, kl = agreement(result.student, teacher, sample, device=config.device, task=task)
     n_train, n_held = sample.shape[0], data.counts.get("holdout", 0)
     if significant_gap(agree, n_train, result.agreement_after, n_held):
         say.info(f"recovery: the student agrees with the original on {agree:.1%} of {n_train} training images "

@@ -19,6 +19,7 @@ from compress.export.report import sweep_plot
 from compress.loading import load_model
 from compress.outputs import SWEEP_RECORD, check_output, input_paths
 from compress.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
+from compress.tasks import Task, metric_before, task_named
 from compress.util.atomic import write_text
 
 PLOT = "sweep.png"
@@ -31,6 +32,7 @@ class SweepResult:
     rows: list[dict[str, Any]]
     report: Path
     plot: Path
+    task: Task  # whose metric the ``top1`` column holds (top-1, mIoU)
 
 
 def run_sweep(base: PruneConfig, ratios: tuple[float, ...], root: str | Path, *, backend: str = "onnxruntime",
@@ -48,23 +50,26 @@ def run_sweep(base: PruneConfig, ratios: tuple[float, ...], root: str | Path, *,
         config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"), overwrite=True,
                                      policy=dataclasses.replace(base.policy, ratio=ratio))
         results.append((ratio, run_prune(config, reporter)))
+    task = task_named(results[0][1].summary)
     original = load_model(base.checkpoint, **base.load)
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
     report = benchmark(sides, root, input_shape=tuple(original.spec.input_size), backends=(backend,),
-                       batches=(batch,), measure_memory=False, show=False, device=base.device)
+                       batches=(batch,), measure_memory=False, show=False, device=base.device, task=task.labels())
     rows = sweep_rows(report, results, backend, batch)
-    sweep_plot(rows, root / PLOT, title=f"{Path(base.checkpoint).name}: pruning sweep")
-    return SweepResult(rows=rows, report=root / artifacts.REPORT, plot=root / PLOT)
+    sweep_plot(rows, root / PLOT, title=f"{Path(base.checkpoint).name}: pruning sweep",
+               labels=(task.metric_label, task.agreement_column))
+    return SweepResult(rows=rows, report=root / artifacts.REPORT, plot=root / PLOT, task=task)
 
 
 def sweep_rows(report: dict, results: list[tuple[float, PruneResult]], backend: str, batch: int) -> list[dict]:
-    """The table: MACs, parameters, p50 latency, speed-up and the written model's figures per ratio."""
+    """The table: MACs, parameters, p50 latency, speed-up and the written model's figures per ratio
+    (``top1`` holds the task's labelled metric: top-1, or mIoU)."""
     p50 = {row["model"]: row["latency_ms"]["p50"] for row in report["rows"]
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
     base = report["models"][0]
     rows = [{"ratio": 0.0, "macs": base["macs"], "params": base["params"], "latency_ms": p50.get("original"),
-             "speedup": 1.0, "top1": results[0][1].summary.get("top1_before"), "agreement": 1.0}]
+             "speedup": 1.0, "top1": metric_before(results[0][1].summary), "agreement": 1.0}]
     for ratio, res in results:
         s, name = res.summary, f"ratio-{ratio:g}"
         top1, agreement = written_figures(s)

@@ -32,11 +32,18 @@ def folded_teacher(teacher: nn.Module, example: torch.Tensor) -> tuple[nn.Module
     folded.eval()
     for p in folded.parameters():
         p.requires_grad_(False)
+    from compress.tasks import flatten_outputs
+
     with torch.no_grad():
         want, got = teacher(example), folded(example)
-    if not (isinstance(want, torch.Tensor) and isinstance(got, torch.Tensor) and want.shape == got.shape):
+    try:
+        pairs = list(zip(flatten_outputs(want), flatten_outputs(got), strict=True))
+    except Exception:  # noqa: BLE001 - a different structure (or an uncomparable leaf): run the teacher as it is
+        return teacher, "folded output differs in structure"
+    if type(want) is not type(got) or not pairs or any(w.shape != g.shape for w, g in pairs):
         return teacher, "folded output differs in type or shape"
-    scale = want.abs().max().clamp_min(1.0)
-    if not torch.isfinite(got).all() or ((got - want).abs().max() / scale).item() > FOLD_TOLERANCE:
-        return teacher, "folded output differs"
+    for w, g in pairs:  # each output tensor (a segmenter's out and aux maps) within tolerance of its own scale
+        scale = w.abs().max().clamp_min(1.0)
+        if not torch.isfinite(g).all() or ((g - w).abs().max() / scale).item() > FOLD_TOLERANCE:
+            return teacher, "folded output differs"
     return folded, None

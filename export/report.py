@@ -2,6 +2,8 @@
 
 Ratios read as sentences: ``2.10x faster`` (baseline p50 / model p50), ``-48 % memory`` (peak RSS
 change), ``-52 % size``; the MAC ratio stands beside the measured speed-up as its prediction.
+The accuracy columns name the task's metric (``report["task"]``, from ``compress.tasks``): top-1 and
+agreement for a classifier, mIoU and mIoU against the original for a segmenter.
 """
 
 from __future__ import annotations
@@ -94,8 +96,15 @@ def comparison_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return cols, rows
 
 
+def metric_names(report: dict) -> tuple[str, str]:
+    """(the labelled metric's name, the label-free agreement's name) of the report's task."""
+    task = report.get("task") or {}
+    return task.get("metric", "top-1"), task.get("agreement", "agreement")
+
+
 def model_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    cols = ["model", "params", "MACs", "top-1", "agreement", "INT8 top-1", "INT8 agreement"]
+    metric, agreement = metric_names(report)
+    cols = ["model", "params", "MACs", metric, agreement, f"INT8 {metric}", f"INT8 {agreement}"]
     rows = []
     for m in report["models"]:
         rows.append([m["name"], _human(m.get("params")), _human(m.get("macs")), fmt_pct(m.get("top1")),
@@ -244,7 +253,7 @@ def plot_report(report: dict, path: str | Path) -> Path:
         ax.set_ylim(max(0.0, min(values) - 10), 100 + 4)
         ax.set_xticks(range(len(labels)), labels, fontsize=8)
         ax.set_ylabel("% - higher is better")
-        ax.set_title("accuracy and agreement")
+        ax.set_title(f"{metric_names(report)[0]} and {metric_names(report)[1]}")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{' vs '.join(models)} - {report['environment'].get('cpu', '')}, "
                  f"{_threads(report['settings']['threads'])}", fontsize=10)
@@ -258,8 +267,9 @@ def _threads(n) -> str:
 
 
 def _accuracy_series(report: dict) -> dict[str, dict[str, float | None]]:
-    series = {"top-1\nFP32": "top1", "top-1\nINT8": "int8_top1", "agreement\nFP32": "agreement",
-              "agreement\nINT8": "int8_agreement"}
+    metric, agreement = metric_names(report)
+    series = {f"{metric}\nFP32": "top1", f"{metric}\nINT8": "int8_top1", f"{agreement}\nFP32": "agreement",
+              f"{agreement}\nINT8": "int8_agreement"}
     out = {}
     for label, key in series.items():
         values = {m["name"]: m.get(key) for m in report["models"]}
@@ -268,18 +278,19 @@ def _accuracy_series(report: dict) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None) -> Path:
+def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None,
+               labels: tuple[str, str] = ("top-1 accuracy", "top-1 agreement")) -> Path:
     """Accuracy/latency trade-off of ``compress sweep``.
 
     ``rows``: dicts with ``ratio`` (pruning ratio), ``macs``, ``latency_ms`` (or ``latency``) and
-    ``top1`` and/or ``agreement`` (fractions). Two panels: metric vs latency and vs MACs, each
-    point labelled with its ratio.
+    ``top1`` and/or ``agreement`` (fractions; ``top1`` holds the task's labelled metric, named by
+    ``labels``). Two panels: metric vs latency and vs MACs, each point labelled with its ratio.
     """
     plt = _pyplot()
     if not rows:
         raise ValueError("no sweep rows to plot")
     rows = sorted(rows, key=lambda r: r.get("ratio", 0))
-    metrics = [(k, lab) for k, lab in (("top1", "top-1 accuracy"), ("agreement", "top-1 agreement"))
+    metrics = [(k, lab) for k, lab in (("top1", labels[0]), ("agreement", labels[1]))
                if any(r.get(k) is not None for r in rows)]
     if not metrics:
         raise ValueError("sweep rows need 'top1' or 'agreement'")

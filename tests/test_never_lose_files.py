@@ -215,21 +215,19 @@ def test_output_of_a_pickled_module_reloads_without_the_pickle(tiny_assets, tmp_
 
 # 7. the smaller ones
 def _interrupt_distillation_at(monkeypatch, step: int, *, nan: bool = False):
-    import compress.distill as distill
+    from compress.tasks.classify import ClassifyTask
 
-    real, calls = distill._kl_per_image, []
+    real, calls = ClassifyTask.distill_loss, []
 
-    def kl(s, t, temperature=1.0):
-        if not torch.is_grad_enabled():  # a held-out check, not a training step
-            return real(s, t, temperature)
+    def loss(self, s, t, temperature):
         calls.append(1)
         if nan:
-            return torch.full(s.shape[:1], float("nan"))
+            return real(self, s, t, temperature) * float("nan")
         if len(calls) == step:
             raise KeyboardInterrupt
-        return real(s, t, temperature)
+        return real(self, s, t, temperature)
 
-    monkeypatch.setattr(distill, "_kl_per_image", kl)
+    monkeypatch.setattr(ClassifyTask, "distill_loss", loss)  # the training steps' loss (held-out checks use meters)
 
 
 def test_ctrl_c_during_recovery_keeps_the_weights_and_exits_9(tiny_assets, tmp_path, capsys, monkeypatch):

@@ -72,10 +72,11 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
         get(name).require()  # asked for by name: one line naming the extra, exit 5
     device = str(resolve_device(device))
     with writing(Path(out or default) / "report.json"):
-        sides, shape, out_dir = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params), output.info)
+        sides, shape, out_dir, task = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params),
+                                                 output.info)
         report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches,
                            threads=threads, iters=iters, warmup=warmup, min_seconds=min_seconds,
-                           measure_memory=memory, show=not as_json, device=device)
+                           measure_memory=memory, show=not as_json, device=device, task=task.labels())
     if as_json:
         if sides[0].name != "original":
             report["note"] = "B was not pruned from A: the two are compared as unrelated models"

@@ -2,7 +2,9 @@
 
 Makes (or reuses) a small trained checkpoint and image folders from the handwritten digits that
 scikit-learn ships, then runs ``compress prune`` on them with recovery, export and the
-benchmark report — the same code path a user's checkpoint takes.
+benchmark report — the same code path a user's checkpoint takes. Then the same for segmentation
+(``--segment``, on by default): a small encoder-decoder trained here on scenes of those digits
+(``compress.demo_seg``), pruned with the prune command's own default recovery and measured in mIoU.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+
+DEMO_FOLDERS = ("assets", "pruned", "seg-assets", "seg-pruned")  # all the demo writes: a --dir holding only these is its own
 
 
 @click.command()
@@ -25,17 +30,19 @@ import click
 @click.option("--recover-epochs", type=float, default=15, show_default=True,
               help="Distillation epochs (the demo keeps it short; prune's own default is by data size).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed):
-    """Prune, recover, export and measure the embedded digits model."""
+@click.option("--segment/--no-segment", default=True, show_default=True,
+              help="Also prune the embedded segmentation model (digit scenes, mIoU) after the classifier.")
+def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed, segment):
+    """Prune, recover, export and measure the embedded digits classifier and segmenter."""
     from compress.errors import UsageError
     from compress.outputs import check_output
 
     root = Path(workdir)
-    others = sorted(p.name for p in root.iterdir() if p.name not in ("assets", "pruned")) if root.is_dir() else []
+    others = sorted(p.name for p in root.iterdir() if p.name not in DEMO_FOLDERS) if root.is_dir() else []
     if others:
         raise UsageError(f"--dir {root} holds other files ({', '.join(others[:3])}): the demo writes only into a new "
                          "or empty folder or its own earlier one", "choose another --dir")
-    check_output(root, replaces=False, markers=("assets", "pruned"))
+    check_output(root, replaces=False, markers=DEMO_FOLDERS)
     from compress.cli import output
     from compress.cli.main import cli
     from compress.demo_assets import make_demo_assets
@@ -50,6 +57,33 @@ def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, 
     args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
     if formats:
         args += ["--export", formats]
+    if bench:
+        args.append("--bench")
+    output.info("demo: compress " + " ".join(args))
+    cli.main(args=args, prog_name="compress", standalone_mode=False)
+    if segment:
+        _segment(root, ratio, target_speedup, batch, formats, bench, seed)
+
+
+def _segment(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
+    """The segmentation half: the trained SegDigitNet, pruned with prune's default recovery."""
+    from compress.cli import output
+    from compress.cli.main import cli
+    from compress.demo_seg import make_seg_demo_assets
+
+    output.info(f"demo: preparing the embedded segmenter in {root}/seg-assets (digit scenes, trained here)")
+    assets = make_seg_demo_assets(root / "seg-assets", seed=seed)
+    if assets.eval_miou is not None:
+        output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_miou:.2%} mIoU on {assets.eval_dir})")
+    args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
+            "--eval", str(assets.eval_dir), "-o", str(root / "seg-pruned"), "--overwrite", "--seed", str(seed)]
+    args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
+    kept = [f for f in formats.split(",") if f.strip() and f.strip() != "int8"] if formats else []
+    if formats and "int8" in formats:  # onnxruntime's quantization pre-processing cannot infer the upsampling's shapes
+        output.warn("demo: the segmenter is exported without int8 (onnxruntime's INT8 pre-processing fails on its "
+                    "resize to the input size: incomplete symbolic shape inference)")
+    if kept:
+        args += ["--export", ",".join(kept)]
     if bench:
         args.append("--bench")
     output.info("demo: compress " + " ".join(args))

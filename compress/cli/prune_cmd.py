@@ -8,6 +8,7 @@ from compress.artifacts import FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
+TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
 @click.command()
@@ -27,13 +28,17 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("-o", "--out", type=click.Path(), default=None, help="Output folder (default: CHECKPOINT.pruned next to it).")
 @model_options
 @preprocess_options
+@click.option("--task", type=click.Choice(TASK_NAMES), default="auto", show_default=True,
+              help="What the output is: auto (from its structure), classify ((N, classes) logits) or segment "
+                   "((N, classes, H, W) maps; --eval then holds images/ + masks/).")
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV file,class_index for the labelled 'taylor' baseline only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Labelled folder (ImageFolder layout) to report top-1 accuracy.")
+              help="Labelled folder to report the task's metric: ImageFolder layout (top-1), or images/ + masks/ "
+                   "PNGs (segmentation mIoU).")
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most this many calibration images.")
 @click.option("--importance-images", type=click.IntRange(min=1), default=None, help="Score importance on at most this many.")
 @click.option("--max-layer-ratio", type=float, default=None,
@@ -79,7 +84,7 @@ IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
-          importance, draws, labels, seed, eval_dir, max_images,
+          task, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, prune_layernorm, recover,
           recalibrate_bn,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
@@ -133,7 +138,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
                               device=str(resolve_device(device)) if backend == "torch" else "cpu"),
-        recover=recover, recalibrate_bn=recalibrate_bn,
+        recover=recover, recalibrate_bn=recalibrate_bn, task=task,
         distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
@@ -214,14 +219,18 @@ def _show(result, as_json: bool) -> None:
                      f"predicted {lat['predicted_ms']:.3f}"))
         rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
-    top1, agree = written_figures(s)
-    if "top1_before" in s:
-        rows.append(("top-1 (eval)", output.pct(s["top1_before"]), output.pct(top1), f"one-shot {output.pct(s.get('top1_pruned'))}"))
+    from compress.tasks import task_named
+
+    task = task_named(s)
+    metric, agree = written_figures(s)
+    if f"{task.metric}_before" in s:
+        rows.append((f"{task.metric_label} (eval)", output.pct(s[f"{task.metric}_before"]), output.pct(metric),
+                     f"one-shot {output.pct(s.get(f'{task.metric}_pruned'))}"))
     if agree is not None:
-        rows.append(("agreement with original (held out)", "100 %", output.pct(agree),
+        rows.append((f"{task.agreement_label} (held out)", "100 %", output.pct(agree),
                      f"one-shot {output.pct(s['agreement_pruned'])}"))
     if "agreement_train" in s:
-        rows.append(("agreement with original (training images)", "100 %", output.pct(s["agreement_train"]),
+        rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:

@@ -66,10 +66,12 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                        overwrite=True, device=device)
     result = run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite, reporter=output.TERMINAL)
     rows = result.rows
+    task = result.task
     if as_json:
-        output.emit_json({"rows": rows, "report": str(result.report)})
+        output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(result.report)})
         return
-    output.table(f"sweep ({backend}, batch {batch})", ["ratio", "MACs", "params", "p50 ms", "speed-up", "top-1", "agreement"],
+    output.table(f"sweep ({backend}, batch {batch})",
+                 ["ratio", "MACs", "params", "p50 ms", "speed-up", task.metric_label, task.agreement_column],
                  [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]))
                   for r in rows])
     output.info(f"wrote {result.plot} and one pruned model per ratio")

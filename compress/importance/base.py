@@ -69,10 +69,13 @@ ESTIMATORS: dict[str, str] = {
 }
 
 
-def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None) -> ImportanceResult:
+def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None,
+             outputs: Callable | None = None) -> ImportanceResult:
     """Run the named estimator. ``images``: a float tensor (N,3,H,W) or a loader of
-    ``(tensor, index)`` batches; ``labels`` only for the labelled ``taylor`` baseline. The model may
-    run on ``config.device``; it is back where it was when this returns."""
+    ``(tensor, index)`` batches; ``labels`` only for the labelled ``taylor`` baseline; ``outputs``: the
+    model's output -> the tensors to draw random gradients for (a task's ``importance_outputs``; default:
+    the output must be one logits tensor). The model may run on ``config.device``; it is back where it
+    was when this returns."""
     import importlib
 
     module, attr = ESTIMATORS[config.name].split(":")
@@ -80,7 +83,7 @@ def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=
     home = device_of(model)
     start = time.perf_counter()
     try:
-        result = fn(model, groups, images, config, labels=labels, say=say)
+        result = fn(model, groups, images, config, labels=labels, say=say, outputs=outputs)
     finally:
         model.to(home)
     result.seconds = time.perf_counter() - start

@@ -2,7 +2,9 @@
 
 Random-gradient variants (Sapkota & Bhattarai, arXiv 2310.20203) need no labels: per image,
 draw g ~ N(0, I) over the logits, scale it to unit L2 norm and backpropagate it instead of a
-loss gradient. For a channel with activation ``a`` (a norm's output, else the conv/linear
+loss gradient. A model with several outputs (a segmenter's ``out`` and ``aux`` maps, a detector's
+heads) gets one such draw per output tensor, each of unit norm per image, backpropagated together,
+so every output counts alike whatever its size; the first output's draw is the single-output one. For a channel with activation ``a`` (a norm's output, else the conv/linear
 output) take ``s = sum_hw a * da`` per image; ``taylor-sq`` scores mean(s^2), ``taylor-abs``
 mean(|s|). The labelled ``taylor`` baseline (Molchanov et al.) backpropagates the
 cross-entropy loss and scores |mean(s)|.
@@ -78,18 +80,38 @@ def _batches(images, batch_size: int):
             yield batch[0][keep], batch[1][keep]
 
 
-def random_gradient(logits: torch.Tensor, indices: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
-    """Unit-norm Gaussian gradient per sample, seeded by the image index (not by batch or rank)."""
+def random_gradient(logits: torch.Tensor, indices: torch.Tensor, seed: int, draw: int, output: int = 0) -> torch.Tensor:
+    """Unit-norm Gaussian gradient per sample, seeded by the image index (not by batch or rank) and, for
+    the second and later outputs of a model, by the output's position."""
     rows = []
     for i in indices.tolist():
-        gen = torch.Generator().manual_seed((seed * 1_000_003 + int(i)) * 1_009 + draw)
+        base = (seed * 1_000_003 + int(i)) * 1_009 + draw
+        gen = torch.Generator().manual_seed(base if output == 0 else base * 101 + output)
         rows.append(torch.randn(logits.shape[1:], generator=gen, dtype=torch.float32))
     g = torch.stack(rows).to(logits.device, logits.dtype)
     norms = g.flatten(1).norm(dim=1).clamp_min(1e-12)
     return g / norms.view(-1, *([1] * (g.dim() - 1)))
 
 
-def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None) -> tuple[dict, int, str]:
+def _single_logits(output) -> list[torch.Tensor]:
+    if not isinstance(output, torch.Tensor):
+        raise UsageError("the model's output is not a single tensor of logits",
+                         "importance needs a classifier-style output, or pass the task's outputs")
+    return [output]
+
+
+def _backward_random(tensors: list[torch.Tensor], idx: torch.Tensor, seed: int, draws: int) -> None:
+    """Backpropagate a unit-norm random direction per image through every output tensor, ``draws`` times."""
+    tensors = [t for t in tensors if t.requires_grad]
+    if not tensors:
+        raise UsageError("no output of the model depends on its input", "importance needs a differentiable output")
+    for draw in range(draws):
+        grads = [random_gradient(t.detach(), idx, seed, draw, output=k) for k, t in enumerate(tensors)]
+        torch.autograd.backward(tensors, grads, retain_graph=draw + 1 < draws)
+
+
+def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None, say=None,
+         outputs=None) -> tuple[dict, int, str]:
     device = resolve_device(config.device)
     if say is not None:
         say(f"importance: {config.name} on {device.type.upper()}" + ("" if device.type == "cuda" else " (no CUDA GPU found)"))
@@ -105,20 +127,15 @@ def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None
             progress_bar(f"importance ({config.name})", total or None, enabled=config.progress) as bar:
         for x, idx in _batches(images, config.batch_size):
             x = x.to(device).requires_grad_(True)
-            logits = model(x)
-            if not isinstance(logits, torch.Tensor):
-                raise UsageError("the model's output is not a single tensor of logits",
-                                 "importance needs a classifier-style output")
+            tensors = (outputs or _single_logits)(model(x))
             if config.name == "taylor":
                 target = labels[idx].to(device)
-                F.cross_entropy(logits.float(), target, reduction="sum").backward()
+                F.cross_entropy(tensors[0].float(), target, reduction="sum").backward()
             else:
-                for draw in range(config.draws):
-                    g = random_gradient(logits.detach(), idx, config.seed, draw)
-                    logits.backward(g, retain_graph=draw + 1 < config.draws)
+                _backward_random(tensors, idx, config.seed, config.draws)
             count += len(x)
             bar.advance(len(x) * distributed.world())
-            del logits, x
+            del tensors, x
     # every score is a sum of per-image terms: summing the ranks' sums gives the single-process result
     for s in sums.values():
         for t in (s.s, s.abs, s.sq):
@@ -140,10 +157,10 @@ def _scores(groups: Groups, sums: dict, count: int, draws: int, kind: str) -> np
 
 
 def _make(kind: str, label: str):
-    def estimator(model, groups, images, config, *, labels=None, say=None) -> ImportanceResult:
+    def estimator(model, groups, images, config, *, labels=None, say=None, outputs=None) -> ImportanceResult:
         if label == "taylor" and labels is None:
             raise UsageError("the labelled 'taylor' importance needs labels", "pass --labels FILE.csv (file,class_index)")
-        sums, count, device = _run(model, groups, images, config, labels=labels, say=say)
+        sums, count, device = _run(model, groups, images, config, labels=labels, say=say, outputs=outputs)
         draws = 1 if label == "taylor" else config.draws
         return ImportanceResult(label, _scores(groups, sums, count, draws, kind), images=count, seconds=0.0, device=device)
 

@@ -4,7 +4,7 @@ each submodule's own mode restored."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -31,3 +31,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, training in modes:
             m.training = training
+
+
+def tensor_leaves(output: Any) -> list[torch.Tensor]:
+    """Every tensor of a (nested) model output, in a fixed order: dicts by insertion order (the order
+    ``torch.utils._pytree`` and the ONNX exporters use), sequences by position; ``None`` is skipped and
+    any other leaf raises ``TypeError`` (nothing downstream could compare it)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if output is None:
+        return []
+    if isinstance(output, dict):
+        return [t for v in output.values() for t in tensor_leaves(v)]
+    if isinstance(output, (list, tuple)):
+        return [t for v in output for t in tensor_leaves(v)]
+    raise TypeError(f"a {type(output).__name__} among the outputs")
