@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from compress.errors import PruneError
+from compress.graph import attention
 from compress.graph.groups import WIDTH_ROLES, Groups
 
 # Per-layer caps tried in turn when the user gives none: half a layer at most recovered best
@@ -35,6 +36,7 @@ class PrunePolicy:
     round_to: int = 8  # surviving widths are multiples of this (or unchanged)
     keep: tuple[str, ...] = ()  # layer name patterns that never lose channels
     prune_stem: bool = False
+    layernorm_widths: bool = False  # opt-in: widths an nn.LayerNorm normalises are prunable (needs recovery)
 
     def __post_init__(self):
         targets = (self.ratio, self.target_macs, self.target_latency_ms, self.target_speedup)
@@ -85,23 +87,49 @@ class Plan:
 
 
 class MacModel:
-    """MACs of the conv/linear layers as a function of which units are removed."""
+    """MACs as a function of which units are removed: the conv/linear layers' terms, plus what
+    the model computes outside them (attention matmuls, layers the graph does not size), measured
+    once and held constant -- so the plan's figures are the same count as the summary's."""
 
     def __init__(self, groups: Groups):
         self.g = groups
         self.terms = []
         for call, i_in, i_out in groups.call_slots():
-            groups_ = getattr(groups.graph.traced.gm.get_submodule(call.module), "groups", 1)
-            self.terms.append((call.macs_per_io, i_in, i_out, groups_, len(groups.slots[i_in].ids)))
+            self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
+        index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
+        self.attention = [(a.tokens, a.window, *(index[k] for k in (a.in_slot, a.out_slot, (a.module, "heads"),
+                                                           (a.module, "head_dim"))))
+                          for a in groups.graph.attention]
+        self.other = 0
+        self.other = max(0, _measured_macs(groups) - self._layer_macs(np.zeros(len(groups.graph.sets), dtype=bool)))
 
     def macs(self, removed_mask: np.ndarray) -> int:
+        return self.other + self._layer_macs(removed_mask)
+
+    def _layer_macs(self, removed_mask: np.ndarray) -> int:
         kept = self.g.kept_widths(removed_mask)
         total = 0
         for per_io, i_in, i_out, groups, n_in in self.terms:
             k_in, k_out = kept[i_in], kept[i_out]
             new_groups = groups * k_in // n_in if groups > 1 else 1
             total += per_io * (k_in // max(new_groups, 1)) * k_out
+        for tokens, window, i_in, i_out, i_heads, i_dims in self.attention:
+            total += attention.macs(tokens, window, kept[i_in], kept[i_out], kept[i_heads], kept[i_dims])
         return total
+
+
+def _measured_macs(groups: Groups) -> int:
+    """Total MACs of the traced model at batch 1 (0 when it cannot be measured)."""
+    from compress.errors import UsageError
+    from compress.profile import count_macs
+
+    traced = groups.graph.traced
+    if traced.root is None or len(traced.example_shape) < 2:
+        return 0
+    try:
+        return count_macs(traced.root, tuple(traced.example_shape[1:]))
+    except UsageError:
+        return 0
 
 
 def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Plan:
@@ -215,7 +243,7 @@ def _round(groups: Groups, removed: list[int], scores: dict[int, float], policy:
         return list(removed)
     mask = np.zeros(len(groups.graph.sets), dtype=bool)
     mask[list(removed)] = True
-    width_slots = [i for i, s in enumerate(groups.slots) if s.role in WIDTH_ROLES]
+    width_slots = [i for i, s in enumerate(groups.slots) if s.role in WIDTH_ROLES and s.role != "heads"]
     while True:
         changed = False
         for i in width_slots:
@@ -241,8 +269,10 @@ def _make_plan(groups: Groups, removed: list[int], macs_before: int, macs_after:
         if slot.role in WIDTH_ROLES:
             widths[f"{slot.name}:{slot.role}"] = (len(roots), len(keep))
         if len(keep) < len(roots):
-            cuts.append({"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots),
-                         "keep": keep.tolist()})
+            cut = {"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots), "keep": keep.tolist()}
+            if slot.consumes:  # a functional conv/linear's input dim: the proof zeroes it
+                cut["consumes"] = True
+            cuts.append(cut)
     return Plan(
         removed=sorted(removed_set),
         cuts=cuts,

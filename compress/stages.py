@@ -71,7 +71,7 @@ def graph(loaded, data, config, say):
     traced = trace(loaded.model, data.example(2))
     for name, err in traced.opaque.items():
         say.warn(f"{name} cannot be traced ({err}); its channels are protected")
-    channel_graph = analyze(traced)
+    channel_graph = analyze(traced, layernorm_widths=config.policy.layernorm_widths)
     apply_policy(channel_graph, keep=config.policy.keep, prune_stem=config.policy.prune_stem)
     groups = build_groups(channel_graph)
     prunable = sum(g.prunable for g in groups.groups)

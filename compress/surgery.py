@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
+from compress.graph import attention
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d,
@@ -95,6 +96,8 @@ def _cut_module(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
         keep = _index(roles.get("chan"), m.num_parameters, name)
         _slice_attrs(m, ("weight",), keep)
         m.num_parameters = len(keep)
+    elif attention.handles(m):
+        attention.cut(name, m, roles)
     else:
         raise PruneError(f"no slicer for layer {name!r} ({type(m).__name__})", "this is a bug: please report it")
 

@@ -45,6 +45,9 @@ TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept her
 @click.option("--round-to", type=int, default=8, show_default=True, help="Surviving widths are multiples of this (1: off).")
 @click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")
 @click.option("--prune-stem", is_flag=True, help="Allow pruning the input stem's output channels.")
+@click.option("--prune-layernorm", is_flag=True,
+              help="Allow pruning widths an nn.LayerNorm normalises (ViT embedding, Swin/ConvNeXt channels): the cut "
+                   "changes its statistics, so recovery is required. A ViT's embedding is its stem: add --prune-stem.")
 @click.option("--recover/--no-recover", default=True, show_default=True, help="Self-distillation from the original.")
 @click.option("--recalibrate-bn/--no-recalibrate-bn", default=True, show_default=True,
               help="With --no-recover: re-estimate BatchNorm statistics on 512 calibration images (seconds; "
@@ -79,7 +82,8 @@ TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept her
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
           task, importance, draws, labels, seed, eval_dir, max_images,
-          importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, recover, recalibrate_bn,
+          importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, prune_layernorm, recover,
+          recalibrate_bn,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
           recover_precision, batch_size, formats, int8_method,
           target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
@@ -95,6 +99,11 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     from compress.pipeline import PruneConfig, run_prune
     from compress.plan import PrunePolicy
 
+    from compress.errors import UsageError
+
+    if prune_layernorm and not recover:
+        raise UsageError("--prune-layernorm changes LayerNorm statistics: the cut is not exact and needs recovery",
+                         "drop --no-recover")
     target_ms = parse_latency(target_latency) if target_latency is not None else None
     if ratio is None and target_macs is None and target_ms is None and target_speedup is None:
         ratio = 0.5
@@ -107,7 +116,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         checkpoint=checkpoint, calib=calib, out=out, load=load_kwargs(model_params),
         policy=PrunePolicy(ratio=ratio, target_macs=target_macs, target_latency_ms=target_ms,
                            target_speedup=target_speedup, max_layer_ratio=max_layer_ratio,
-                           min_channels=min_channels, round_to=round_to, keep=tuple(keep), prune_stem=prune_stem),
+                           min_channels=min_channels, round_to=round_to, keep=tuple(keep), prune_stem=prune_stem,
+                           layernorm_widths=prune_layernorm),
         importance=ImportanceConfig(name=importance, draws=draws, seed=seed, batch_size=batch_size, device=device,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
@@ -154,7 +164,7 @@ def _show(result, as_json: bool) -> None:
         output.emit_json({"out": str(result.out), **s})
         return
     changed = [(name.removesuffix(":out"), before, after) for name, before, after in result.widths
-               if before != after and name.endswith(":out")]  # a layer's width; its BN follows it
+               if before != after and name.endswith((":out", ":heads", ":head_dim"))]  # its BN follows a layer
     output.table(f"widths ({len(changed)} layers changed)", ["layer", "before", "after"],
                  [(n, b, a) for n, b, a in changed])
     rows = [

@@ -16,12 +16,13 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from compress.graph import ops, rules
+from compress.graph import attention, functional, ops, rules
 from compress.graph.rules import Dynamic, Value
 from compress.graph.trace import TracedModel
 from compress.graph.unionfind import ChannelSets, Protection
 
-NORM_RULES = {"batchnorm", "groupnorm", "layernorm"}
+NORM_RULES = {"batchnorm", "groupnorm", "layernorm", "fn_batchnorm", "fn_groupnorm", "fn_layernorm"}
+RULES = {**rules.RULES, **functional.RULES, "attention": attention.attention}
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Slot:
     ids: np.ndarray
     kind: str  # module class name, or "Parameter"
     dim: int = 0  # for role "param": the parameter's dimension
+    consumes: bool = False  # a param dim a functional conv/linear reads as its input channels
+    per_id: int = 1  # channels one id stands for (a head: its head width)
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Probe:
 
     module: str
     axis: int
-    ids: np.ndarray
+    ids: np.ndarray  # one id per index along axis, or (k, n): index j scores the k ids ids[:, j]
 
 
 @dataclass
@@ -53,6 +56,18 @@ class LayerCall:
     kind: str  # "conv" | "linear"
     macs_per_io: int  # multiply-accumulates per (input channel per group x output channel)
     in_shape: tuple[int, ...] = ()  # the input's shape in the trace (batch first), for latency tables
+    groups: int = 1
+
+
+@dataclass
+class AttentionCall:
+    """An attention layer's cost: its projections and matmuls, sized by four slots."""
+
+    module: str
+    tokens: int  # per sample
+    window: int  # tokens each token attends to
+    in_slot: tuple[str, str]  # the slot sizing its input width
+    out_slot: tuple[str, str]
 
 
 @dataclass
@@ -64,14 +79,17 @@ class ChannelGraph:
     calls: list[LayerCall]
     input_ids: np.ndarray
     unknown_ops: list[Protection] = field(default_factory=list)
+    attention: list[AttentionCall] = field(default_factory=list)
+    static_scores: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids (k, n), n values)
 
     def roots(self, ids: np.ndarray) -> np.ndarray:
         return self.sets.roots(ids)
 
 
 class Analyzer:
-    def __init__(self, traced: TracedModel):
+    def __init__(self, traced: TracedModel, layernorm_widths: bool = False):
         self.traced = traced
+        self.layernorm_widths = layernorm_widths  # opt-in: nn.LayerNorm over channels is per-channel
         self.gm = traced.gm
         self.sets = ChannelSets()
         self.slots: dict[tuple[str, str], Slot] = {}
@@ -80,6 +98,9 @@ class Analyzer:
         self.calls: list[LayerCall] = []
         self.input_ids = np.zeros(0, dtype=np.int64)
         self.unknown: list[Protection] = []
+        self.owner_probes: list[tuple[str, fx.Node]] = []  # (module, functional norm/conv node inside it)
+        self.attention: list[AttentionCall] = []
+        self.static_scores: list[tuple[np.ndarray, np.ndarray]] = []
 
     # ------------------------------------------------------------ API used by rules
 
@@ -106,17 +127,41 @@ class Analyzer:
     def untracked_shape(self, shape, why: str) -> Value:
         return Value(tuple(shape), why=why)
 
-    def slot(self, name: str, role: str, n: int, module: nn.Module) -> np.ndarray:
+    def slot(self, name: str, role: str, n: int, module: nn.Module, per_id: int = 1) -> np.ndarray:
         key = (name, role)
         if key not in self.slots:
-            self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__)
+            self.slots[key] = Slot(name, role, self.sets.new(n), type(module).__name__, per_id=per_id)
         return self.slots[key].ids
 
-    def param_slot(self, name: str, dim: int, n: int) -> np.ndarray:
+    def attention_call(self, module: str, tokens: int, window: int, in_slot: tuple[str, str],
+                       out_slot: tuple[str, str]) -> None:
+        self.attention.append(AttentionCall(module, tokens, window, in_slot, out_slot))
+
+    def add_static_scores(self, ids: np.ndarray, values: np.ndarray) -> None:
+        """Data-free scores for ids no activation can measure (heads inside a fused module)."""
+        self.static_scores.append((ids, values))
+
+    def add_probe(self, module: str, axis: int, ids: np.ndarray) -> None:
+        self.probes.append(Probe(module, axis, ids))
+
+    def param_slot(self, name: str, dim: int, n: int, consumes: bool = False) -> np.ndarray:
         key = (name, f"param:{dim}")
         if key not in self.slots:
-            self.slots[key] = Slot(name, "param", self.sets.new(n), "Parameter", dim)
+            self.slots[key] = Slot(name, "param", self.sets.new(n), "Parameter", dim, consumes)
         return self.slots[key].ids
+
+    def param_shape(self, name: str) -> tuple[int, ...]:
+        obj = self.gm
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return tuple(obj.shape)
+
+    def record_call(self, node: fx.Node, module: str, kind: str, macs_per_io: int, groups: int = 1) -> None:
+        self.calls.append(LayerCall(module, kind, macs_per_io, self.shape(node.args[0]), groups))
+
+    def note_probe(self, module: str, node: fx.Node) -> None:
+        """A functional norm/conv/linear inside ``module``: its output may score the channels."""
+        self.owner_probes.append((module, node))
 
     def freeze(self, ids, node: fx.Node | str, why: str) -> None:
         if ids is None:
@@ -130,7 +175,8 @@ class Analyzer:
         for node in self.gm.graph.nodes:
             self.env[node] = self._visit(node)
         self._find_probes()
-        return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown)
+        return ChannelGraph(self.traced, self.sets, self.slots, self.probes, self.calls, self.input_ids, self.unknown,
+                            self.attention, self.static_scores)
 
     def _visit(self, node: fx.Node) -> Any:
         if node.op == "placeholder":
@@ -144,7 +190,7 @@ class Analyzer:
         args, kwargs = self._resolve(node.args), self._resolve(node.kwargs)
         if rule is None:
             return self._unknown(node, args, kwargs)
-        fn = rules.RULES[rule.rule]
+        fn = RULES[rule.rule]
         result = fn(self, node, rule, args, kwargs, module) if module is not None else fn(self, node, rule, args, kwargs)
         if module is not None and rule.rule in ("conv", "linear"):
             self._record_call(node, module, rule)
@@ -164,6 +210,8 @@ class Analyzer:
         return fx.node.map_arg(args, lambda n: self.env[n]) if args else args
 
     def _placeholder(self, node: fx.Node) -> Any:
+        if node.meta.get("tensor_meta") is None and node.args:  # an input left at its default
+            return node.args[0]  # (the tool calls the model with the image batch alone)
         shape = self.shape(node)
         if len(shape) < 2:
             return Value(shape, why="model input")
@@ -219,14 +267,14 @@ class Analyzer:
         out = self.shape(node)
         if rule.rule == "linear":
             tokens = int(np.prod(out[:-1])) // max(out[0], 1) if len(out) > 1 else 1
-            self.calls.append(LayerCall(node.target, "linear", tokens, self.shape(node.args[0])))
+            self.record_call(node, node.target, "linear", tokens)
             return
         spatial = int(np.prod(out[2:])) if len(out) > 2 else 1
         kernel = int(np.prod(module.kernel_size))
         if getattr(module, "transposed", False):
             in_shape = self.shape(node.args[0])
             spatial = int(np.prod(in_shape[2:])) if len(in_shape) > 2 else 1
-        self.calls.append(LayerCall(node.target, "conv", spatial * kernel, self.shape(node.args[0])))
+        self.record_call(node, node.target, "conv", spatial * kernel, module.groups)
 
     def _find_probes(self) -> None:
         for node in self.gm.graph.nodes:
@@ -240,12 +288,33 @@ class Analyzer:
             value = self.env[node]
             if isinstance(value, Value) and value.tracked:
                 self.probes.append(Probe(node.target, value.axis, value.ids))
+        self._owner_probes()
+
+    def _owner_probes(self) -> None:
+        """A module traced through (timm's BatchNormAct2d) is hooked as a whole: its output
+        scores the channels when it carries exactly the functional op's channels."""
+        wanted = {module for module, _ in self.owner_probes}
+        last: dict[str, fx.Node] = {}
+        for node in self.gm.graph.nodes:
+            parts = (node.meta.get("scope") or "").split(".")
+            for k in range(1, len(parts) + 1):
+                if ".".join(parts[:k]) in wanted:
+                    last[".".join(parts[:k])] = node
+        done = {p.module for p in self.probes}
+        for module, node in self.owner_probes:
+            inner, out = self.env.get(node), self.env.get(last.get(module))
+            if module in done or self._feeds_norm(node) or not (isinstance(inner, Value) and isinstance(out, Value)):
+                continue
+            if inner.tracked and out.tracked and out.axis == inner.axis and np.array_equal(out.ids, inner.ids) \
+                    and out.shape == inner.shape:
+                self.probes.append(Probe(module, out.axis, out.ids))
+                done.add(module)
 
     def _feeds_norm(self, node: fx.Node) -> bool:
-        users = list(node.users)
-        if len(users) != 1 or users[0].op != "call_module":
+        users = [u for u in node.users if not (u.op == "call_function" and u.target is getattr)]
+        if len(users) != 1:
             return False
-        rule = ops.lookup_module(self.gm.get_submodule(users[0].target))
+        rule, module = self._lookup(users[0])
         return rule is not None and rule.rule in NORM_RULES
 
 
@@ -265,5 +334,8 @@ def _values_like(meta: Any, why: str) -> Any:
     return Dynamic("unknown")
 
 
-def analyze(traced: TracedModel) -> ChannelGraph:
-    return Analyzer(traced).run()
+def analyze(traced: TracedModel, *, layernorm_widths: bool = False) -> ChannelGraph:
+    """``layernorm_widths``: channels normalised together by an ``nn.LayerNorm`` become prunable
+    (the cut changes its statistics: proved against a reference normalising over the kept
+    channels, see ``compress.verify``; recovery is required)."""
+    return Analyzer(traced, layernorm_widths).run()

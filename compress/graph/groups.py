@@ -17,7 +17,7 @@ import numpy as np
 from compress.graph.analysis import ChannelGraph, Slot
 from compress.graph.unionfind import Protection
 
-WIDTH_ROLES = ("out", "chan")  # slots whose length is a layer width
+WIDTH_ROLES = ("out", "chan", "heads", "head_dim")  # slots whose length is a layer width
 
 
 @dataclass
@@ -72,6 +72,28 @@ class Groups:
         return np.array([int((~removed[roots]).sum()) for roots in self.slot_roots], dtype=np.int64)
 
 
+def structure_of(groups: Groups, root: int) -> str:
+    """The kind of structure a unit removes: an attention head, a dim of every head, or channels."""
+    roles = {groups.slots[i].role for i, _ in groups.units[root].slots}
+    return "heads" if "heads" in roles else "head_dim" if "head_dim" in roles else "channels"
+
+
+def per_structure(groups: Groups, scores: dict[int, float]) -> dict[int, float]:
+    """Each score replaced by its quantile among units of its structure (heads, head dims,
+    channels), so every kind is ranked among its own instead of competing on raw magnitude (a
+    head sums many channels; heads may be scored by weights, channels by activations).
+    Unchanged when there is one kind; kept (+inf) scores stay kept."""
+    kinds = {r: structure_of(groups, r) for r in scores}
+    if len(set(kinds.values())) < 2:
+        return scores
+    out = dict(scores)
+    for kind in set(kinds.values()):
+        finite = sorted((s, r) for r, s in scores.items() if kinds[r] == kind and np.isfinite(s))
+        for rank, (_, r) in enumerate(finite):
+            out[r] = (rank + 1) / len(finite)
+    return out
+
+
 def apply_policy(graph: ChannelGraph, *, keep: tuple[str, ...] = (), prune_stem: bool = False) -> None:
     """Freeze what the user (or the defaults) says never loses channels."""
     sets = graph.sets
@@ -98,7 +120,7 @@ def build_groups(graph: ChannelGraph) -> Groups:
             unit_slots[r].append((i, c))
     units = {}
     for root, members in unit_slots.items():
-        widths = [c for i, c in members if slots[i].role in WIDTH_ROLES] or [1]
+        widths = [c * slots[i].per_id for i, c in members if slots[i].role in WIDTH_ROLES] or [1]
         units[root] = Unit(root, max(widths), members, graph.sets.is_frozen(root))
     return Groups(graph, slots, slot_roots, units, _connected_groups(graph, slots, units))
 

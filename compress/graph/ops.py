@@ -82,7 +82,18 @@ FUNCTION_TABLE: dict[Any, OpRule] = {
     **_rules("unsqueeze", torch.unsqueeze),
     **_rules("reshape", torch.reshape),
     **_rules("pad", F.pad),
-    **_rules("meta", getattr, len),
+    **_rules("meta", getattr, len, torch._assert, torch.Size, hasattr, isinstance),
+    **_rules("arith", operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
+             operator.floordiv, operator.mod, operator.pow),
+    # functional layers whose parameters are module attributes (compress.graph.functional)
+    **_rules("fn_batchnorm", F.batch_norm, torch.batch_norm),
+    **_rules("fn_batchnorm", F.instance_norm, torch.instance_norm, instance=True),
+    **_rules("fn_groupnorm", F.group_norm),
+    **_rules("fn_layernorm", F.layer_norm, torch.layer_norm),
+    **_rules("fn_linear", F.linear),
+    **_rules("fn_conv", F.conv1d, dims=1),
+    **_rules("fn_conv", F.conv2d, dims=2),
+    **_rules("fn_conv", F.conv3d, dims=3),
 }
 
 
@@ -116,12 +127,18 @@ METHOD_TABLE: dict[str, OpRule] = {
     **_rules("chunk", "chunk"),
     **_rules("split", "split"),
     **_rules("meta", "size", "dim", "numel"),
+    **_rules("expand", "expand"),
 }
 
 
 def lookup_module(module: nn.Module) -> OpRule | None:
     """Exact type, or a subclass that keeps its table ancestor's ``forward`` (an override could
-    compute anything, e.g. weight standardisation, so it is unknown)."""
+    compute anything, e.g. weight standardisation, so it is unknown); known attention modules
+    (``compress.graph.attention``, traced as leaves)."""
+    from compress.graph import attention
+
+    if attention.handles(module):
+        return OpRule("attention")
     for cls in type(module).__mro__:
         if cls in MODULE_TABLE:
             return MODULE_TABLE[cls] if type(module).forward is cls.forward else None

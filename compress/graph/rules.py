@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch.nn as nn
 
 MIX_REASON = "{op} mixes values across the channel axis: removing one channel would change the others"
 
@@ -25,7 +26,8 @@ class Value:
     axis: int | None = None  # the channel-carrying axis (in the full shape, batch included)
     ids: np.ndarray | None = None  # one id per index along ``axis``
     why: str = ""  # when untracked: where the channel layout was lost
-    param: str | None = None  # set for get_attr parameters/buffers
+    param: str | None = None  # set for get_attr parameters/buffers (and their broadcasts)
+    param_lead: int = 0  # leading dims a broadcast (expand) added in front of the parameter's own
 
     @property
     def tracked(self) -> bool:
@@ -147,6 +149,8 @@ def layernorm(an, node, rule, args, kwargs, module):
     if x.tracked and len(module.normalized_shape) == 1:
         chan = an.slot(node.target, "chan", module.normalized_shape[0], module)
         an.sets.union_arrays(chan, x.ids)
+        if an.layernorm_widths and x.axis == ndim - 1 and type(module).forward is nn.LayerNorm.forward:
+            return an.value(node, x.axis, x.ids)  # opted in: sliced like a per-channel layer
         an.sets.union_all(chan)
         an.freeze(chan, node, MIX_REASON.format(op="LayerNorm"))
         return an.value(node, x.axis, x.ids)
@@ -222,16 +226,36 @@ def broadcast(an, node, rule, args, kwargs, module=None):
         if dim < 0 or v.shape[dim] == 1:
             continue  # broadcast along the channel axis: no per-channel content
         if v.param is not None:
-            an.sets.union_arrays(an.param_slot(v.param, dim, v.shape[dim]), ids)
+            _couple_param(an, node, v, dim, ids)
         else:
             an.freeze(ids, node, f"combined with a tensor of fixed channel count ({v.why or 'untracked'})")
     return an.value(node, axis, ids)
+
+
+def _couple_param(an, node, v: Value, dim: int, ids) -> None:
+    """A stored parameter combined with channels on its ``dim`` (of the broadcast shape): its
+    own dim becomes a slot of those channels; a dim it only has by broadcasting carries none."""
+    own = dim - v.param_lead
+    shape = an.param_shape(v.param)
+    if own < 0 or shape[own] == 1:
+        return
+    if shape[own] != len(ids):
+        an.freeze(ids, node, f"combined with parameter {v.param} of another width")
+        return
+    an.sets.union_arrays(an.param_slot(v.param, own, shape[own]), ids)
 
 
 def cat(an, node, rule, args, kwargs, module=None):
     parts = list(_arg(args, kwargs, 0, "tensors"))
     nd = len(an.shape(node))
     dim = _norm_dim(_arg(args, kwargs, 1, "dim", 0), nd)
+    tracked = [p for p in parts if isinstance(p, Value) and p.tracked]
+    if tracked and all(isinstance(p, Value) and (p.tracked or p.param is not None) for p in parts) \
+            and len({p.axis for p in tracked}) == 1 and tracked[0].axis != dim:
+        for p in parts:  # e.g. a class token (a parameter) joined to the patch tokens
+            if not p.tracked:
+                _couple_param(an, node, p, tracked[0].axis, tracked[0].ids)
+        parts = [p if p.tracked else Value(p.shape, tracked[0].axis, tracked[0].ids) for p in parts]
     if not all(isinstance(p, Value) and p.tracked for p in parts):
         for p in parts:
             if isinstance(p, Value):
@@ -303,7 +327,7 @@ def _index_tensor(an, node, x: Value, index) -> Value:
             out_dim += 1
             continue
         if in_dim == x.axis:
-            if item != slice(None):
+            if not _whole(item, x.shape[x.axis]):
                 return _lose(an, node, x, "slices the channel axis with fixed bounds")
             new_axis = out_dim
         in_dim += 1
@@ -313,6 +337,13 @@ def _index_tensor(an, node, x: Value, index) -> Value:
     if new_axis is None:  # channel axis not reached by the index: it keeps its place
         new_axis = x.axis - in_dim + out_dim
     return an.value(node, new_axis, x.ids)
+
+
+def _whole(item, size: int) -> bool:
+    """A slice taking the whole axis, and still the whole axis once it is narrower (``x[:, :n]``
+    with ``n`` at least the width: GhostNet's ``out[:, :self.out_chs]``)."""
+    return isinstance(item, slice) and item.start in (None, 0) and item.step in (None, 1) and \
+        (item.stop is None or isinstance(item.stop, int) and item.stop >= size)
 
 
 # ---------------------------------------------------------------- axis bookkeeping

@@ -26,7 +26,9 @@ class _Tracer(fx.Tracer):
         self.failed_at: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return qualname in self.opaque or super().is_leaf_module(m, qualname)
+        from compress.graph.attention import handles
+
+        return qualname in self.opaque or handles(m) or super().is_leaf_module(m, qualname)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
@@ -47,6 +49,12 @@ class TracedModel:
     gm: fx.GraphModule
     example_shape: tuple[int, ...]
     opaque: dict[str, str] = field(default_factory=dict)  # module name -> trace error
+    root: nn.Module | None = None  # the traced model itself (gm only holds bare copies of the
+    # modules whose parameters the graph reads with get_attr)
+
+    def module(self, name: str) -> nn.Module:
+        """The model's own submodule ``name`` (its class and attributes, not fx's bare copy)."""
+        return (self.root if self.root is not None else self.gm).get_submodule(name)
 
 
 def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
@@ -66,7 +74,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
         ) from err
     finally:
         model.train(was_training)
-    return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque)
+    return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque, root=model)
 
 
 def _trace_with_fallback(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:

@@ -11,7 +11,7 @@ import torch
 
 from compress.devices import device_of
 from compress.errors import UsageError
-from compress.graph.groups import Groups
+from compress.graph.groups import Groups, per_structure
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def unit_scores(groups: Groups, result: ImportanceResult) -> dict[int, float]:
         root = sets.find(i)
         totals[root] = totals.get(root, 0.0) + float(scores[i])
         seen[root] = seen.get(root, False) or bool(measured[i])
-    return {r: (totals.get(r, 0.0) if seen.get(r) else float("inf")) for r in groups.prunable_units}
+    scores = {r: (totals.get(r, 0.0) if seen.get(r) else float("inf")) for r in groups.prunable_units}
+    return per_structure(groups, scores)
 
 
 Estimator = Callable[..., ImportanceResult]
@@ -86,4 +87,9 @@ def estimate(model, groups: Groups, images, config: ImportanceConfig, *, labels=
     finally:
         model.to(home)
     result.seconds = time.perf_counter() - start
+    for ids, values in groups.graph.static_scores:  # heads no activation sees: scored by their weights
+        for row in np.atleast_2d(ids):
+            if np.isnan(result.id_scores[row]).all():
+                result.id_scores[row] = 0.0
+                np.add.at(result.id_scores, row, values)
     return result

@@ -119,7 +119,7 @@ def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None
     sums: dict[str, _Sums] = {}
     probes = groups.graph.probes
     for p in probes:
-        sums.setdefault(p.module, _Sums(p.axis, len(p.ids), device))
+        sums.setdefault(p.module, _Sums(p.axis, p.ids.shape[-1], device))
     hooks = {name: (lambda m, inp, out, s=s: _Tap.apply(out, s)) for name, s in sums.items()}
     count = 0
     total = len(images) if isinstance(images, torch.Tensor) else len(getattr(images, "dataset", []))
@@ -150,8 +150,9 @@ def _scores(groups: Groups, sums: dict, count: int, draws: int, kind: str) -> np
     for p in {p.module: p for p in groups.graph.probes}.values():  # a module called twice: one sum
         s = sums[p.module]
         value = {"sq": s.sq / n, "abs": s.abs / n, "mean": (s.s / n).abs()}[kind].cpu().numpy()
-        current = np.nan_to_num(scores[p.ids], nan=0.0)
-        scores[p.ids] = current + value
+        for ids in np.atleast_2d(p.ids):  # a head probe: each channel scores its head and its dim
+            scores[ids] = np.nan_to_num(scores[ids], nan=0.0)
+            np.add.at(scores, ids, value)
     return scores
 
 

@@ -48,12 +48,12 @@ def grid(n: int, round_to: int, varies: bool) -> tuple[int, ...]:
 
 def latency_terms(groups: Groups, round_to: int) -> list[Term]:
     varies = [any(not groups.units[r].frozen for r in set(roots.tolist())) for roots in groups.slot_roots]
-    gm = groups.graph.traced.gm
+    traced = groups.graph.traced
     terms = []
     for call, i_in, i_out in groups.call_slots():
         if i_in is None or i_out is None or not (varies[i_in] or varies[i_out]) or not call.in_shape:
             continue
-        spec = LayerSpec.of_module(gm.get_submodule(call.module), call.in_shape)
+        spec = LayerSpec.of_module(traced.module(call.module), call.in_shape)
         grid_in = grid(spec.n_in, round_to, varies[i_in])
         if spec.grouped:  # whole groups: the input width must stay a multiple of channels per group
             per_group = spec.n_in // spec.groups

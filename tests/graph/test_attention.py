@@ -1,0 +1,189 @@
+"""timm attention: whole heads and head width are pruned, proven against the zeroed original,
+and the saved module's attributes follow the cut."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from compress.graph.analysis import analyze
+from compress.graph.groups import apply_policy, build_groups
+from compress.graph.trace import trace
+from compress.plan import plan_for_units
+from compress.profile import count_macs
+from compress.surgery import apply_cuts
+from compress.verify import max_difference, zeroed_reference
+
+timm = pytest.importorskip("timm", reason="timm attention modules")
+
+
+def _vit():
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, img_size=32, depth=2,
+                              qkv_bias=True).eval()
+    return model, torch.randn(2, 3, 32, 32)
+
+
+def _units(groups, name, role):
+    slot = groups.graph.slots[(name, role)]
+    return sorted(set(groups.graph.roots(slot.ids).tolist()))
+
+
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (2, 5)])
+def test_heads_and_head_width_cut_matches_zeroed_original(heads, dims):
+    model, x = _vit()
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    removed = _units(groups, "blocks.0.attn", "heads")[:heads] + _units(groups, "blocks.1.attn", "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    a0, a1 = pruned.blocks[0].attn, pruned.blocks[1].attn
+    assert a0.num_heads == 3 - heads and a0.qkv.out_features == 3 * a0.attn_dim == 3 * a0.num_heads * a0.head_dim
+    assert a1.head_dim == 64 - dims and a1.proj.in_features == a1.num_heads * a1.head_dim
+    assert a1.scale == pytest.approx(64 ** -0.5)  # the softmax scale stays the original's
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) <= plan.macs_before
+    if heads or dims:
+        assert plan.macs_after < plan.macs_before
+    # a removed head really changes the unzeroed model (the proof can fail)
+    if heads:
+        with torch.no_grad():
+            assert not torch.allclose(model(x), pruned(x), atol=1e-4)
+
+
+def test_head_probe_scores_heads_and_dims():
+    model, x = _vit()
+    graph = analyze(trace(model, x))
+    probe = next(p for p in graph.probes if p.module == "blocks.0.attn.norm")
+    heads = graph.slots[("blocks.0.attn", "heads")].ids
+    assert probe.ids.shape == (2, 3 * 64) and np.array_equal(np.unique(probe.ids[0]), heads)
+
+
+def test_masked_attention_is_protected():
+    model, x = _vit()
+
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = model.blocks[0].attn
+            self.register_buffer("mask", torch.zeros(5, 5))
+
+        def forward(self, t):
+            return self.attn(t, attn_mask=self.mask)
+
+    groups = build_groups(analyze(trace(Masked().eval(), torch.randn(2, 5, 192))))
+    heads = groups.graph.slots[("attn", "heads")].ids
+    assert all(groups.graph.sets.is_frozen(int(r)) for r in groups.graph.roots(heads))
+
+
+def test_heads_are_ranked_among_heads():
+    from compress.graph.groups import per_structure, structure_of
+
+    model, x = _vit()
+    groups = build_groups(analyze(trace(model, x)))
+    kinds = {r: structure_of(groups, r) for r in groups.prunable_units}
+    assert set(kinds.values()) == {"heads", "head_dim", "channels"}
+    raw = {r: (100.0 if kinds[r] == "heads" else 1.0) * (1 + i % 3) for i, r in enumerate(groups.prunable_units)}
+    ranked = per_structure(groups, raw)
+    lowest_head = min(ranked[r] for r in ranked if kinds[r] == "heads")
+    assert lowest_head <= max(ranked[r] for r in ranked if kinds[r] == "channels")  # heads compete now
+
+
+def _torchvision_vit():
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=48,
+                              num_classes=5).eval()
+    return model, torch.randn(2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (2, 2)])
+def test_multihead_attention_heads_and_width(heads, dims):
+    from compress.graph.attention import PrunedMultiheadAttention
+
+    model, x = _torchvision_vit()
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    assert not [p for p in graph.unknown_ops if "MultiheadAttention" in p.op]
+    name = "encoder.layers.encoder_layer_0.self_attention"
+    removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    attn = pruned.encoder.layers[0].self_attention
+    assert isinstance(attn, PrunedMultiheadAttention) and attn.num_heads == 4 - heads and attn.head_dim == 8 - dims
+    assert attn.in_proj_weight.shape == (3 * attn.num_heads * attn.head_dim, 32) and attn.attn_scale == 8 ** -0.5
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
+    assert graph.static_scores  # heads scored by their weights (no module sees them)
+
+
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (1, 2)])
+def test_swin_window_attention_heads_and_bias_table(heads, dims):
+    from timm.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    model = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=24, depths=(2,), num_heads=(3,),
+                            num_classes=5).eval()
+    for block in model.layers[0].blocks:
+        block.attn.fused_attn = True  # the fused kernel must give way to keep the original scale
+    x = torch.randn(2, 3, 32, 32)
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    name = "layers.0.blocks.1.attn"  # the shifted block: its mask is shared by all heads
+    removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    attn = pruned.layers[0].blocks[1].attn
+    assert attn.num_heads == 3 - heads and attn.relative_position_bias_table.shape[1] == attn.num_heads
+    assert attn.scale == pytest.approx(8 ** -0.5)
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
+
+
+def test_layernorm_width_opt_in_is_proved_against_kept_channel_statistics():
+    from compress.plan import PrunePolicy, select
+
+    model, x = _vit()
+    graph = analyze(trace(model, x))
+    apply_policy(graph, prune_stem=True)
+    embed = next(g for g in build_groups(graph).groups if "patch_embed.proj:out" in g.layers)
+    assert embed.prunable == 0  # LayerNorm protects the embedding by default
+    graph = analyze(trace(model, x), layernorm_widths=True)
+    apply_policy(graph, prune_stem=True)
+    groups = build_groups(graph)
+    embed = next(g for g in groups.groups if "patch_embed.proj:out" in g.layers)
+    assert embed.prunable == 192 and "norm:chan" in embed.layers
+    removed = sorted(set(graph.roots(graph.slots[("patch_embed.proj", "out")].ids).tolist()))[::3]
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+        changed = float((model(x) - pruned(x)).abs().max())
+    assert pruned.norm.normalized_shape == (128,) and pruned.cls_token.shape[-1] == 128
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    assert changed > 1e-3  # not a zeroing: the statistics changed, the reference follows them
+
+
+def test_layernorm_opt_in_refuses_no_recover(tmp_path, capsys):
+    from tests.cli_helpers import run_cli
+
+    (tmp_path / "ckpt.pt").write_bytes(b"x")
+    code, _, err = run_cli(["prune", tmp_path / "ckpt.pt", "--calib", tmp_path, "--prune-layernorm", "--no-recover",
+                            "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "needs recovery" in err and not (tmp_path / "out").exists()
