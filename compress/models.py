@@ -98,7 +98,9 @@ def resolve_arch(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             f"--arch {spec}: {where} returned {type(model).__name__}, not a torch.nn.Module",
             "point --arch at a function or class that builds the model",
         )
-    return model
+    from compress.detection import raw_network
+
+    return raw_network(model)  # a detector: its raw-output network (compress.detection)
 
 
 def resolve_factory(spec: str) -> tuple[Callable[..., Any], str]:

@@ -7,7 +7,7 @@ import click
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
-TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
+TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
 @click.command()
@@ -28,7 +28,8 @@ TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept her
 @preprocess_options
 @click.option("--task", type=click.Choice(TASK_NAMES), default="auto", show_default=True,
               help="What the output is: auto (from its structure), classify ((N, classes) logits) or segment "
-                   "((N, classes, H, W) maps; --eval then holds images/ + masks/).")
+                   "((N, classes, H, W) maps; --eval then holds images/ + masks/) or detect (a detector's raw head "
+                   "outputs, compress.detection).")
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--draws", type=int, default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
