@@ -54,8 +54,8 @@ class RetinaNetRaw(RawDetector):
 
 
 class FixedRoIs(nn.Module):
-    """Glue: the detector's RoI pooling at ``count`` fixed boxes per image (seeded, spread over positions
-    and sizes). Its forward reads the batch size as a number, so torch.fx keeps it as an opaque leaf and
+    """Glue: the detector's RoI pooling at ``count`` fixed boxes per image (spread over positions and
+    sizes). Its forward reads the batch size as a number, so torch.fx keeps it as an opaque leaf and
     the channels it reads are protected."""
 
     def __init__(self, count: int):
@@ -63,12 +63,14 @@ class FixedRoIs(nn.Module):
         self.count = count
 
     def boxes(self, height: int, width: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(0)
-        side = torch.exp(torch.empty(self.count).uniform_(2.5, 6.0, generator=g))  # ~12..400 px
-        aspect = torch.exp(torch.empty(self.count).uniform_(-0.7, 0.7, generator=g))
+        """``count`` boxes (x1, y1, x2, y2) from a low-discrepancy sequence: plain arithmetic, so exporters
+        record it as constants-free ops (no random generator in the graph)."""
+        i = torch.arange(1, self.count + 1, dtype=torch.float32)
+        u = [torch.frac(i * a) for a in (0.6180339887, 0.7548776662, 0.5698402910, 0.4301597090)]
+        side = torch.exp(2.5 + 3.5 * u[0])  # ~12..400 px
+        aspect = torch.exp(1.4 * u[1] - 0.7)
         w, h = (side * aspect).clamp(4, width), (side / aspect).clamp(4, height)
-        cx = torch.rand(self.count, generator=g) * width
-        cy = torch.rand(self.count, generator=g) * height
+        cx, cy = u[2] * width, u[3] * height
         x1, y1 = (cx - w / 2).clamp(0, width - 4), (cy - h / 2).clamp(0, height - 4)
         return torch.stack([x1, y1, (x1 + w).clamp(max=width), (y1 + h).clamp(max=height)], 1)
 

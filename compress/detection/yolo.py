@@ -18,6 +18,8 @@ import torch.nn as nn
 from compress.detection.base import RawDetector
 from compress.errors import UsageError
 
+PREPROCESS = "yolo"  # Ultralytics models read RGB in [0, 1], not normalised (images are resized, not letterboxed)
+
 
 class YOLORaw(RawDetector):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,6 +14,9 @@ YOLO's DFL bins). No decoding, anchors or NMS run here: they are outside the raw
   each image's ``TOP_K`` locations where the teacher is most confident (score output first in the dict),
   the fraction where the student's best class equals the teacher's, weighted equally per image; its KL
   figure is the mean distillation divergence of the class scores.
+- mAP@0.5 and mAP@0.5:0.95 of the whole student detector (decoding, NMS) against the original's boxes on
+  the held-out images, by torchmetrics (``Task.extra_figures``, ``compress.detection.agreement``):
+  ``map50_vs_original`` / ``map_vs_original`` in the summary.
 - A labelled metric is not available yet: ``--eval`` is refused for detection.
 """
 
@@ -107,6 +110,19 @@ class DetectTask(Task):
 
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
         return self.metric_meter()
+
+    def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
+        """mAP@0.5 and mAP@0.5:0.95 of the whole student detector against the original's boxes
+        (``compress.detection.agreement``; needs torchmetrics and pycocotools, the ``detect`` extra)."""
+        if not hasattr(student, "detector") or not hasattr(original, "detector"):
+            return {}
+        try:
+            from compress.detection.agreement import map_vs_original
+
+            return map_vs_original(student, original, images, preprocess.mean, preprocess.std)
+        except ImportError as err:
+            return {"map50_vs_original": None, "map_vs_original": None,
+                    "map_note": f"not measured: {err} (pip install 'compress[detect]')"}
 
     def describe(self, output: Any) -> str:
         if isinstance(output, dict):
