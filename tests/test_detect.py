@@ -190,3 +190,28 @@ def test_yolo_from_yaml_prunes_reloads_and_exports(cfg, tmp_path, capsys):
     with torch.no_grad():
         decoded, _raw_preds = reloaded.detector.eval()(torch.rand(1, 3, 64, 64))
     assert decoded.shape[1] == 4 + 80  # the Detect head keeps its output shape
+
+
+@pytest.mark.slow
+def test_map_against_the_original_is_one_for_itself_and_drops_when_boxes_move():
+    pytest.importorskip("ultralytics", reason="YOLO needs the compress[yolo] extra (pip install ultralytics)")
+    pytest.importorskip("torchmetrics", reason="mAP needs the compress[detect] extra (pip install torchmetrics)")
+    pytest.importorskip("pycocotools", reason="mAP needs the compress[detect] extra (pip install pycocotools)")
+    from compress.detection import raw_network
+    from compress.detection.agreement import map_vs_original
+    from compress.detection.yolo import build
+
+    torch.manual_seed(0)
+    teacher = raw_network(build("yolov8n.yaml"))
+    with torch.no_grad():  # a confident teacher, so that it keeps boxes above the score threshold
+        for seq in teacher.model[-1].cv3:
+            seq[-1].bias.fill_(2.0)
+    student = copy.deepcopy(teacher)
+    x = torch.rand(2, 3, 64, 64)
+    same = map_vs_original(student, teacher, x, (0, 0, 0), (1, 1, 1))
+    assert same["map50_vs_original"] == 1.0 and same["original_boxes"] > 0
+    with torch.no_grad():
+        for p in student.model[-1].cv2.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    moved = map_vs_original(student, teacher, x, (0, 0, 0), (1, 1, 1))
+    assert moved["map_vs_original"] < moved["map50_vs_original"] < 1.0

@@ -192,6 +192,9 @@ def _show(result, as_json: bool) -> None:
     if "agreement_train" in s:
         rows.append((f"{task.agreement_label} (training images)", "100 %", _pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
+    if "map50_vs_original" in s:  # detection (compress.tasks.detect)
+        rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", _pct(s["map50_vs_original"]),
+                     f"{_pct(s['map_vs_original'])} at 0.5:0.95; {s.get('original_boxes', 0)} boxes"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
