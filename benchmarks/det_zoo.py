@@ -40,14 +40,24 @@ def arch_of(name: str) -> tuple[str, str]:
     return f"torchvision:{name}", "weights_backbone=none"
 
 
-def random_checkpoint(name: str, path: Path, seed: int = 0) -> None:
+def random_checkpoint(name: str, path: Path, size: int, seed: int = 0) -> None:
+    """Random weights whose BatchNorm statistics fit random inputs (estimated through the raw network), so
+    activations are not degenerate and the proof compares real signals."""
     import torch
 
     from compress.models import parse_arch_kwargs, resolve_arch
 
     torch.manual_seed(seed)
     arch, kwargs = arch_of(name)
-    torch.save(resolve_arch(arch, parse_arch_kwargs(kwargs)).state_dict(), path)
+    model = resolve_arch(arch, parse_arch_kwargs(kwargs))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 3, size, size))
+    torch.save(model.state_dict(), path)
 
 
 def run(name: str, work: Path, size: int, images: Path, ratio: float) -> dict:
@@ -58,7 +68,7 @@ def run(name: str, work: Path, size: int, images: Path, ratio: float) -> dict:
     from compress.export.verify import verify_onnx
 
     ckpt, out = work / f"{name}.pt", work / f"{name}.pruned"
-    random_checkpoint(name, ckpt)
+    random_checkpoint(name, ckpt, size)
     arch, kwargs = arch_of(name)
     started = time.perf_counter()
     stdout, stderr = io.StringIO(), io.StringIO()
