@@ -144,6 +144,8 @@ def default_preset_for(spec: str | None) -> str | None:
         return None
     if prefix in ("torchvision", "timm"):
         return "imagenet"
+    if prefix.startswith("ultralytics."):  # a pickled Ultralytics model: RGB in [0, 1] at 640 (compress.detection.yolo)
+        return "yolo"
     try:
         module = _import_file(prefix) if _looks_like_path(prefix) else _import_module(prefix)
     except ArchError:

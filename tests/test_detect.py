@@ -215,3 +215,21 @@ def test_map_against_the_original_is_one_for_itself_and_drops_when_boxes_move():
             p.add_(0.3 * torch.randn_like(p))
     moved = map_vs_original(student, teacher, x, (0, 0, 0), (1, 1, 1))
     assert moved["map_vs_original"] < moved["map50_vs_original"] < 1.0
+
+
+@pytest.mark.slow
+def test_pickled_ultralytics_checkpoint_loads_as_a_float_raw_network_with_trust(tmp_path):
+    pytest.importorskip("ultralytics", reason="YOLO needs the compress[yolo] extra (pip install ultralytics)")
+    from compress.detection.yolo import build
+    from compress.errors import CompressError
+    from compress.loading import load_model
+
+    path = tmp_path / "best.pt"
+    torch.save({"model": build("yolov8n.yaml").half(), "ema": None, "epoch": -1}, path)  # as Ultralytics saves
+    with pytest.raises(CompressError):
+        load_model(path)  # a pickle runs code: refused without --trust
+    loaded = load_model(path, trust=True)
+    assert type(loaded.model).__name__ == "YOLORaw" and next(loaded.model.parameters()).dtype == torch.float32
+    assert loaded.spec.preprocess["std"] == [1.0, 1.0, 1.0]  # Ultralytics reads [0, 1] RGB
+    out = loaded.model(torch.rand(1, 3, 64, 64))
+    assert set(out) == {"box_distribution", "cls_logits"}
