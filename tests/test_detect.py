@@ -233,3 +233,14 @@ def test_pickled_ultralytics_checkpoint_loads_as_a_float_raw_network_with_trust(
     assert loaded.spec.preprocess["std"] == [1.0, 1.0, 1.0]  # Ultralytics reads [0, 1] RGB
     out = loaded.model(torch.rand(1, 3, 64, 64))
     assert set(out) == {"box_distribution", "cls_logits"}
+
+
+def test_labelled_metric_is_refused_only_when_labels_arrive():
+    from compress.errors import UsageError
+
+    task = get_task("detect")
+    meter = task.metric_meter()  # compress bench creates it with the others, labels or not
+    with pytest.raises(UsageError, match="--eval"):
+        meter.update(_raw(), torch.zeros(2))
+    with pytest.raises(UsageError, match="--eval"):
+        task.labelled("folder", None)

@@ -105,11 +105,10 @@ class DetectTask(Task):
         return _Agreement(self)
 
     def metric_meter(self) -> Meter:
-        raise UsageError("labelled detection metrics (--eval) are not supported yet",
-                         "leave out --eval; the label-free agreement with the original is reported")
+        return _NoLabels()
 
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
-        return self.metric_meter()
+        raise _no_labels()
 
     def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
         """mAP@0.5 and mAP@0.5:0.95 of the whole student detector against the original's boxes
@@ -139,6 +138,21 @@ def _top_agreement(s: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
     idx = conf.topk(k, dim=1).indices.unsqueeze(-1)
     pick = lambda x: x.float().gather(1, idx.expand(-1, -1, x.shape[-1]))  # noqa: E731
     return (pick(s).argmax(-1) == pick(t).argmax(-1)).float().mean(1)
+
+
+def _no_labels() -> UsageError:
+    return UsageError("labelled detection metrics (--eval) are not supported yet",
+                      "leave out --eval; the label-free agreement with the original is reported")
+
+
+class _NoLabels(Meter):
+    """The labelled metric's place: created with the others, refused only when labels arrive."""
+
+    def update(self, output, reference) -> None:
+        raise _no_labels()
+
+    def value(self) -> float:
+        raise _no_labels()
 
 
 class _Agreement(Meter):
