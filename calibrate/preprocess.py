@@ -182,6 +182,7 @@ def _triple(value: Any, name: str) -> tuple[float, float, float]:
 PRESETS: dict[str, Preprocess] = {
     "imagenet": Preprocess(input_size=(224, 224), resize=256, center_crop=True),
     "cifar": Preprocess(input_size=(32, 32), resize=None, center_crop=False),
+    "yolo": Preprocess(input_size=(640, 640), resize=None, center_crop=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
 }
 
 

@@ -90,7 +90,9 @@ def load_model(
         spec = ModelSpec(kind="pickle", checkpoint=str(path.resolve()), input_size=pre.input_shape,
                          preprocess=pre.to_dict())
         note(f"model: {where} ({cls.__module__}.{cls.__name__})")
-        return LoadedModel(model=module.cpu().eval(), spec=spec, path=path, size_bytes=size)
+        from compress.detection import raw_network
+
+        return LoadedModel(model=raw_network(module.cpu().eval()), spec=spec, path=path, size_bytes=size)
 
     state, where = find_state_dict(obj, path, prefer_ema=prefer_ema)
     if not arch:

@@ -98,7 +98,9 @@ def resolve_arch(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             f"--arch {spec}: {where} returned {type(model).__name__}, not a torch.nn.Module",
             "point --arch at a function or class that builds the model",
         )
-    return model
+    from compress.detection import raw_network
+
+    return raw_network(model)  # a detector: its raw-output network (compress.detection)
 
 
 def resolve_factory(spec: str) -> tuple[Callable[..., Any], str]:
@@ -142,6 +144,8 @@ def default_preset_for(spec: str | None) -> str | None:
         return None
     if prefix in ("torchvision", "timm"):
         return "imagenet"
+    if prefix.startswith("ultralytics."):  # a pickled Ultralytics model: RGB in [0, 1] at 640 (compress.detection.yolo)
+        return "yolo"
     try:
         module = _import_file(prefix) if _looks_like_path(prefix) else _import_module(prefix)
     except ArchError:

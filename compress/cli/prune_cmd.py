@@ -8,7 +8,7 @@ from compress.artifacts import FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
-TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
+TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
 @click.command()
@@ -30,7 +30,8 @@ TASK_NAMES = ["auto", "classify", "segment"]  # compress.tasks.CHOICES (kept her
 @preprocess_options
 @click.option("--task", type=click.Choice(TASK_NAMES), default="auto", show_default=True,
               help="What the output is: auto (from its structure), classify ((N, classes) logits) or segment "
-                   "((N, classes, H, W) maps; --eval then holds images/ + masks/).")
+                   "((N, classes, H, W) maps; --eval then holds images/ + masks/) or detect (a detector's raw head "
+                   "outputs, compress.detection).")
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -232,6 +233,9 @@ def _show(result, as_json: bool) -> None:
     if "agreement_train" in s:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
+    if "map50_vs_original" in s:  # detection (compress.tasks.detect)
+        rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(s["map50_vs_original"]),
+                     f"{output.pct(s['map_vs_original'])} at 0.5:0.95; {s.get('original_boxes', 0)} boxes"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
     for p in s.get("protected_groups", [])[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])

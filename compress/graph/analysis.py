@@ -265,11 +265,13 @@ class Analyzer:
 
     def _record_call(self, node: fx.Node, module: nn.Module, rule) -> None:
         out = self.shape(node)
+        # rows per sample: dim 0 may hold more than the batch (a detector's RoIs of every image, N x R)
+        rows = max(out[0] // max(self.traced.example_shape[0], 1), 1) if out else 1
         if rule.rule == "linear":
-            tokens = int(np.prod(out[:-1])) // max(out[0], 1) if len(out) > 1 else 1
+            tokens = int(np.prod(out[:-1])) // max(out[0], 1) * rows if len(out) > 1 else 1
             self.record_call(node, node.target, "linear", tokens)
             return
-        spatial = int(np.prod(out[2:])) if len(out) > 2 else 1
+        spatial = (int(np.prod(out[2:])) if len(out) > 2 else 1) * rows
         kernel = int(np.prod(module.kernel_size))
         if getattr(module, "transposed", False):
             in_shape = self.shape(node.args[0])

@@ -35,6 +35,12 @@ class _Tracer(fx.Tracer):
         node.meta["scope"] = self.scope.module_path  # the module a function call sits in
         return node
 
+    def create_proxy(self, kind, target, args, kwargs, *rest, **kw):
+        from compress.graph.iterable import sized_proxy  # list(x.chunk(2, 1)): a length fixed by the code
+
+        return sized_proxy(self, super().create_proxy(kind, target, args, kwargs, *rest, **kw), kind, target, args,
+                           kwargs)
+
     def call_module(self, m, forward, args, kwargs):
         try:
             return super().call_module(m, forward, args, kwargs)

@@ -18,8 +18,9 @@ from compress.tasks.base import Meter, Task, first_output, flatten_outputs, kl_p
 TASKS: dict[str, str] = {
     "classify": "compress.tasks.classify:ClassifyTask",
     "segment": "compress.tasks.segment:SegmentTask",
+    "detect": "compress.tasks.detect:DetectTask",
 }
-AUTO_ORDER = ("segment", "classify")
+AUTO_ORDER = ("detect", "segment", "classify")
 CHOICES = ("auto", *TASKS)
 
 

@@ -94,6 +94,11 @@ class Task:
         """The labelled evaluation data of ``--eval``: (images, targets) tensors, or a loader of batches."""
         raise NotImplementedError
 
+    def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
+        """Summary figures beyond the agreement meter, measured once on the held-out images for the model
+        the run writes (detection: mAP against the original's boxes)."""
+        return {}
+
     def describe(self, output: Any) -> str:
         shapes = ", ".join("x".join(str(d) for d in t.shape[1:]) for t in flatten_outputs(output))
         return f"{type(output).__name__} of {shapes}"

@@ -1,0 +1,61 @@
+"""Label-free mAP of a pruned detector against the original's own detections (torchmetrics).
+
+Both whole detectors (``raw.detector``: decoding, NMS) run on the same held-out images, un-normalised
+back to [0, 1] with the run's preprocessing; the original's boxes scoring at least ``SCORE_THRESHOLD``
+are the ground truth, the student's detections (with their scores) the predictions, and torchmetrics'
+``MeanAveragePrecision`` (COCO protocol, pycocotools backend) computes mAP@0.5 and mAP@0.5:0.95.
+Where the original keeps no box at that threshold (random weights) the figures are None, said so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+SCORE_THRESHOLD = 0.3  # the original's boxes that count as ground truth
+BATCH = 16
+
+
+def _images(x: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x * s + m).clamp(0, 1)
+
+
+@torch.no_grad()
+def detections(raw: nn.Module, x: torch.Tensor, mean, std) -> list[dict[str, torch.Tensor]]:
+    """The whole detector's boxes, scores and labels per image of the preprocessed batch ``x``."""
+    from compress.detection.yolo_nms import is_yolo, yolo_detections
+
+    det = raw.detector.eval()
+    images = _images(x, mean, std)
+    if is_yolo(det):
+        return yolo_detections(det, images)
+    return [{k: d[k].cpu() for k in ("boxes", "scores", "labels")} for d in det(list(images))]
+
+
+def _batches(images: Any):
+    if isinstance(images, torch.Tensor):
+        return (images[i:i + BATCH] for i in range(0, images.shape[0], BATCH))
+    return (b[0] if isinstance(b, (list, tuple)) else b for b in images)
+
+
+def map_vs_original(student: nn.Module, teacher: nn.Module, images: Any, mean, std,
+                    score: float = SCORE_THRESHOLD) -> dict[str, Any]:
+    """``{"map50_vs_original", "map_vs_original", "original_boxes"}`` over ``images`` (tensor or batches)."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    metric = MeanAveragePrecision(iou_type="bbox", backend="pycocotools")
+    boxes = 0
+    for x in _batches(images):
+        targets = [{"boxes": d["boxes"][d["scores"] >= score], "labels": d["labels"][d["scores"] >= score]}
+                   for d in detections(teacher, x, mean, std)]
+        boxes += sum(int(t["boxes"].shape[0]) for t in targets)
+        metric.update(detections(student, x, mean, std), targets)
+    if boxes == 0:
+        return {"map50_vs_original": None, "map_vs_original": None, "original_boxes": 0}
+    result = metric.compute()
+    return {"map50_vs_original": round(float(result["map_50"]), 4), "map_vs_original": round(float(result["map"]), 4),
+            "original_boxes": boxes}

@@ -1,0 +1,175 @@
+"""Object detection on a detector's raw head outputs (``compress.detection``: torchvision, YOLO).
+
+The raw-output network returns a dict of ``(N, locations, K)`` tensors whose kind is known by name
+(:data:`OUTPUT_KINDS`): class scores read through a softmax over K (``class_logits``: SSD, the Faster
+R-CNN box predictor; class 0 is the background), class scores read through a sigmoid per class
+(``cls_logits``, ``objectness``, ``bbox_ctrness``), and box regressions (anchor deltas, FCOS distances,
+YOLO's DFL bins). No decoding, anchors or NMS run here: they are outside the raw network.
+
+- Distillation, per output kind: KL over K against the teacher's softmax (at the temperature), binary
+  cross-entropy against the teacher's sigmoid probabilities, and for boxes a smooth-L1 weighted by the
+  teacher's confidence at the same locations (its best foreground probability in the score output of the
+  same ``(N, locations)``), so boxes the teacher does not believe in do not steer the student.
+- Label-free agreement (documented raw-output agreement; boxes are not decoded in the raw network): at
+  each image's ``TOP_K`` locations where the teacher is most confident (score output first in the dict),
+  the fraction where the student's best class equals the teacher's, weighted equally per image; its KL
+  figure is the mean distillation divergence of the class scores.
+- mAP@0.5 and mAP@0.5:0.95 of the whole student detector (decoding, NMS) against the original's boxes on
+  the held-out images, by torchmetrics (``Task.extra_figures``, ``compress.detection.agreement``):
+  ``map50_vs_original`` / ``map_vs_original`` in the summary.
+- A labelled metric is not available yet: ``--eval`` is refused for detection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from compress.errors import UsageError
+from compress.tasks.base import Meter, Task
+
+OUTPUT_KINDS = {
+    "class_logits": "softmax", "cls_logits": "sigmoid", "objectness": "sigmoid", "bbox_ctrness": "sigmoid",
+    "bbox_regression": "box", "rpn_bbox_deltas": "box", "box_regression": "box", "box_distribution": "box",
+}
+TOP_K = 100  # teacher-confident locations per image the agreement reads
+BOX_WEIGHT = 1.0
+
+
+def kinds(output: Any) -> dict[str, str]:
+    if not isinstance(output, dict):
+        return {}
+    return {k: OUTPUT_KINDS[k] for k, v in output.items() if k in OUTPUT_KINDS and isinstance(v, torch.Tensor)}
+
+
+def confidence(kind: str, logits: torch.Tensor) -> torch.Tensor:
+    """(N, locations): the best foreground probability (softmax: classes 1.., sigmoid: every class)."""
+    if kind == "softmax":
+        probs = logits.float().softmax(-1)
+        return probs[..., 1:].amax(-1) if probs.shape[-1] > 1 else probs[..., 0]
+    return logits.float().sigmoid().amax(-1)
+
+
+def score_outputs(output: dict) -> list[tuple[str, str, torch.Tensor]]:
+    return [(k, kind, output[k]) for k, kind in kinds(output).items() if kind != "box"]
+
+
+class DetectTask(Task):
+    name = "detect"
+    metric = "map50"
+    metric_label = "mAP@0.5"
+    agreement_label = f"top-{TOP_K} class agreement with original"
+    agreement_column = "det. agreement"
+
+    def claims(self, output: Any, example: torch.Tensor) -> bool:
+        found = set(kinds(output).values())
+        return "box" in found and bool(found - {"box"})
+
+    def primary(self, output: Any) -> torch.Tensor:
+        scores = score_outputs(output)
+        if not scores:
+            raise UsageError("the detector's output has no class scores", f"name them as in {sorted(OUTPUT_KINDS)}")
+        return scores[0][2]
+
+    def distill_loss(self, student: Any, teacher: Any, temperature: float) -> torch.Tensor:
+        T = float(temperature)
+        loss = torch.zeros((), device=self.primary(student).device)
+        confident: dict[tuple[int, int], torch.Tensor] = {}
+        for key, kind in kinds(teacher).items():
+            s, t = student[key].float(), teacher[key].float()
+            if kind == "softmax":
+                ls, lt = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+                loss = loss + (lt.exp() * (lt - ls)).sum(-1).mean() * T * T
+            elif kind == "sigmoid":
+                loss = loss + F.binary_cross_entropy_with_logits(s / T, torch.sigmoid(t / T)) * T * T
+            if kind != "box":
+                confident.setdefault(tuple(t.shape[:2]), confidence(kind, t.detach()))
+        for key, kind in kinds(teacher).items():
+            if kind != "box":
+                continue
+            s, t = student[key].float(), teacher[key].float()
+            w = confident.get(tuple(t.shape[:2]))
+            per_loc = F.smooth_l1_loss(s, t, reduction="none").flatten(2).mean(-1)
+            if w is None:
+                loss = loss + BOX_WEIGHT * per_loc.mean()
+            else:
+                loss = loss + BOX_WEIGHT * (per_loc * w).sum() / w.sum().clamp_min(1e-6)
+        return loss
+
+    def batch_agreement(self, student: Any, teacher: Any) -> torch.Tensor:
+        return _top_agreement(self.primary(student), self.primary(teacher), score_outputs(teacher)[0][1]).mean()
+
+    def agreement_meter(self) -> Meter:
+        return _Agreement(self)
+
+    def metric_meter(self) -> Meter:
+        return _NoLabels()
+
+    def labelled(self, folder: str, preprocess, batch_size: int = 256):
+        raise _no_labels()
+
+    def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
+        """mAP@0.5 and mAP@0.5:0.95 of the whole student detector against the original's boxes
+        (``compress.detection.agreement``; needs torchmetrics and pycocotools, the ``detect`` extra)."""
+        if not hasattr(student, "detector") or not hasattr(original, "detector"):
+            return {}
+        try:
+            from compress.detection.agreement import map_vs_original
+
+            return map_vs_original(student, original, images, preprocess.mean, preprocess.std)
+        except ImportError as err:
+            return {"map50_vs_original": None, "map_vs_original": None,
+                    "map_note": f"not measured: {err} (pip install 'compress[detect]')"}
+
+    def describe(self, output: Any) -> str:
+        if isinstance(output, dict):
+            return "dict of " + ", ".join(f"{k} {'x'.join(map(str, v.shape[1:]))}" for k, v in output.items()
+                                          if isinstance(v, torch.Tensor))
+        return super().describe(output)
+
+
+def _top_agreement(s: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per image: the fraction of the teacher's ``TOP_K`` most confident locations where the student's best
+    class equals the teacher's."""
+    conf = confidence(kind, t)
+    k = min(TOP_K, conf.shape[1])
+    idx = conf.topk(k, dim=1).indices.unsqueeze(-1)
+    pick = lambda x: x.float().gather(1, idx.expand(-1, -1, x.shape[-1]))  # noqa: E731
+    return (pick(s).argmax(-1) == pick(t).argmax(-1)).float().mean(1)
+
+
+def _no_labels() -> UsageError:
+    return UsageError("labelled detection metrics (--eval) are not supported yet",
+                      "leave out --eval; the label-free agreement with the original is reported")
+
+
+class _NoLabels(Meter):
+    """The labelled metric's place: created with the others, refused only when labels arrive."""
+
+    def update(self, output, reference) -> None:
+        raise _no_labels()
+
+    def value(self) -> float:
+        raise _no_labels()
+
+
+class _Agreement(Meter):
+    def __init__(self, task: DetectTask):
+        self.task, self.values, self.kl_sum = task, [], 0.0
+
+    def update(self, output, reference) -> None:
+        kind = score_outputs(reference)[0][1]
+        self.values.append(_top_agreement(self.task.primary(output), self.task.primary(reference), kind).cpu())
+        n = self.values[-1].numel()
+        self.kl_sum += self.task.distill_loss(output, reference, 1.0).item() * n
+
+    def per_image(self) -> torch.Tensor:
+        return torch.cat(self.values) if self.values else torch.zeros(0)
+
+    def value(self) -> float:
+        return self.per_image().mean().item()
+
+    def kl(self) -> float:
+        return self.kl_sum / max(1, self.per_image().numel())
