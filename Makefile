@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/compress demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf .demo build *.egg-info .pytest_cache

@@ -115,7 +115,7 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
         if evaluation is not None and summary["bn_recalibrated"]:
             summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated"),
                                            task=task))
-    summary.update(task.extra_figures(loaded.model, student, data.holdout, stages.preprocess_of(loaded)))
+    summary.update(task.extra_figures(loaded.model, student, data.holdout, loaded.preprocess()))
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     summary["processes"] = distributed.world()
 
