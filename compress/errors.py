@@ -2,8 +2,8 @@
 
 Every error a user can cause (bad file, bad option, model the tool cannot handle) is raised as a
 subclass of :class:`CompressError`; the CLI prints ``error: <message> (<hint>)`` and exits with
-the class's code. ``calibrate`` and ``export`` keep their own base classes (they import only
-``compress.util`` of the project) but follow the same protocol: ``exit_code`` and ``hint`` attributes.
+the class's code. The base lives in ``compress.util.errors``, so that ``compress.calibrate`` and
+``compress.export`` (which import only ``compress.util`` of the project) derive their errors from it too.
 """
 
 from __future__ import annotations

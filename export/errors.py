@@ -1,26 +1,15 @@
-"""Errors of :mod:`export`: same protocol as ``compress.errors.CompressError``.
-
-``compress.export`` imports nothing of ``compress`` but ``compress.calibrate`` and ``compress.util``, so it
-keeps its own base class.
-The CLI recognises it by its ``exit_code`` and ``hint`` attributes and prints
-``error: <message> (<hint>)``.
-"""
+"""Errors of :mod:`export`: subclasses of the shared ``compress.util.errors.CompressError`` (one line,
+a hint, an exit code), which the CLI prints as ``error: <message> (<hint>)``."""
 
 from __future__ import annotations
 
+from compress.util.errors import CompressError
 
-class ExportError(RuntimeError):
+
+class ExportError(CompressError, RuntimeError):
     """A model that cannot be exported, quantized, built or measured as asked."""
 
     exit_code = 5
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class VerificationError(ExportError):

@@ -52,16 +52,11 @@ def cli():
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """The exception classes that mean 'the user gave something we cannot use'."""
-    from compress.errors import CompressError
+    """The exception classes that mean 'the user gave something we cannot use': every error of the
+    project (core, ``compress.calibrate``, ``compress.export``) derives from ``CompressError``."""
+    from compress.util.errors import CompressError
 
-    types: list[type[BaseException]] = [CompressError]
-    for module, name in (("compress.calibrate.errors", "CalibrationError"), ("compress.export.errors", "ExportError")):
-        # not imported yet: nothing raised it (and importing the package would import torch, seconds)
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None:
-            types.append(cls)
-    return tuple(types)
+    return (CompressError,)
 
 
 ARGV: list[str] = []  # the arguments of this invocation (``--devices`` relaunches them under torchrun)
