@@ -8,10 +8,13 @@ from typing import Any, Callable
 import torch
 
 from compress import artifacts
+from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
 from compress.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.loading import load_from_spec, load_model
 from compress.spec import LoadedModel
+from compress.tasks import task_of
+from compress.tasks.evaluate import compare_models, labelled_pairs
 
 BATCH = 64  # images per forward pass: a whole eval folder at once can need tens of GB of activations
 CHECK_IMAGES = 2000  # images every runtime's file is run on for its row's top-1 / agreement
@@ -50,8 +53,6 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
 
 def _task(loaded: LoadedModel):
     """The models' task, from the original's output on a random batch of its input size."""
-    from compress.tasks import task_of
-
     return task_of(loaded.model, torch.randn(2, *loaded.spec.input_size))
 
 
@@ -100,10 +101,7 @@ def _checked(sides: list[Side], task, batches):
 
 
 def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say, task) -> None:
-    from compress.calibrate.preprocess import Preprocess
-    from compress.tasks.evaluate import compare_models, labelled_pairs
-
-    data = task.labelled(eval_dir, Preprocess.from_dict(loaded.spec.preprocess), batch_size=BATCH)
+    data = task.labelled(eval_dir, loaded.preprocess(), batch_size=BATCH)
     metrics, agreement = compare_models(task, [side.module for side in sides], _checked(sides, task, labelled_pairs(data, BATCH)))
     sides[0].top1, sides[1].top1 = metrics
     sides[0].agreement, sides[1].agreement = 1.0, agreement
@@ -111,8 +109,6 @@ def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say, task) 
 
 
 def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say, task) -> None:
-    from compress.tasks.evaluate import compare_models
-
     batches, n = _unlabelled(calib, loaded)
     _, agreement = compare_models(task, [side.module for side in sides], _checked(sides, task, batches))
     sides[0].agreement, sides[1].agreement = 1.0, agreement
@@ -122,10 +118,7 @@ def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say, task) ->
 def _unlabelled(folder: str, loaded: LoadedModel):
     """(``(images, None)`` batches of up to 500 images, their number): decoded once into memory where they
     fit, else streamed from disk."""
-    from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
-    from compress.calibrate.preprocess import Preprocess
-
-    pre = Preprocess.from_dict(loaded.spec.preprocess)
+    pre = loaded.preprocess()
     dataset = ImageDataset(scan_folder(folder, max_images=500).paths, pre)
     images = preload(dataset)
     if images is None:

@@ -58,16 +58,16 @@ def make_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: float
     images = (digits.images / 16.0).astype(np.float32)  # (N, 8, 8) in [0, 1]
     labels = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
-    eval_idx, calib_idx = _stratified_split(labels, EVAL_FRACTION, rng)
+    eval_idx, calib_idx = stratified_split(labels, EVAL_FRACTION, rng)
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out / "eval", overwrite=True) as tmp:
         for n, i in enumerate(eval_idx):
             (tmp / str(labels[i])).mkdir(exist_ok=True)
-            _save_png(render(images[i], rng), tmp / str(labels[i]) / f"{n:04d}.png")
+            save_png(render(images[i], rng), tmp / str(labels[i]) / f"{n:04d}.png")
     with atomic_dir(out / "calib", overwrite=True) as tmp:
         for n, i in enumerate(calib_idx):
-            _save_png(render(images[i], rng), tmp / f"{n:04d}.png")
+            save_png(render(images[i], rng), tmp / f"{n:04d}.png")
 
     steps = max(1, int(round(train_seconds * STEPS_PER_SECOND)))
     model, train_time = train_digitnet(images[calib_idx], labels[calib_idx], steps=steps, seed=seed)
@@ -174,7 +174,7 @@ def evaluate_folder(model, eval_dir: Path) -> float:
     return float((pred == np.array(ys)).mean())
 
 
-def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):
     eval_idx: list[int] = []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
@@ -184,7 +184,7 @@ def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Genera
     return sorted(eval_idx, key=lambda i: (labels[i], i)), calib_idx
 
 
-def _save_png(img: np.ndarray, path: Path) -> None:
+def save_png(img: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(img).save(path, format="PNG")

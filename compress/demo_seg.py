@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from compress.util.atomic import atomic_dir, atomic_path, write_text
-from compress.demo_assets import EVAL_FRACTION, _save_png, _stratified_split, to_tensor_batch
+from compress.demo_assets import EVAL_FRACTION, save_png, stratified_split, to_tensor_batch
 
 ARCH = "compress.archs.segdigits:segdigitnet"
 FORMAT = 1
@@ -91,19 +91,19 @@ def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: f
     images = (digits.images / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
-    eval_idx, calib_idx = (np.asarray(v) for v in _stratified_split(labels, EVAL_FRACTION, rng))
+    eval_idx, calib_idx = (np.asarray(v) for v in stratified_split(labels, EVAL_FRACTION, rng))
     out.mkdir(parents=True, exist_ok=True)
     ex, ey = scenes(images[eval_idx], labels[eval_idx], n_eval, rng)
     with atomic_dir(out / "eval", overwrite=True) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         for n, (x, y) in enumerate(zip(ex, ey)):
-            _save_png(x, tmp / "images" / f"{n:04d}.png")
-            _save_png(y, tmp / "masks" / f"{n:04d}.png")
+            save_png(x, tmp / "images" / f"{n:04d}.png")
+            save_png(y, tmp / "masks" / f"{n:04d}.png")
     cx, _ = scenes(images[calib_idx], labels[calib_idx], n_calib, rng)
     with atomic_dir(out / "calib", overwrite=True) as tmp:
         for n, x in enumerate(cx):
-            _save_png(x, tmp / f"{n:04d}.png")
+            save_png(x, tmp / f"{n:04d}.png")
     steps = max(1, int(round(train_seconds * STEPS_PER_SECOND)))
     model, train_time = train_segdigitnet(images[calib_idx], labels[calib_idx], steps=steps, seed=seed)
     import torch

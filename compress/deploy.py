@@ -17,19 +17,19 @@ from compress.artifacts import written_figures
 from compress.calibrate.readers import TensorCalibrationReader
 from compress.devices import resolve_device
 from compress.export import quantize
-from compress.export.bench import BenchModel, run_bench
+from compress.export.bench import BenchModel, bench_plan, run_bench
 from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
 from compress.export.report import render_table, write_report
 from compress.export.runtimes import get
 from compress.export.tensorrt import build_engine
-from compress.export.verify import compare_sessions, verify_onnx
+from compress.export.verify import compare_sessions, torch_logits, verify_onnx
 from compress.export.widths import misaligned_widths
 from compress.loading import load_for_bench
 from compress.profile import count_macs
 from compress.spec import ModelSpec
 from compress.tasks import metric_before, task_named
-from compress.util.atomic import write_text
+from compress.util.atomic import atomic_file, write_text
 
 RUNTIME_FORMATS = {"openvino": ("openvino", "openvino-int8"), "executorch": ("executorch", "executorch-int8")}
 VERIFY_IMAGES = 64
@@ -208,17 +208,13 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
     """``{model: {(backend, precision): {"agreement", "top1", "n"}}}``: each file a bench row runs from,
     run by its own runtime on the sides' ``check`` images: top-1 agreement with the original model in
     PyTorch (the first side) and top-1 against the labels when there are any. Empty without images."""
-    from compress.export.bench import _plan
-    from compress.export.verify import torch_logits
-
     check = next((side.check for side in sides if side.check is not None), None)
     if check is None:
         return {}
     images, labels = check
     reference = torch_logits(sides[0].module, images).argmax(1)
     out: dict[str, dict] = {}
-    for backend, variants in _plan(models, backends, []):
-
+    for backend, variants in bench_plan(models, backends, []):
         runtime = get(backend)
         for model, precision, path in variants:
             if backend == "torch":
@@ -243,7 +239,6 @@ def _needs(side: Side, runtime: str, backends) -> bool:
 def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch: int) -> None:
     """FP32 files for the OpenVINO / ExecuTorch rows of a side that has none (its INT8 files come from
     ``compress export``, which has the calibration images)."""
-    from compress.util.atomic import atomic_file
 
     if _needs(side, "openvino", backends):
         bench_dir.mkdir(exist_ok=True)

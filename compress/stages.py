@@ -21,7 +21,7 @@ from compress.checks import check_label_classes
 from compress.deploy import bench_pair, export_all
 from compress.devices import resolve_device
 from compress.distill import agreement, distill
-from compress.errors import PruneError, UsageError
+from compress.errors import PruneError, RecoveryError, UsageError
 from compress.fit_gap import significant_gap, train_sample
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
@@ -199,8 +199,6 @@ def recover(loaded, student, data, config, say, task=None):
     result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
                      progress=config.progress, task=task)
     if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
-        from compress.errors import RecoveryError
-
         raise RecoveryError(f"recovery cannot run: {result.stopped} (the original or the pruned model gives inf/NaN "
                             f"on the images of {config.calib})", "check the checkpoint and its preprocessing, try "
                             "--recover-precision fp32, or pass --no-recover")

@@ -39,7 +39,6 @@ from compress.export.latency import passive_omp, time_interleaved
 from compress.export.memory import peak_rss_subprocess
 from compress.export.runtimes import get as get_runtime
 from compress.export.sizes import artifact_size
-from compress.export.tensorrt import tensorrt_available
 
 SCHEMA = 1
 
@@ -135,7 +134,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     examples = {b: torch.randn((b, *input_shape), generator=gen) for b in batches}
     rows: list[dict] = []
     skipped: list[dict] = []
-    plan = _plan(models, backends, skipped)
+    plan = bench_plan(models, backends, skipped)
     with _progress(progress, len(plan) * len(batches)) as advance:
         for backend, variants in plan:
             for batch in batches:
@@ -177,7 +176,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
     }
 
 
-def _plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, str, Path | None]]]]:
+def bench_plan(models, backends, skipped) -> list[tuple[str, list[tuple[BenchModel, str, Path | None]]]]:
     """``[(backend, [(model, precision, artifact)])]``: what each runtime plugin can run of each model;
     a runtime that is not installed (or has no GPU) and models without its file go to ``skipped``."""
     plan = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch.nn as nn
 
-from compress.graph.rules import MIX_REASON, Dynamic, Value, _arg, _lose, _norm_dim, broadcast
+from compress.graph.rules import MIX_REASON, Dynamic, Value, _arg, _lose, broadcast
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 _IN = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
