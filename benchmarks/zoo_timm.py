@@ -5,7 +5,7 @@ Random weights (BatchNorm statistics randomised so a wrong cut shows), 10 classe
 where the model allows it. Per model: trace -> groups -> taylor-sq importance on a few random
 images -> plan (--ratio 0.3, the CLI's defaults: round to 8, automatic caps) -> surgery, proved
 against the zeroed original -> rebuilt from the architecture by replaying the cuts and loading
-the pruned state dict strictly (what `compress.saved` does) -> ONNX export verified in
+the pruned state dict strictly (what `compress.artifacts.saved` does) -> ONNX export verified in
 onnxruntime. MACs are the measured totals (attention matmuls included).
 
     .venv/bin/python benchmarks/zoo_timm.py [--only NAME ...] [--images 4]

@@ -150,14 +150,9 @@ class Side:
     check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
 
 
-# a compress folder's runtime files, by bench artifact key (export.runtimes)
-RUNTIME_FILES = {"openvino": "model.openvino.xml", "openvino.int8": "model.int8.openvino.xml",
-                 "executorch": "model.pte", "executorch.int8": "model.int8.pte"}
-
-
 def found_artifacts(folder: Path) -> dict[str, Path]:
     """The runtime files an export left in ``folder``."""
-    return {key: folder / name for key, name in RUNTIME_FILES.items() if (folder / name).exists()}
+    return {key: folder / name for key, name in artifacts.RUNTIME_FILES.items() if (folder / name).exists()}
 
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:

@@ -3,7 +3,7 @@
 Dispatch in :func:`load_model`:
 
 - a folder holding ``compress.json``: a pruned model written by this tool (the format is
-  ``compress.saved``; :func:`load_saved` rebuilds it);
+  ``compress.artifacts.saved``; :func:`load_saved` rebuilds it);
 - ``*.pt2``: a ``torch.export`` program, run through ``.module()`` (spec kind ``export``);
 - a pickled whole ``nn.Module`` (needs ``trust``): spec kind ``pickle``;
 - anything else holding weights (torch.save dicts, safetensors): a state_dict, built with
@@ -25,7 +25,7 @@ from compress.calibrate.preprocess import PRESETS, Preprocess, resolve_preproces
 from compress.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
 from compress.errors import CheckpointError, UsageError
 from compress.models import canonical_arch, default_preset_for, resolve_arch
-from compress.saved import RECORD, load_weights_into, read_record
+from compress.artifacts.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
 from compress.surgery import apply_cuts
 

@@ -18,7 +18,7 @@ from compress.devices import resolve_device
 from compress.distill import DistillConfig, amp_dtype
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
-from compress.outputs import default_out
+from compress.artifacts.outputs import check_output, default_out, input_paths
 from compress.plan import PrunePolicy
 from compress.util.atomic import atomic_dir
 
@@ -142,9 +142,7 @@ def _per_rank(config: PruneConfig, device: str) -> PruneConfig:
 
 
 def _check_out(out: Path, config: PruneConfig) -> None:
-    """The output policy (``compress.outputs``): never an input, replaces only an earlier output."""
-    from compress.outputs import check_output, input_paths
-
+    """The output policy (``compress.artifacts.outputs``): never an input, replaces only an earlier output."""
     resolve_device(config.device)  # a GPU that is not there fails before any work
     check_output(out, overwrite=config.overwrite,
                  inputs=input_paths(checkpoint=config.checkpoint, calib=config.calib, eval=config.eval_dir,

@@ -31,7 +31,7 @@ from compress.latency.stage import latency_plan
 from compress.loading import load_model
 from compress.plan import select
 from compress.profile import count_macs, count_params
-from compress.saved import save_pruned
+from compress.artifacts.saved import save_pruned
 from compress.surgery import apply_cuts
 from compress.tasks import default_task, resolve_task
 from compress.tasks.evaluate import labelled_metric

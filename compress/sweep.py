@@ -17,13 +17,10 @@ from compress.artifacts import written_figures
 from compress.deploy import Side, benchmark
 from compress.export.report import sweep_plot
 from compress.loading import load_model
-from compress.outputs import SWEEP_RECORD, check_output, input_paths
+from compress.artifacts.outputs import SWEEP_RECORD, check_output, input_paths
 from compress.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
 from compress.tasks import Task, metric_before, task_named
 from compress.util.atomic import write_text
-
-PLOT = "sweep.png"
-
 
 @dataclass
 class SweepResult:
@@ -57,9 +54,9 @@ def run_sweep(base: PruneConfig, ratios: tuple[float, ...], root: str | Path, *,
     report = benchmark(sides, root, input_shape=tuple(original.spec.input_size), backends=(backend,),
                        batches=(batch,), measure_memory=False, show=False, device=base.device, task=task.labels())
     rows = sweep_rows(report, results, backend, batch)
-    sweep_plot(rows, root / PLOT, title=f"{Path(base.checkpoint).name}: pruning sweep",
+    sweep_plot(rows, root / artifacts.SWEEP_PLOT, title=f"{Path(base.checkpoint).name}: pruning sweep",
                labels=(task.metric_label, task.agreement_column))
-    return SweepResult(rows=rows, report=root / artifacts.REPORT, plot=root / PLOT, task=task)
+    return SweepResult(rows=rows, report=root / artifacts.REPORT, plot=root / artifacts.SWEEP_PLOT, task=task)
 
 
 def sweep_rows(report: dict, results: list[tuple[float, PruneResult]], backend: str, batch: int) -> list[dict]:

@@ -48,7 +48,7 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
           as_json, **model_params):
     """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
     from compress.checks import check_device_name
-    from compress.outputs import RECORD, check_output
+    from compress.artifacts.outputs import RECORD, check_output
 
     check_device_name(device)
     models = {"A": first, "B": second} if second else {"OUT": first}

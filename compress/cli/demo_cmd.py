@@ -35,7 +35,7 @@ DEMO_FOLDERS = ("assets", "pruned", "seg-assets", "seg-pruned")  # all the demo 
 def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed, segment):
     """Prune, recover, export and measure the embedded digits classifier and segmenter."""
     from compress.errors import UsageError
-    from compress.outputs import check_output
+    from compress.artifacts.outputs import check_output
 
     root = Path(workdir)
     others = sorted(p.name for p in root.iterdir() if p.name not in DEMO_FOLDERS) if root.is_dir() else []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from compress.artifacts import FORMATS
+from compress.artifacts import EXPORT, FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
 
 
@@ -29,11 +29,11 @@ from compress.cli.options import comma_choice, json_option, load_kwargs, model_o
 @json_option
 def export(model_path, formats, calib, out, int8_method, target, as_json, **model_params):
     """Export a pruned model (a `compress prune` folder) or a plain checkpoint (with --arch)."""
-    from compress.outputs import RECORD, check_output, input_paths
+    from compress.artifacts.outputs import RECORD, check_output, input_paths
 
     saved = (Path(model_path) / RECORD).is_file()
     folder = check_output(Path(out) if out else (Path(model_path) if saved else Path(model_path).with_suffix(".export")),
-                          replaces=False, markers=(RECORD, "export.json"),
+                          replaces=False, markers=(RECORD, EXPORT),
                           inputs=input_paths(checkpoint=None if saved else model_path, calib=calib,
                                              arch=model_params.get("arch")))
     from compress.util.atomic import writing
@@ -54,7 +54,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
             raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
         output.warn("no --calib: verifying the ONNX export on random inputs")
         images = torch_randn(loaded)
-    with writing(folder / "export.json"):
+    with writing(folder / EXPORT):
         folder.mkdir(parents=True, exist_ok=True)
         record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
                                 say_info=output.info, say_warn=output.warn,

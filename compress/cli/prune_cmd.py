@@ -162,7 +162,7 @@ def _check_early(checkpoint, calib, ratio, target_macs, target_latency, target_s
     the target (the default ratio), the device's name, and where the output goes. Returns the ratio."""
     from compress.checks import check_device_name, cli_targets
     from compress.latency.config import parse_latency
-    from compress.outputs import check_output, default_out, input_paths
+    from compress.artifacts.outputs import check_output, default_out, input_paths
 
     target_ms = parse_latency(target_latency) if target_latency is not None else None
     ratio = cli_targets(ratio, target_macs, target_ms, target_speedup, max_layer_ratio=max_layer_ratio,

@@ -121,7 +121,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     """Build a folder under a temporary name; it takes ``path``'s place only when complete.
 
     An existing ``path`` is replaced only with ``overwrite=True`` (and only after success); which
-    folders a command may replace is :func:`compress.outputs.check_output`'s to decide, before.
+    folders a command may replace is :func:`compress.artifacts.outputs.check_output`'s to decide, before.
     """
     path = Path(path)
     with writing(path):

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from compress.artifacts import RECORD, WEIGHTS
+from compress.artifacts.names import RECORD, WEIGHTS
 from compress.errors import CheckpointError, CompressError, one_line
 from compress.spec import ModelSpec
 from compress.util.atomic import atomic_path, write_text

@@ -23,10 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from compress.artifacts.names import RECORD, SWEEP_RECORD  # their presence marks an earlier output
 from compress.errors import OutputError, UsageError
-
-from compress.artifacts import RECORD  # its presence marks an earlier output
-SWEEP_RECORD = "sweep.json"
 
 
 def check_output(out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLike | None] | None = None,

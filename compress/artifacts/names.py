@@ -1,5 +1,4 @@
-"""The output folder of ``compress prune``: every file name in one place, and how the run record
-(``summary.json``) names the figures of the model that was written.
+"""Every file name of the output folders (``compress prune``, ``export``, ``bench``, ``sweep``), in one place.
 
 Imports nothing of the project: the stages, ``deploy``, the saved format, the bench and the CLI
 all read their names from here.
@@ -9,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-RECORD = "compress.json"  # the original's spec and the cut record (compress.saved)
-WEIGHTS = "model.safetensors"  # the pruned weights (compress.saved)
+RECORD = "compress.json"  # the original's spec and the cut record (compress.artifacts.saved)
+WEIGHTS = "model.safetensors"  # the pruned weights (compress.artifacts.saved)
 SUMMARY = "summary.json"  # the run record
 PLAN = "plan.json"
 IMPORTANCE = "importance.json"
@@ -22,6 +21,11 @@ INT8 = "model.int8.onnx"
 ENGINE = "model.engine"
 FORMATS = ("onnx", "int8", "trt", "openvino", "openvino-int8", "executorch", "executorch-int8")  # what --export / --format accept
 MODEL_FILES = {"onnx": ONNX, "int8": INT8, "engine": ENGINE}  # exported formats, by bench attribute
+# the runtime plugins' files (compress.export.runtimes), by bench artifact key
+RUNTIME_FILES = {"openvino": "model.openvino.xml", "openvino.int8": "model.int8.openvino.xml",
+                 "executorch": "model.pte", "executorch.int8": "model.int8.pte"}
+SWEEP_RECORD = "sweep.json"  # marks a folder `compress sweep` wrote (compress.artifacts.outputs)
+SWEEP_PLOT = "sweep.png"
 
 
 def spec_name(side: str) -> str:
