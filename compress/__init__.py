@@ -1,6 +1,6 @@
 """compress: label-free structured pruning, self-distillation and deployment export.
 
-``compress.prune(...)`` and ``compress.load(...)`` are the Python API (see ``compress.api``);
+``compress.prune(...)``, ``compress.sweep(...)`` and ``compress.load(...)`` are the Python API (see ``compress.api``);
 they are imported on first use so that ``import compress`` stays light.
 """
 
@@ -8,7 +8,7 @@ from compress.util.version import __version__
 
 
 def __getattr__(name: str):
-    if name in ("prune", "load"):
+    if name in ("prune", "sweep", "load"):
         from compress import api
 
         return getattr(api, name)

@@ -3,12 +3,14 @@
     import compress
     result = compress.prune("ckpt.pt", "imgs/", arch="torchvision:resnet18", ratio=0.5)
     result.model          # the pruned (and recovered) nn.Module
-    result.summary        # the same figures as summary.json
+    result.summary        # a RunSummary: the figures of summary.json by attribute (.to_json(): the file)
     compress.load("ckpt.pruned")  # reload later, no pickle involved
+    compress.sweep("ckpt.pt", "imgs/", ratios=(0.2, 0.4, 0.6), arch="torchvision:resnet18").rows
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from compress.distill import DistillConfig
@@ -16,6 +18,7 @@ from compress.importance import ImportanceConfig
 from compress.loading import load_model
 from compress.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
+from compress.sweep import SweepResult, run_sweep
 
 
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,
@@ -45,6 +48,23 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
         export=tuple(export), bench=bench, seed=seed, device=device, overwrite=overwrite, progress=progress,
     )
     return run_prune(config, QUIET if quiet else STDERR)
+
+
+def sweep(checkpoint: str, calib: str, ratios: tuple[float, ...] = (0.2, 0.4, 0.6), *, out: str | None = None,
+          arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, importance: str = "taylor-sq",
+          recover: bool = True, recover_epochs: float | None = None, eval_dir: str | None = None,
+          backend: str = "onnxruntime", batch: int = 1, round_to: int = 8, device: str = "auto",
+          overwrite: bool = False, quiet: bool = False, **load: Any) -> SweepResult:
+    """What ``compress sweep`` does: prune at each ratio into ``out/ratio-R`` (default ``CHECKPOINT.sweep``),
+    time them beside the original and return the table (``.rows``), the report and the plot."""
+    ratios = tuple(sorted(set(ratios)))
+    base = PruneConfig(checkpoint=str(checkpoint), calib=str(calib), policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
+                       load={"arch": arch, "arch_kwargs": arch_kwargs or {}, **load},
+                       importance=ImportanceConfig(name=importance, device=device), recover=recover,
+                       distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir, overwrite=True, device=device)
+    root = out or Path(checkpoint).with_suffix(".sweep")
+    return run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite,
+                     reporter=QUIET if quiet else STDERR)
 
 
 def load(path: str, **options: Any):

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from compress import artifacts
-from compress.artifacts import written_figures
+from compress.artifacts.summary import RunSummary
 from compress.calibrate.readers import TensorCalibrationReader
 from compress.devices import resolve_device
 from compress.export import quantize
@@ -28,7 +28,7 @@ from compress.export.widths import misaligned_widths
 from compress.loading import load_for_bench
 from compress.profile import count_macs
 from compress.spec import ModelSpec
-from compress.tasks import metric_before, task_named
+from compress.tasks import get_task
 from compress.util.atomic import atomic_file, write_text
 
 RUNTIME_FORMATS = {"openvino": ("openvino", "openvino-int8"), "executorch": ("executorch", "executorch-int8")}
@@ -252,14 +252,14 @@ def _macs(module: nn.Module, input_shape) -> int:
     return count_macs(module, tuple(input_shape))
 
 
-def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, config, say) -> dict[str, Any]:
+def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say) -> dict[str, Any]:
     """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
     shape = tuple(loaded.spec.input_size)
-    top1, agreement = written_figures(summary)
+    top1, agreement = summary.written_figures()
     bench_dir = folder / artifacts.BENCH_DIR
     bench_dir.mkdir(exist_ok=True)
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
-                    sizes={"checkpoint": loaded.size_bytes}, top1=metric_before(summary), agreement=1.0)
+                    sizes={"checkpoint": loaded.size_bytes}, top1=summary.metric_before, agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / artifacts.WEIGHTS).stat().st_size},
                       top1=top1, agreement=agreement)
     for attr, name in artifacts.MODEL_FILES.items():
@@ -269,5 +269,5 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: dict, data, co
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
-                       latency_target=summary.get("latency"), device=device, task=task_named(summary).labels())
+                       latency_target=summary.latency, device=device, task=get_task(summary.task).labels())
     return {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}

@@ -1,82 +1,38 @@
 """The only place the stages are strung together: load -> calibrate -> graph -> importance ->
-plan -> surgery (proved) -> recover -> save -> export -> bench. Each stage is one call with
-plain data in and out; the CLI only parses options into a :class:`PruneConfig`."""
+plan -> surgery (proved) -> recover -> save -> export -> bench. Every stage is one call of the same
+shape, ``stage(run)`` on the run's :class:`~compress.context.RunContext`; the CLI only parses options
+into a :class:`PruneConfig`."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
 
 import torch.nn as nn
 
 from compress import distributed, stages
-from compress.devices import resolve_device
-from compress.distill import DistillConfig, amp_dtype
-from compress.importance import ImportanceConfig
-from compress.latency.config import LatencyConfig
 from compress.artifacts.outputs import check_output, default_out, input_paths
-from compress.plan import PrunePolicy
+from compress.artifacts.summary import RunSummary
+from compress.context import QUIET, STDERR, Lines, PruneConfig, Reporter, RunContext
+from compress.devices import resolve_device
+from compress.distill import amp_dtype
 from compress.util.atomic import atomic_dir
 
-
-@dataclass(frozen=True)
-class PruneConfig:
-    checkpoint: str
-    calib: str
-    policy: PrunePolicy
-    out: str | None = None
-    load: dict[str, Any] = field(default_factory=dict)  # compress.loading.load_model keyword arguments
-    importance: ImportanceConfig = ImportanceConfig()
-    latency: LatencyConfig = LatencyConfig()  # used with a latency target only
-    recover: bool = True
-    distill: DistillConfig = DistillConfig()
-    recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
-    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
-    eval_dir: str | None = None
-    labels: str | None = None
-    max_images: int | None = None
-    importance_images: int | None = None
-    seed: int = 0
-    export: tuple[str, ...] = ()
-    int8_method: str = "minmax"
-    target: str = "cpu"
-    bench: bool = False
-    overwrite: bool = False
-    device: str = "auto"
-    progress: bool = True
+# the stages, in order: what the run measures, then what it writes (inside the output's atomic folder)
+MEASURE = (stages.load, stages.calibration, stages.task, stages.graph, stages.importance, stages.plan, stages.cut,
+           stages.measure_pruned, stages.evaluation, stages.accuracy, stages.recover, stages.recalibrate,
+           stages.accuracy_written, stages.task_figures)
+WRITE = (stages.save, stages.export, stages.bench, stages.write_summary)
 
 
 @dataclass
 class PruneResult:
     out: Path
-    summary: dict[str, Any]
+    summary: RunSummary  # summary.to_json() is summary.json
     model: nn.Module
     widths: list[tuple[str, int, int]]
-
-
-class Reporter(Protocol):
-    """Where the pipeline's words go. The CLI implements it (``compress.cli.output.TERMINAL``);
-    :class:`Lines` adapts two callables (tests, quiet API calls)."""
-
-    def info(self, message: str) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Lines:
-    """A :class:`Reporter` from two callables."""
-
-    info: Callable[[str], None]
-    warn: Callable[[str], None]
-
-
-QUIET = Lines(info=lambda _m: None, warn=lambda _m: None)
-STDERR = Lines(info=lambda m: print(m, file=sys.stderr), warn=lambda m: print(f"warning: {m}", file=sys.stderr))
 
 
 def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
@@ -91,45 +47,20 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
         amp_dtype(config.distill, resolve_device(config.device))
     started = time.perf_counter()
 
-    loaded = stages.load(config, say)
-    data = stages.calibration(config, loaded, say)
-    task = stages.task(config, loaded, data, say)
-    groups = stages.graph(loaded, data, config, say)
-    scores, importance = stages.importance(loaded, groups, data, config, say, task)
-    plan, latency = stages.plan(loaded, groups, scores, config, say)
-    student = stages.cut(loaded, plan, data, say)
-    summary = stages.measure_pruned(loaded, student, plan, groups, importance, config, data, say)
-    summary.update(task=task.name, metric=task.metric)
-    if latency is not None:
-        summary["latency"] = latency
-    evaluation = stages.evaluation(config, loaded, say, task)
-    if evaluation is not None:
-        summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned"), task=task))
-    if config.recover:
-        student, recovery = stages.recover(loaded, student, data, config, say, task)
-        summary.update(recovery)
-        if evaluation is not None:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recovered"), task=task))
-    elif config.recalibrate_bn:
-        summary.update(stages.recalibrate(loaded, student, data, config, say, task))
-        if evaluation is not None and summary["bn_recalibrated"]:
-            summary.update(stages.accuracy(None, student, evaluation, config, prefix=(None, "recalibrated"),
-                                           task=task))
-    summary.update(task.extra_figures(loaded.model, student, data.holdout, loaded.preprocess()))
-    summary["seconds_total"] = round(time.perf_counter() - started, 2)
-    summary["processes"] = distributed.world()
+    run = RunContext(config=config, say=say)
+    for stage in MEASURE:
+        stage(run)
+    run.summary.seconds_total = round(time.perf_counter() - started, 2)
+    run.summary.processes = distributed.world()
 
     if main:
         with atomic_dir(out, overwrite=config.overwrite) as tmp:
-            stages.save(tmp, loaded, student, plan, groups, importance, summary, config)
-            if config.export:
-                summary["export"] = stages.export(tmp, student, data, config, say)
-            if config.bench:
-                summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say)
-            stages.write_summary(tmp, summary)
+            run.folder = tmp
+            for stage in WRITE:
+                stage(run)
     distributed.barrier()
-    widths = [(name, before, after) for name, (before, after) in plan.widths.items()]
-    return PruneResult(out=out, summary=summary, model=student, widths=widths)
+    widths = [(name, before, after) for name, (before, after) in run.plan.widths.items()]
+    return PruneResult(out=out, summary=run.summary, model=run.student, widths=widths)
 
 
 def _per_rank(config: PruneConfig, device: str) -> PruneConfig:
@@ -147,3 +78,6 @@ def _check_out(out: Path, config: PruneConfig) -> None:
     check_output(out, overwrite=config.overwrite,
                  inputs=input_paths(checkpoint=config.checkpoint, calib=config.calib, eval=config.eval_dir,
                                     labels=config.labels, arch=config.load.get("arch")))
+
+
+__all__ = ["Lines", "MEASURE", "PruneConfig", "PruneResult", "QUIET", "Reporter", "STDERR", "WRITE", "run_prune"]

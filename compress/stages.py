@@ -1,4 +1,11 @@
-"""The pipeline's stages, one function each (see ``compress.pipeline.run_prune``)."""
+"""The pipeline's stages, one function each, all of one shape: ``stage(run: RunContext) -> None``.
+
+A stage reads what the stages before it left in ``run`` (``compress.context.RunContext``) and fills
+its own fields; one that does not apply to this run (``accuracy`` without ``--eval``, ``recover``
+with ``--no-recover``...) returns without doing anything. ``compress.pipeline.run_prune`` runs them
+in order; the write stages (``save``, ``export``, ``bench``, ``write_summary``) write into
+``run.folder``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +24,7 @@ from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 from compress.calibrate import read_labels_csv
 from compress.calibration import load_calibration
 from compress.checks import check_label_classes
+from compress.context import RunContext
 from compress.deploy import bench_pair, export_all
 from compress.devices import resolve_device
 from compress.distill import agreement, distill
@@ -32,54 +39,55 @@ from compress.loading import load_model
 from compress.plan import select
 from compress.profile import count_macs, count_params
 from compress.artifacts.saved import save_pruned
+from compress.artifacts.summary import Recalibration, Recovery, RunSummary
 from compress.surgery import apply_cuts
-from compress.tasks import default_task, resolve_task
+from compress.tasks import resolve_task
 from compress.tasks.evaluate import labelled_metric
 from compress.util.atomic import write_text
 from compress.verify import check_cut
 
 
-def load(config, say):
-    loaded = load_model(config.checkpoint, on_note=say.info, **config.load)
+def load(run: RunContext) -> None:
+    config, say = run.config, run.say
+    run.loaded = loaded = load_model(config.checkpoint, on_note=say.info, **config.load)
     if loaded.pruned:
         say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
     say.info(f"model: {type(loaded.model).__name__} from {config.checkpoint} (input {_shape(loaded)})")
-    return loaded
 
 
 def _shape(loaded) -> str:
     return "x".join(str(v) for v in loaded.spec.input_size) if loaded.spec.input_size else "?"
 
 
-def calibration(config, loaded, say):
-    data = load_calibration(config.calib, loaded.preprocess(), seed=config.seed, max_images=config.max_images,
-                            importance_max=config.importance_images)
+def calibration(run: RunContext) -> None:
+    config = run.config
+    run.data = data = load_calibration(config.calib, run.loaded.preprocess(), seed=config.seed,
+                                       max_images=config.max_images, importance_max=config.importance_images)
     c = data.counts
-    say.info(f"calibration: {c['found']} images in {config.calib} -> importance {c['importance']}, "
-             f"distillation {c['distill']}, held out {c['holdout']}")
-    return data
+    run.say.info(f"calibration: {c['found']} images in {config.calib} -> importance {c['importance']}, "
+                 f"distillation {c['distill']}, held out {c['holdout']}")
 
 
-def task(config, loaded, data, say):
+def task(run: RunContext) -> None:
     """What the model's output is (``--task``, ``auto`` from one forward pass on an example batch)."""
-    example = data.example(2)
-    was = loaded.model.training
-    loaded.model.eval()
+    model, example = run.loaded.model, run.data.example(2)
+    was = model.training
+    model.eval()
     with torch.no_grad():
-        output = loaded.model(example)
-    loaded.model.train(was)
-    chosen, how = resolve_task(getattr(config, "task", "auto"), output, example)
-    say.info(f"task: {chosen.name} ({how}); metrics: {chosen.metric_label}, {chosen.agreement_label}")
-    return chosen
+        output = model(example)
+    model.train(was)
+    run.task, how = resolve_task(run.config.task, output, example)
+    run.say.info(f"task: {run.task.name} ({how}); metrics: {run.task.metric_label}, {run.task.agreement_label}")
 
 
-def graph(loaded, data, config, say):
-    traced = trace(loaded.model, data.example(2))
+def graph(run: RunContext) -> None:
+    say, policy = run.say, run.config.policy
+    traced = trace(run.loaded.model, run.data.example(2))
     for name, err in traced.opaque.items():
         say.warn(f"{name} cannot be traced ({err}); its channels are protected")
-    channel_graph = analyze(traced, layernorm_widths=config.policy.layernorm_widths)
-    apply_policy(channel_graph, keep=config.policy.keep, prune_stem=config.policy.prune_stem)
-    groups = build_groups(channel_graph)
+    channel_graph = analyze(traced, layernorm_widths=policy.layernorm_widths)
+    apply_policy(channel_graph, keep=policy.keep, prune_stem=policy.prune_stem)
+    run.groups = groups = build_groups(channel_graph)
     prunable = sum(g.prunable for g in groups.groups)
     say.info(f"graph: {len(groups.groups)} channel groups, {prunable} prunable channels, "
              f"{len(groups.protected_groups())} groups (partly) protected")
@@ -87,117 +95,109 @@ def graph(loaded, data, config, say):
         say.warn(f"unknown op {p.op} at {p.layer}: channels through it are protected")
     if not groups.prunable_units:
         raise PruneError("nothing in this model can be pruned soundly", "see `compress inspect` and the protected groups")
-    return groups
 
 
-def importance(loaded, groups, data, config, say, task=None):
+def importance(run: RunContext) -> None:
+    config, data, model = run.config, run.data, run.loaded.model
     labels = None
     if config.importance.name == "taylor":
         if not config.labels:
             raise UsageError("--importance taylor needs labels", "pass --labels FILE.csv (file,class_index)")
         rows = read_labels_csv(config.labels, data.importance_paths)
         with torch.no_grad():  # a class the model lacks fails here, not deep inside the importance pass
-            check_label_classes(config.labels, rows, loaded.model(data.example(1)).shape[-1])
+            check_label_classes(config.labels, rows, model(data.example(1)).shape[-1])
         labels = torch.tensor(rows, dtype=torch.long)
-    result = estimate(loaded.model, groups, data.importance, config.importance, labels=labels, say=say.info,
-                      outputs=task.importance_outputs if task is not None else None)
-    say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
-    return unit_scores(groups, result), result
+    result = estimate(model, run.groups, data.importance, config.importance, labels=labels, say=run.say.info,
+                      outputs=run.task.importance_outputs)
+    run.say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
+    run.scores, run.importance = unit_scores(run.groups, result), result
 
 
-def plan(loaded, groups, scores, config, say):
+def plan(run: RunContext) -> None:
     """The plan, and the latency record when the target is a latency (else None)."""
+    config, say = run.config, run.say
     latency = None
     if config.policy.latency_target:
         if distributed.is_main():  # one process times; under torchrun the others take its plan
-            plan, latency = latency_plan(loaded.model, groups, scores, config.policy, config.latency,
-                                         loaded.spec.input_size, say, progress=config.progress)
+            plan, latency = latency_plan(run.loaded.model, run.groups, run.scores, config.policy, config.latency,
+                                         run.loaded.spec.input_size, say, progress=config.progress)
         plan, latency = distributed.broadcast((plan, latency) if distributed.is_main() else None)
     else:
-        plan = select(groups, scores, config.policy)
+        plan = select(run.groups, run.scores, config.policy)
     for note in plan.notes:
         say.warn(note)
     say.info(f"plan: remove {plan.channels_removed} of {plan.channels_prunable} prunable channels "
              f"({plan.ratio_removed:.1%}); MACs {plan.macs_before:,} -> {plan.macs_after:,} "
              f"({plan.macs_after / max(plan.macs_before, 1):.2f}x)")
-    return plan, latency
+    run.plan, run.latency = plan, latency
 
 
-def cut(loaded, plan, data, say):
-    student = apply_cuts(copy.deepcopy(loaded.model), plan.cuts)
-    diff = check_cut(loaded.model, student, plan.cuts, data.example(4))
-    say.info(f"surgery: {len(plan.cuts)} layer dimensions cut; proved against the zeroed original (max diff {diff:.2e})")
-    return student
+def cut(run: RunContext) -> None:
+    original, cuts = run.loaded.model, run.plan.cuts
+    run.student = apply_cuts(copy.deepcopy(original), cuts)
+    diff = check_cut(original, run.student, cuts, run.data.example(4))
+    run.say.info(f"surgery: {len(cuts)} layer dimensions cut; proved against the zeroed original (max diff {diff:.2e})")
 
 
-def measure_pruned(loaded, student, plan, groups, importance, config, data, say) -> dict[str, Any]:
+def measure_pruned(run: RunContext) -> None:
+    """The run record starts: the pruned model's figures against the original's."""
+    loaded, student, plan, importance, policy = run.loaded, run.student, run.plan, run.importance, run.config.policy
     shape = tuple(loaded.spec.input_size)
-    return {
-        "checkpoint": str(Path(config.checkpoint).resolve()),
-        "arch": loaded.spec.arch,
-        "input_size": list(shape),
-        "importance": importance.name,
-        "importance_seconds": round(importance.seconds, 2),
-        "importance_images": importance.images,
-        "importance_device": importance.device,
-        "ratio": config.policy.ratio,
-        "target_macs": config.policy.target_macs,
-        "ratio_removed": round(plan.ratio_removed, 4),
-        "channels_prunable": plan.channels_prunable,
-        "channels_removed": plan.channels_removed,
-        "params_before": count_params(loaded.model),
-        "params_after": count_params(student),
-        "macs_before": count_macs(loaded.model, shape),
-        "macs_after": count_macs(student, shape),
-        "policy": config.policy.to_dict(),
-        "max_layer_ratio": plan.max_layer_ratio,
-        "importance_kept": None if plan.importance_kept is None else round(plan.importance_kept, 4),
-        "calibration": data.counts,
-        "protected_groups": [g.to_dict() for g in groups.protected_groups()],
-        "widths": {k: list(v) for k, v in plan.widths.items() if v[0] != v[1]},
-        "notes": plan.notes,
-    }
+    run.summary = RunSummary(
+        checkpoint=str(Path(run.config.checkpoint).resolve()),
+        arch=loaded.spec.arch,
+        input_size=list(shape),
+        importance=importance.name,
+        importance_seconds=round(importance.seconds, 2),
+        importance_images=importance.images,
+        importance_device=importance.device,
+        ratio=policy.ratio,
+        target_macs=policy.target_macs,
+        ratio_removed=round(plan.ratio_removed, 4),
+        channels_prunable=plan.channels_prunable,
+        channels_removed=plan.channels_removed,
+        params_before=count_params(loaded.model),
+        params_after=count_params(student),
+        macs_before=count_macs(loaded.model, shape),
+        macs_after=count_macs(student, shape),
+        policy=policy.to_dict(),
+        max_layer_ratio=plan.max_layer_ratio,
+        importance_kept=None if plan.importance_kept is None else round(plan.importance_kept, 4),
+        calibration=run.data.counts,
+        protected_groups=[g.to_dict() for g in run.groups.protected_groups()],
+        widths={k: list(v) for k, v in plan.widths.items() if v[0] != v[1]},
+        notes=plan.notes,
+        task=run.task.name,
+        metric=run.task.metric,
+        latency=run.latency,
+    )
 
 
-def evaluation(config, loaded, say, task=None):
-    """The ``--eval`` data in the task's layout (ImageFolder for a classifier, images/ + masks/ for a segmenter)."""
+def evaluation(run: RunContext) -> None:
+    """The ``--eval`` data in the task's layout (ImageFolder for a classifier, images/ + masks/ for a
+    segmenter); nothing without ``--eval``."""
+    config, task = run.config, run.task
     if not config.eval_dir:
-        return None
-    task = task or default_task()
-    data = task.labelled(config.eval_dir, loaded.preprocess())
+        return
+    run.evaluation = data = task.labelled(config.eval_dir, run.loaded.preprocess())
     n = len(data[0]) if isinstance(data, tuple) else len(data.dataset)  # tensors, or a streaming loader
-    say.info(f"evaluation: {n} labelled images from {config.eval_dir} ({task.metric_label})")
-    return data
+    run.say.info(f"evaluation: {n} labelled images from {config.eval_dir} ({task.metric_label})")
 
 
-def accuracy(original, student, evaluation, config, *, prefix, task=None) -> dict[str, float]:
-    """The task's labelled metric (``top1_*``, ``miou_*``) of each model that has a name in ``prefix``."""
-    task = task or default_task()
-    out = {}
-    for model, name in ((original, prefix[0]), (student, prefix[1])):
-        if model is not None and name is not None:
-            out[f"{task.metric}_{name}"] = round(labelled_metric(task, model, evaluation, device=config.device), 5)
-    return out
+def accuracy(run: RunContext) -> None:
+    """With ``--eval``: the task's labelled metric of the original and of the one-shot pruned model
+    (``RunSummary.labelled``: ``before``, ``pruned``, written as ``top1_*``, ``miou_*``)."""
+    if run.evaluation is not None:
+        run.summary.labelled.update(before=_metric(run, run.loaded.model), pruned=_metric(run, run.student))
 
 
-def recalibrate(loaded, student, data, config, say, task=None) -> dict[str, Any]:
-    """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
-    kept only where held-out agreement does not fall."""
-    started = time.perf_counter()
-    out = recalibrate_if_better(student, loaded.model, data.distill, data.holdout, held_out=data.counts["holdout"],
-                                device=resolve_device(config.device), task=task)
-    if "bn_note" in out:
-        images = min(RECALIBRATE_IMAGES, data.counts["distill"])
-        note = f"batchnorm: {out['bn_note']} ({images} calibration images, {time.perf_counter() - started:.1f} s)"
-        (say.info if out["bn_recalibrated"] else say.warn)(note)
-        out["bn_recalibrate_images"] = images
-    return out
-
-
-def recover(loaded, student, data, config, say, task=None):
-    teacher = loaded.model
-    result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
-                     progress=config.progress, task=task)
+def recover(run: RunContext) -> None:
+    """Self-distillation from the original (unless ``--no-recover``); ``run.student`` becomes the recovered model."""
+    config, say, data, teacher = run.config, run.say, run.data, run.loaded.model
+    if not config.recover:
+        return
+    result = distill(run.student, teacher, data.distill, data.holdout, config.distill, device=config.device,
+                     progress=config.progress, task=run.task)
     if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
         raise RecoveryError(f"recovery cannot run: {result.stopped} (the original or the pruned model gives inf/NaN "
                             f"on the images of {config.calib})", "check the checkpoint and its preprocessing, try "
@@ -209,27 +209,67 @@ def recover(loaded, student, data, config, say, task=None):
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
              f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
              f"{result.agreement_after:.1%}")
-    fit = _fit_on_training_images(result, teacher, data, config, say, task)
-    return result.student, {
-        "agreement_pruned": round(result.agreement_before, 5),
-        "agreement_recovered": round(result.agreement_after, 5),
-        "kl_pruned": round(result.kl_before, 5),
-        "kl_recovered": round(result.kl_after, 5),
-        "recover_seconds": round(result.seconds, 2),
-        "recover_steps": result.steps,
-        "recover_epochs": round(result.epochs, 2),
-        "recover_planned_steps": result.planned_steps,
-        "recover_max_minutes": result.max_minutes,
-        "recover_device": result.device,
-        "recover_precision": result.precision,
-        "recover_stopped": result.stopped,
-        "recover_best_step": result.best_step,
-        "recover_checks": [{"step": h["step"], "agreement": round(h["holdout_agreement"], 5),
-                            "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None}
-                           for h in result.history],
+    fit = _fit_on_training_images(result, teacher, data, config, say, run.task)
+    run.student = result.student
+    run.summary.recovery = Recovery(
+        agreement_pruned=round(result.agreement_before, 5),
+        agreement_recovered=round(result.agreement_after, 5),
+        kl_pruned=round(result.kl_before, 5),
+        kl_recovered=round(result.kl_after, 5),
+        recover_seconds=round(result.seconds, 2),
+        recover_steps=result.steps,
+        recover_epochs=round(result.epochs, 2),
+        recover_planned_steps=result.planned_steps,
+        recover_max_minutes=result.max_minutes,
+        recover_device=result.device,
+        recover_precision=result.precision,
+        recover_stopped=result.stopped,
+        recover_best_step=result.best_step,
+        recover_checks=[{"step": h["step"], "agreement": round(h["holdout_agreement"], 5),
+                         "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None}
+                        for h in result.history],
         **fit,
-        "distill": result.config,
-    }
+        distill=result.config,
+    )
+
+
+def recalibrate(run: RunContext) -> None:
+    """Without recovery (and unless ``--no-recalibrate-bn``): refit the pruned model's BatchNorm
+    statistics (``compress.batchnorm``), kept only where held-out agreement does not fall."""
+    config, data = run.config, run.data
+    if config.recover or not config.recalibrate_bn:
+        return
+    started = time.perf_counter()
+    out = recalibrate_if_better(run.student, run.loaded.model, data.distill, data.holdout,
+                                held_out=data.counts["holdout"], device=resolve_device(config.device), task=run.task)
+    if "bn_note" in out:
+        images = min(RECALIBRATE_IMAGES, data.counts["distill"])
+        note = f"batchnorm: {out['bn_note']} ({images} calibration images, {time.perf_counter() - started:.1f} s)"
+        (run.say.info if out["bn_recalibrated"] else run.say.warn)(note)
+        out["bn_recalibrate_images"] = images
+    run.summary.recalibration = Recalibration(**out)
+
+
+def accuracy_written(run: RunContext) -> None:
+    """With ``--eval``: the labelled metric of the model the run writes when it is not the one-shot one
+    (``recovered``, or ``recalibrated`` when re-estimated statistics were kept)."""
+    summary = run.summary
+    if run.evaluation is None:
+        return
+    if summary.recovery is not None:
+        summary.labelled["recovered"] = _metric(run, run.student)
+    elif summary.recalibration is not None and summary.recalibration.bn_recalibrated:
+        summary.labelled["recalibrated"] = _metric(run, run.student)
+
+
+def _metric(run: RunContext, model) -> float:
+    return round(labelled_metric(run.task, model, run.evaluation, device=run.config.device), 5)
+
+
+def task_figures(run: RunContext) -> None:
+    """What the task measures beyond agreement (detection: mAP against the original's boxes)."""
+    run.summary.task_figures.update(run.task.extra_figures(run.loaded.model, run.student, run.data.holdout,
+                                                           run.loaded.preprocess()))
 
 
 def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
@@ -248,13 +288,15 @@ def _fit_on_training_images(result, teacher, data, config, say, task=None) -> di
     return {"agreement_train": round(agree, 5), "kl_train": round(kl, 5), "agreement_train_images": n_train}
 
 
-def save(folder: Path, loaded, student, plan, groups, importance, summary, config) -> None:
-    save_pruned(folder, student, loaded.spec, plan.cuts, extra={
-        "original": {"checkpoint": summary["checkpoint"], "params": summary["params_before"],
-                     "macs": summary["macs_before"], "size_bytes": loaded.size_bytes},
-        "config": _config_dict(config),
+def save(run: RunContext) -> None:
+    """The reloadable model, its importance scores and the plan."""
+    folder, loaded, summary, plan = run.folder, run.loaded, run.summary, run.plan
+    save_pruned(folder, run.student, loaded.spec, plan.cuts, extra={
+        "original": {"checkpoint": summary.checkpoint, "params": summary.params_before,
+                     "macs": summary.macs_before, "size_bytes": loaded.size_bytes},
+        "config": _config_dict(run.config),
     })
-    scores = {"estimator": importance.name, "units": _unit_rows(groups, importance)}
+    scores = {"estimator": run.importance.name, "units": _unit_rows(run.groups, run.importance)}
     write_text(folder / artifacts.IMPORTANCE, json.dumps(scores))
     write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
                                                  "widths": plan.widths}, default=list))
@@ -278,13 +320,17 @@ def _config_dict(config) -> dict:
     return d
 
 
-def export(folder, student, data, config, say):
-    return export_all(folder, student, data, config, say)
+def export(run: RunContext) -> None:
+    """``--export``: the formats asked for (``compress.deploy.export_all``)."""
+    if run.config.export:
+        run.summary.export = export_all(run.folder, run.student, run.data, run.config, run.say)
 
 
-def bench(folder, loaded, student, summary, data, config, say):
-    return bench_pair(folder, loaded, student, summary, data, config, say)
+def bench(run: RunContext) -> None:
+    """``--bench``: original against compressed (``compress.deploy.bench_pair``)."""
+    if run.config.bench:
+        run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, run.config, run.say)
 
 
-def write_summary(folder: Path, summary: dict) -> None:
-    write_text(folder / artifacts.SUMMARY, json.dumps(summary, indent=1, default=str))
+def write_summary(run: RunContext) -> None:
+    write_text(run.folder / artifacts.SUMMARY, json.dumps(run.summary.to_json(), indent=1, default=str))

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from compress import artifacts
-from compress.artifacts import written_figures
 from compress.deploy import Side, benchmark
 from compress.export.report import sweep_plot
 from compress.loading import load_model
-from compress.artifacts.outputs import SWEEP_RECORD, check_output, input_paths
+from compress.artifacts.outputs import check_output, input_paths
 from compress.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
-from compress.tasks import Task, metric_before, task_named
+from compress.tasks import Task, get_task
 from compress.util.atomic import write_text
 
 @dataclass
@@ -36,18 +35,18 @@ def run_sweep(base: PruneConfig, ratios: tuple[float, ...], root: str | Path, *,
               batch: int = 1, overwrite: bool = False, reporter: Reporter = STDERR) -> SweepResult:
     """Prune ``base`` at each ratio into ``root/ratio-R``, then time them all beside the original on
     ``backend`` at ``batch`` (interleaved) and write the report and ``sweep.png`` into ``root``."""
-    root = check_output(Path(root), overwrite=overwrite, markers=(SWEEP_RECORD,),
+    root = check_output(Path(root), overwrite=overwrite, markers=(artifacts.SWEEP_RECORD,),
                         inputs=input_paths(checkpoint=base.checkpoint, calib=base.calib, eval=base.eval_dir,
                                            arch=base.load.get("arch")))
     root.mkdir(parents=True, exist_ok=True)
-    write_text(root / SWEEP_RECORD, json.dumps({"checkpoint": str(base.checkpoint), "ratios": list(ratios)}))  # marks it ours
+    write_text(root / artifacts.SWEEP_RECORD, json.dumps({"checkpoint": str(base.checkpoint), "ratios": list(ratios)}))  # marks it ours
     results: list[tuple[float, PruneResult]] = []
     for ratio in ratios:
         reporter.info(f"sweep: ratio {ratio}")
         config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"), overwrite=True,
                                      policy=dataclasses.replace(base.policy, ratio=ratio))
         results.append((ratio, run_prune(config, reporter)))
-    task = task_named(results[0][1].summary)
+    task = get_task(results[0][1].summary.task)
     original = load_model(base.checkpoint, **base.load)
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
@@ -66,11 +65,11 @@ def sweep_rows(report: dict, results: list[tuple[float, PruneResult]], backend: 
            if row["backend"] == backend and row["batch"] == batch and row["precision"] == "fp32"}
     base = report["models"][0]
     rows = [{"ratio": 0.0, "macs": base["macs"], "params": base["params"], "latency_ms": p50.get("original"),
-             "speedup": 1.0, "top1": metric_before(results[0][1].summary), "agreement": 1.0}]
+             "speedup": 1.0, "top1": results[0][1].summary.metric_before, "agreement": 1.0}]
     for ratio, res in results:
         s, name = res.summary, f"ratio-{ratio:g}"
-        top1, agreement = written_figures(s)
-        rows.append({"ratio": ratio, "macs": s["macs_after"], "params": s["params_after"], "latency_ms": p50.get(name),
+        top1, agreement = s.written_figures()
+        rows.append({"ratio": ratio, "macs": s.macs_after, "params": s.params_after, "latency_ms": p50.get(name),
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
                      "top1": top1, "agreement": agreement})
     return rows

@@ -9,8 +9,9 @@ reads the names before torch loads.
 
 from compress.artifacts.names import (BENCH_DIR, ENGINE, EXPORT, FORMATS, IMPORTANCE, INT8, MODEL_FILES, ONNX, PLAN,
                                       RECORD, REPORT, RUNTIME_FILES, SUMMARY, SWEEP_PLOT, SWEEP_RECORD, WEIGHTS,
-                                      spec_name, written_figures)
+                                      spec_name)
+from compress.artifacts.summary import Recalibration, Recovery, RunSummary
 
 __all__ = ["BENCH_DIR", "ENGINE", "EXPORT", "FORMATS", "IMPORTANCE", "INT8", "MODEL_FILES", "ONNX", "PLAN", "RECORD",
-           "REPORT", "RUNTIME_FILES", "SUMMARY", "SWEEP_PLOT", "SWEEP_RECORD", "WEIGHTS", "spec_name",
-           "written_figures"]
+           "Recalibration", "Recovery", "REPORT", "RUNTIME_FILES", "RunSummary", "SUMMARY", "SWEEP_PLOT", "SWEEP_RECORD",
+           "WEIGHTS", "spec_name"]

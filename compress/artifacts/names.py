@@ -6,8 +6,6 @@ all read their names from here.
 
 from __future__ import annotations
 
-from typing import Any
-
 RECORD = "compress.json"  # the original's spec and the cut record (compress.artifacts.saved)
 WEIGHTS = "model.safetensors"  # the pruned weights (compress.artifacts.saved)
 SUMMARY = "summary.json"  # the run record
@@ -32,12 +30,3 @@ def spec_name(side: str) -> str:
     """The spec file the memory probe reloads one side of a benchmark from."""
     return f"{side}.spec.json"
 
-
-def written_figures(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(the task's labelled metric (eval top-1, or mIoU), held-out agreement) of the model a run wrote:
-    recovered, else with re-estimated BatchNorm statistics, else one-shot; None where not measured."""
-    def last(key: str) -> float | None:
-        return next((summary[k] for k in (f"{key}_recovered", f"{key}_recalibrated", f"{key}_pruned")
-                     if summary.get(k) is not None), None)
-
-    return last(summary.get("metric") or "top1"), last("agreement")

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from compress.artifacts.names import RECORD, SWEEP_RECORD  # their presence marks an earlier output
+from compress.artifacts.names import RECORD  # its presence marks an earlier output
 from compress.errors import OutputError, UsageError
 
 

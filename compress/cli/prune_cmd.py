@@ -147,12 +147,13 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     )
     result = run_prune(config, output.TERMINAL)
     _show(result, as_json)
-    stopped = result.summary.get("recover_stopped") or ""
+    recovery = result.summary.recovery
+    stopped = (recovery.recover_stopped if recovery else None) or ""
     if stopped.startswith("interrupted") and distributed.is_main():
         from compress.errors import RecoveryInterrupted
 
         raise RecoveryInterrupted(f"recovery {stopped}: wrote {result.out} with the best weights seen "
-                                  f"(step {result.summary.get('recover_best_step')})",
+                                  f"(step {recovery.recover_best_step})",
                                   "the output is usable; rerun without interrupting for the full schedule")
 
 
@@ -195,49 +196,48 @@ def _relaunch(devices: int) -> None:
 
 def _show(result, as_json: bool) -> None:
     from compress import distributed
-    from compress.artifacts import written_figures
     from compress.cli import output
+    from compress.tasks import get_task
 
     if not distributed.is_main():
         return
 
     s = result.summary
     if as_json:
-        output.emit_json({"out": str(result.out), **s})
+        output.emit_json({"out": str(result.out), **s.to_json()})
         return
     changed = [(name.removesuffix(":out"), before, after) for name, before, after in result.widths
                if before != after and name.endswith((":out", ":heads", ":head_dim"))]  # its BN follows a layer
     output.table(f"widths ({len(changed)} layers changed)", ["layer", "before", "after"],
                  [(n, b, a) for n, b, a in changed])
     rows = [
-        ("parameters", s["params_before"], s["params_after"], _ratio(s["params_after"], s["params_before"])),
-        ("MACs", s["macs_before"], s["macs_after"], _ratio(s["macs_after"], s["macs_before"])),
+        ("parameters", s.params_before, s.params_after, _ratio(s.params_after, s.params_before)),
+        ("MACs", s.macs_before, s.macs_after, _ratio(s.macs_after, s.macs_before)),
     ]
-    if "latency" in s:
-        lat = s["latency"]
+    if s.latency is not None:
+        lat = s.latency
         rows.append((f"latency, {lat['backend']} batch {lat['batch']} (ms)", f"{lat['original_ms']:.3f}",
                      f"{lat['measured_ms']:.3f}", f"{lat['speedup']:.2f}x faster; target {lat['target_ms']:.3f}, "
                      f"predicted {lat['predicted_ms']:.3f}"))
         rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
-    from compress.tasks import task_named
-
-    task = task_named(s)
-    metric, agree = written_figures(s)
-    if f"{task.metric}_before" in s:
-        rows.append((f"{task.metric_label} (eval)", output.pct(s[f"{task.metric}_before"]), output.pct(metric),
-                     f"one-shot {output.pct(s.get(f'{task.metric}_pruned'))}"))
+    task = get_task(s.task)
+    metric, agree = s.written_figures()
+    if "before" in s.labelled:
+        rows.append((f"{task.metric_label} (eval)", output.pct(s.metric_before), output.pct(metric),
+                     f"one-shot {output.pct(s.labelled.get('pruned'))}"))
     if agree is not None:
         rows.append((f"{task.agreement_label} (held out)", "100 %", output.pct(agree),
-                     f"one-shot {output.pct(s['agreement_pruned'])}"))
-    if "agreement_train" in s:
-        rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s["agreement_train"]),
-                     f"{s['agreement_train_images']:,} images, no augmentation"))
-    if "map50_vs_original" in s:  # detection (compress.tasks.detect)
-        rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(s["map50_vs_original"]),
-                     f"{output.pct(s['map_vs_original'])} at 0.5:0.95; {s.get('original_boxes', 0)} boxes"))
+                     f"one-shot {output.pct(s.one_shot_agreement)}"))
+    if s.recovery is not None and s.recovery.agreement_train is not None:
+        rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
+                     f"{s.recovery.agreement_train_images:,} images, no augmentation"))
+    figures = s.task_figures
+    if "map50_vs_original" in figures:  # detection (compress.tasks.detect)
+        rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(figures["map50_vs_original"]),
+                     f"{output.pct(figures['map_vs_original'])} at 0.5:0.95; {figures.get('original_boxes', 0)} boxes"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
-    for p in s.get("protected_groups", [])[:10]:
+    for p in s.protected_groups[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
         output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")
     output.info(f"wrote {result.out}")

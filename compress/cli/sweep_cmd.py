@@ -44,7 +44,8 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
           device, overwrite, as_json, **model_params):
     """Prune CHECKPOINT at several ratios and measure accuracy and latency of each."""
     from compress.checks import check_device_name
-    from compress.artifacts.outputs import SWEEP_RECORD, check_output, input_paths
+    from compress.artifacts import SWEEP_RECORD
+    from compress.artifacts.outputs import check_output, input_paths
 
     check_device_name(device)
     root = check_output(Path(out) if out else Path(checkpoint).with_suffix(".sweep"), overwrite=overwrite,

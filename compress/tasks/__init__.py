@@ -64,15 +64,5 @@ def task_of(model: torch.nn.Module, example: torch.Tensor, name: str = "auto") -
     return resolve_task(name, output, example)[0]
 
 
-def metric_before(summary: dict) -> float | None:
-    """The original model's labelled metric a run measured (``top1_before``, ``miou_before``), or None."""
-    return summary.get(f"{summary.get('metric') or 'top1'}_before")
-
-
-def task_named(summary: dict) -> Task:
-    """The task a run recorded in its summary (runs before tasks existed were classifiers)."""
-    return get_task(summary.get("task") or "classify")
-
-
 __all__ = ["AUTO_ORDER", "CHOICES", "Meter", "TASKS", "Task", "default_task", "first_output", "flatten_outputs",
-           "get_task", "kl_per_position", "metric_before", "resolve_task", "task_named", "task_of"]
+           "get_task", "kl_per_position", "resolve_task", "task_of"]

@@ -1,0 +1,177 @@
+"""The run record of ``compress prune``: :class:`RunSummary`, written as ``summary.json``.
+
+The file is flat (one key per figure, the keys every earlier version wrote, in the same order);
+the class groups them:
+
+- the pruned model's figures (``measure_pruned``): plain fields, JSON key = field name;
+- ``labelled``: the task's labelled metric per model, ``{"before", "pruned", "recovered",
+  "recalibrated"} -> value``, written as ``{metric}_{model}`` (``top1_before``, ``miou_recovered``);
+- ``recovery`` (:class:`Recovery`, distillation) or ``recalibration`` (:class:`Recalibration`,
+  BatchNorm re-estimation without recovery): sections whose fields are their JSON keys;
+- ``task_figures``: what a task adds beyond the agreement meter (``Task.extra_figures``: detection's
+  ``map50_vs_original``...). A new task's figures go here, with no change to this file;
+- the run's time and processes, then the ``export`` and ``bench`` records when they were made.
+
+``RunSummary.from_json(summary.to_json())`` is the same summary; a key :meth:`from_json` does not
+know lands in ``task_figures``, so nothing of a file is lost on reading. Imports nothing of the
+project (``compress.export`` takes the plain dict, ``to_json()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+MODELS = ("before", "pruned", "recovered", "recalibrated")  # whose labelled metric a run measures
+_FIRST = ("before", "pruned")  # written after the model's figures; the others after their section
+OMIT_NONE = {"omit_none": True}  # metadata: a field written only when it has a value
+
+
+@dataclass
+class Recovery:
+    """Self-distillation figures (``compress.distill``), held-out agreement and KL before and after."""
+
+    agreement_pruned: float
+    agreement_recovered: float
+    kl_pruned: float
+    kl_recovered: float
+    recover_seconds: float
+    recover_steps: int
+    recover_epochs: float
+    recover_planned_steps: int
+    recover_max_minutes: float | None
+    recover_device: str
+    recover_precision: str
+    recover_stopped: str | None
+    recover_best_step: int
+    recover_checks: list[dict[str, Any]]
+    # agreement on clean training images (compress.fit_gap): absent when there was no sample
+    agreement_train: float | None = field(default=None, metadata=OMIT_NONE)
+    kl_train: float | None = field(default=None, metadata=OMIT_NONE)
+    agreement_train_images: int | None = field(default=None, metadata=OMIT_NONE)
+    distill: dict[str, Any] = field(default_factory=dict)  # the distillation config used
+
+
+@dataclass
+class Recalibration:
+    """BatchNorm re-estimation without recovery (``compress.batchnorm.recalibrate_if_better``)."""
+
+    agreement_pruned: float
+    kl_pruned: float
+    bn_recalibrated: int  # layers whose statistics were kept re-estimated (0: none, or rejected)
+    agreement_recalibrated: float | None = field(default=None, metadata=OMIT_NONE)
+    kl_recalibrated: float | None = field(default=None, metadata=OMIT_NONE)
+    bn_rejected: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)  # figures of the refused statistics
+    bn_note: str | None = field(default=None, metadata=OMIT_NONE)
+    bn_recalibrate_images: int | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass
+class RunSummary:
+    """One run of ``compress prune``: the figures of ``summary.json``, read by attribute."""
+
+    checkpoint: str
+    arch: str | None
+    input_size: list[int]
+    importance: str
+    importance_seconds: float
+    importance_images: int
+    importance_device: str
+    ratio: float | None
+    target_macs: float | None
+    ratio_removed: float
+    channels_prunable: int
+    channels_removed: int
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    policy: dict[str, Any]
+    max_layer_ratio: float | None
+    importance_kept: float | None
+    calibration: dict[str, int]
+    protected_groups: list[dict[str, Any]]
+    widths: dict[str, list[int]]
+    notes: list[str]
+    task: str = "classify"  # compress.tasks name (runs before tasks existed were classifiers)
+    metric: str = "top1"  # the labelled metric's key prefix (top1, miou)
+    latency: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # the latency target's record
+    labelled: dict[str, float] = field(default_factory=dict)  # {model in MODELS: the task's labelled metric}
+    recovery: Recovery | None = None
+    recalibration: Recalibration | None = None
+    task_figures: dict[str, Any] = field(default_factory=dict)
+    seconds_total: float | None = field(default=None, metadata=OMIT_NONE)
+    processes: int | None = field(default=None, metadata=OMIT_NONE)
+    export: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+    bench: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+
+    # ---- reading ----
+
+    @property
+    def metric_before(self) -> float | None:
+        """The original model's labelled metric (``top1_before``, ``miou_before``), or None."""
+        return self.labelled.get("before")
+
+    def written_figures(self) -> tuple[float | None, float | None]:
+        """(the task's labelled metric, held-out agreement) of the model the run wrote: recovered, else
+        with re-estimated BatchNorm statistics, else one-shot; None where not measured."""
+        metric = next((self.labelled[m] for m in ("recovered", "recalibrated", "pruned")
+                       if self.labelled.get(m) is not None), None)
+        rec, cal = self.recovery, self.recalibration
+        agreements = (rec and rec.agreement_recovered, cal and cal.agreement_recalibrated,
+                      (rec or cal) and (rec or cal).agreement_pruned)
+        return metric, next((a for a in agreements if a is not None), None)
+
+    @property
+    def one_shot_agreement(self) -> float | None:
+        """Held-out agreement of the pruned model before recovery or recalibration."""
+        section = self.recovery or self.recalibration
+        return None if section is None else section.agreement_pruned
+
+    # ---- summary.json ----
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat dict of ``summary.json``, key for key as every earlier version wrote it."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "labelled":
+                out.update({f"{self.metric}_{m}": value[m] for m in _FIRST if m in value})
+            elif f.name in ("recovery", "recalibration"):
+                if value is not None:
+                    out.update(_flat(value))
+                    later = "recovered" if f.name == "recovery" else "recalibrated"
+                    if later in self.labelled:
+                        out[f"{self.metric}_{later}"] = self.labelled[later]
+            elif f.name == "task_figures":
+                out.update(value)
+            elif not (f.metadata.get("omit_none") and value is None):
+                out[f.name] = value
+        for m in ("recovered", "recalibrated"):  # measured without its section: after the figures
+            key = f"{self.metric}_{m}"
+            if m in self.labelled and key not in out:
+                out[key] = self.labelled[m]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        """A summary from the dict of a ``summary.json`` (``json.loads`` of it)."""
+        rest = dict(data)
+        metric = rest.get("metric") or "top1"
+        labelled = {m: rest.pop(f"{metric}_{m}") for m in MODELS if f"{metric}_{m}" in rest}
+        recovery = _section(Recovery, rest) if "recover_steps" in rest else None
+        recalibration = _section(Recalibration, rest) if "bn_recalibrated" in rest else None
+        plain = {f.name: rest.pop(f.name) for f in dataclasses.fields(cls)
+                 if f.name not in ("labelled", "recovery", "recalibration", "task_figures") and f.name in rest}
+        return cls(**plain, labelled=labelled, recovery=recovery, recalibration=recalibration, task_figures=rest)
+
+
+def _flat(section) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if not (f.metadata.get("omit_none") and getattr(section, f.name) is None)}
+
+
+def _section(kind, rest: dict[str, Any]):
+    """Take ``kind``'s fields out of ``rest``."""
+    return kind(**{f.name: rest.pop(f.name) for f in dataclasses.fields(kind) if f.name in rest})

@@ -1,0 +1,95 @@
+"""What one run of ``compress prune`` is given and what it has made so far.
+
+:class:`PruneConfig` is what the user asked for (the CLI and the API build it); :class:`RunContext`
+carries it through the stages. Every stage of ``compress.stages`` has the same shape,
+``stage(run: RunContext) -> None``: it reads what earlier stages left in ``run`` and fills its own
+fields. :class:`Reporter` is where the words go; the CLI implements it, the core never imports the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch.nn as nn
+
+from compress.artifacts.summary import RunSummary
+from compress.calibration import CalibrationData
+from compress.distill import DistillConfig
+from compress.graph.groups import Groups
+from compress.importance import ImportanceConfig, ImportanceResult
+from compress.latency.config import LatencyConfig
+from compress.plan import Plan, PrunePolicy
+from compress.spec import LoadedModel
+from compress.tasks import Task
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    checkpoint: str
+    calib: str
+    policy: PrunePolicy
+    out: str | None = None
+    load: dict[str, Any] = field(default_factory=dict)  # compress.loading.load_model keyword arguments
+    importance: ImportanceConfig = ImportanceConfig()
+    latency: LatencyConfig = LatencyConfig()  # used with a latency target only
+    recover: bool = True
+    distill: DistillConfig = DistillConfig()
+    recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
+    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
+    eval_dir: str | None = None
+    labels: str | None = None
+    max_images: int | None = None
+    importance_images: int | None = None
+    seed: int = 0
+    export: tuple[str, ...] = ()
+    int8_method: str = "minmax"
+    target: str = "cpu"
+    bench: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    progress: bool = True
+
+
+class Reporter(Protocol):
+    """Where the pipeline's words go. The CLI implements it (``compress.cli.output.TERMINAL``);
+    :class:`Lines` adapts two callables (tests, quiet API calls)."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A :class:`Reporter` from two callables."""
+
+    info: Callable[[str], None]
+    warn: Callable[[str], None]
+
+
+QUIET = Lines(info=lambda _m: None, warn=lambda _m: None)
+STDERR = Lines(info=lambda m: print(m, file=sys.stderr), warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+
+
+@dataclass
+class RunContext:
+    """One run: its config and reporter, then each stage's result, in the order the stages fill them
+    (``None`` until then)."""
+
+    config: PruneConfig
+    say: Reporter
+    loaded: LoadedModel | None = None  # stages.load: the original
+    data: CalibrationData | None = None  # stages.calibration
+    task: Task | None = None  # stages.task
+    groups: Groups | None = None  # stages.graph
+    scores: dict[int, float] | None = None  # stages.importance: per prunable unit
+    importance: ImportanceResult | None = None  # stages.importance
+    plan: Plan | None = None  # stages.plan
+    latency: dict[str, Any] | None = None  # stages.plan: the latency target's record, when there is one
+    student: nn.Module | None = None  # stages.cut, then recover / recalibrate: the model the run writes
+    summary: RunSummary | None = None  # stages.measure_pruned, completed by the stages after it
+    evaluation: Any = None  # stages.evaluation: the --eval data in the task's layout, or None
+    folder: Path | None = None  # where the write stages (save, export, bench, write_summary) write
