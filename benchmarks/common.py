@@ -22,7 +22,7 @@ def require_shared() -> None:
 
 
 def load_cifar(name: str):
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     return load_model(MODELS[name], arch=f"cifar_{name}")
 
@@ -59,7 +59,7 @@ def paired_gap(original_path: Path, arch: str, pruned_folder: Path) -> dict:
     """
     import torch
 
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     original = load_model(original_path, arch=arch)
     images, labels = eval_set(original.preprocess())

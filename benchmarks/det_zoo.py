@@ -45,7 +45,7 @@ def random_checkpoint(name: str, path: Path, size: int, seed: int = 0) -> None:
     activations are not degenerate and the proof compares real signals."""
     import torch
 
-    from compress.models import parse_arch_kwargs, resolve_arch
+    from compress.models.arch import parse_arch_kwargs, resolve_arch
 
     torch.manual_seed(seed)
     arch, kwargs = arch_of(name)

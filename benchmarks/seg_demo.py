@@ -1,6 +1,6 @@
 """The embedded segmentation demo at --ratio 0.5 with the default recovery: mIoU figures and time.
 
-Builds (or reuses) the demo assets (``compress.demo_seg``: SegDigitNet trained on synthetic digit scenes),
+Builds (or reuses) the demo assets (``compress.demo.seg``: SegDigitNet trained on synthetic digit scenes),
 then runs the real CLI ``compress prune CKPT --arch segdigits --calib calib/ --eval eval/ --ratio 0.5 --json``
 and prints the labelled mIoU of the original, one-shot and recovered models, the recovered model's mIoU
 against the original's argmax on the held-out calibration images and on the eval scenes (re-measured from
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import compress
     from compress.calibrate.preprocess import Preprocess
     from compress.cli.main import main as cli
-    from compress.demo_seg import make_seg_demo_assets
+    from compress.demo.seg import make_seg_demo_assets
     from compress.tasks import get_task
     from compress.tasks.evaluate import compare_models, labelled_pairs
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         s = json.loads(stdout.getvalue())
         task = get_task("segment")
-        from compress.loading import load_from_spec
+        from compress.models.loading import load_from_spec
 
         pruned = compress.load(str(out))  # the reloaded output, compared with its original on the eval scenes
         teacher = load_from_spec(pruned.spec).model

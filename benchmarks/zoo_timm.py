@@ -48,7 +48,7 @@ TORCHVISION = [
 
 
 def build(spec: str, size: int, kwargs: dict):
-    from compress.models import resolve_arch
+    from compress.models.arch import resolve_arch
 
     extra = {"aux_logits": False, "init_weights": True} if spec in ("torchvision:googlenet", "torchvision:inception_v3") else {}
     torch.manual_seed(0)
@@ -70,7 +70,7 @@ def run(spec: str, size: int, kwargs: dict, images: int) -> str:
     from compress.graph.trace import trace
     from compress.importance import ImportanceConfig
     from compress.importance.base import estimate, unit_scores
-    from compress.models import resolve_arch
+    from compress.models.arch import resolve_arch
     from compress.plan import PrunePolicy, select
     from compress.profile import count_macs
     from compress.surgery import apply_cuts

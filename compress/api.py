@@ -15,10 +15,10 @@ from typing import Any
 
 from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
-from compress.loading import load_model
-from compress.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
+from compress.models.loading import load_model
+from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
-from compress.sweep import SweepResult, run_sweep
+from compress.run.sweep import SweepResult, run_sweep
 
 
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,

@@ -67,7 +67,7 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None,
         raise ExportError(f"the {backend} memory probe needs the model's file", "export the model first")
     if backend == "torch" and not loader:
         raise ExportError("the torch memory probe needs a loader 'module:function'",
-                          "e.g. loader=compress.loading.load_for_bench, loader_args=[checkpoint]")
+                          "e.g. loader=compress.models.loading.load_for_bench, loader_args=[checkpoint]")
     loader = importable_name(loader) if loader is not None else None
     spec = {"backend": backend, "onnx_path": str(onnx_path) if onnx_path else None, "loader": loader,
             "loader_args": [str(a) if isinstance(a, os.PathLike) else a for a in loader_args], "batch": int(batch),

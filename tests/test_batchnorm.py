@@ -83,7 +83,7 @@ def test_a_failed_pass_puts_the_old_statistics_back():
 
 
 def test_prune_without_recovery_writes_refitted_statistics_unless_told_not_to(tiny_assets, tmp_path, capsys):
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     runs = {}  # at 0.7 re-estimation keeps held-out agreement on this random model (at 0.5 it lowers it, and is
     # refused: tests/test_never_lose_files.py)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compress.archs.digits import digitnet
-from compress.checkpoint import (
+from compress.models.checkpoint import (
     EMA_KEYS,
     PLAIN_KEYS,
     extract_state_dict,
@@ -20,7 +20,7 @@ from compress.checkpoint import (
 )
 from compress.cli.main import main
 from compress.errors import ArchError, CheckpointError, UsageError
-from compress.loading import load_for_bench, load_model
+from compress.models.loading import load_for_bench, load_model
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 R20 = SHARED / "models" / "resnet20-cifar10.th"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from compress.demo_assets import ARCH, STEPS_PER_SECOND, make_demo_assets, render
-from compress.loading import load_model
+from compress.demo.assets import ARCH, STEPS_PER_SECOND, make_demo_assets, render
+from compress.models.loading import load_model
 
 
 @pytest.fixture(scope="module")

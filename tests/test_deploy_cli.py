@@ -77,8 +77,8 @@ def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp
     import torch
 
     import compress.export.quantize
-    from compress.deploy import export_formats
-    from compress.loading import load_model
+    from compress.run.deploy import export_formats
+    from compress.models.loading import load_model
 
     monkeypatch.setattr(compress.export.quantize, "saturating_u8s8", lambda *a, **k: saturates)
     warned: list[str] = []
@@ -133,7 +133,7 @@ def test_bench_accuracy_streams_an_eval_folder_too_big_to_hold(pruned, tmp_path,
     assert code == 0, err
     held = [(m["top1"], m["agreement"]) for m in json.loads(stdout)["models"]]
     monkeypatch.setattr(calibrate, "preload_labelled", lambda *a, **k: None)  # as for a folder over the memory cap
-    monkeypatch.setattr("compress.bench_sides.BATCH", 5)  # 12 images: batches of 5, 5 and 2
+    monkeypatch.setattr("compress.run.bench_sides.BATCH", 5)  # 12 images: batches of 5, 5 and 2
     code, stdout, err = run_cli([*args, "-o", tmp_path / "streamed"], capsys)
     assert code == 0, err
     assert [(m["top1"], m["agreement"]) for m in json.loads(stdout)["models"]] == held

@@ -222,7 +222,7 @@ def test_pickled_ultralytics_checkpoint_loads_as_a_float_raw_network_with_trust(
     pytest.importorskip("ultralytics", reason="YOLO needs the compress[yolo] extra (pip install ultralytics)")
     from compress.detection.yolo import build
     from compress.errors import CompressError
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     path = tmp_path / "best.pt"
     torch.save({"model": build("yolov8n.yaml").half(), "ema": None, "epoch": -1}, path)  # as Ultralytics saves

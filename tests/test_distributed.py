@@ -34,6 +34,6 @@ def test_two_processes_match_one(tiny_assets, tmp_path):
     # distillation ran data-parallel (DDP) and improved agreement; one output folder, no leftovers
     assert multi["recover_steps"] == 8 and multi["agreement_recovered"] >= multi["agreement_pruned"]
     assert err.count("wrote ") <= 1 and not list(tmp_path.glob(".*partial*"))
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     assert load_model(tmp_path / "multi").pruned

@@ -40,8 +40,8 @@ def test_gap_counts_only_beyond_the_sampling_error():
 def test_recovery_reports_training_agreement_and_says_when_images_bind():
     from types import SimpleNamespace
 
-    from compress.pipeline import Lines
-    from compress.stages import _fit_on_training_images
+    from compress.run.pipeline import Lines
+    from compress.run.stages import _fit_on_training_images
 
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
     student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))

@@ -72,7 +72,7 @@ def test_exported_program(tmp_path):
 
 
 def test_pruned_folder(tmp_path, ckpt):
-    from compress.loading import load_model
+    from compress.models.loading import load_model
     from compress.artifacts.saved import save_pruned
     from compress.surgery import apply_cuts
 

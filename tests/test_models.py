@@ -11,7 +11,7 @@ import torch.nn as nn
 from compress.archs.cifar_resnet import CifarResNet
 from compress.archs.digits import DigitNet
 from compress.errors import ArchError
-from compress.models import ALIASES, canonical_arch, default_preset_for, parse_arch_kwargs, resolve_arch
+from compress.models.arch import ALIASES, canonical_arch, default_preset_for, parse_arch_kwargs, resolve_arch
 
 
 def test_parse_arch_kwargs_types():

@@ -105,7 +105,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
         monkeypatch.setattr(safetensors.torch, "save_file", full)
         extra = ()
     else:
-        import compress.deploy
+        import compress.run.deploy
 
         def full(model, example, path, **_k):
             Path(path).write_bytes(b"half an onnx file")
@@ -113,7 +113,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(compress.deploy, "export_onnx", full)  # where deploy looks it up
+        monkeypatch.setattr(compress.run.deploy, "export_onnx", full)  # where deploy looks it up
         extra = ("--export", "onnx")
     before = fingerprint(tiny_assets)
     code, _, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--no-recover", *extra), capsys)
@@ -192,7 +192,7 @@ def test_prune_says_why_it_kept_stale_batchnorm_statistics(tiny_assets, tmp_path
 # 6. an output pruned from a trusted pickle reloads on its own
 def test_output_of_a_pickled_module_reloads_without_the_pickle(tiny_assets, tmp_path, capsys):
     from compress.archs.digits import digitnet
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     model = digitnet()
     model.load_state_dict(torch.load(tiny_assets / "ckpt.pt"))
@@ -268,7 +268,7 @@ def test_prune_help_states_the_default_target(capsys):
 
 
 def test_padding_warning_suggests_round_to_only_where_it_helps():
-    from compress.deploy import _padding_advice
+    from compress.run.deploy import _padding_advice
     from compress.export.widths import misaligned_widths
 
     assert "--round-to 8" in _padding_advice(3) and "--round-to" not in _padding_advice(8)
@@ -296,12 +296,12 @@ def test_bench_of_unrelated_models_says_so(tiny_assets, tmp_path, capsys):
 
 
 def test_ctrl_c_before_recovery_exits_130_and_writes_nothing(tiny_assets, tmp_path, capsys, monkeypatch):
-    import compress.stages
+    import compress.run.stages
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(compress.stages, "estimate", interrupted)  # where the importance stage looks it up
+    monkeypatch.setattr(compress.run.stages, "estimate", interrupted)  # where the importance stage looks it up
     code, stdout, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--json"), capsys)
     assert code == 130 and "interrupted" in err and json.loads(stdout)["exit_code"] == 130
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)

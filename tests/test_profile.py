@@ -8,7 +8,7 @@ import torch.nn as nn
 import pytest
 
 from compress.errors import UsageError
-from compress.models import resolve_arch
+from compress.models.arch import resolve_arch
 from compress.profile import count_macs, count_params, layer_table, per_layer_macs, profile_macs
 
 

@@ -43,7 +43,7 @@ def test_prune_writes_a_reloadable_folder_with_the_summary_contract(tiny_assets,
     code, stdout, err = run_cli(["inspect", out, "--json"], capsys)
     assert code == 0, err
     assert json.loads(stdout)["macs"] == summary["macs_after"]
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
     loaded = load_model(out)
     assert loaded.pruned and loaded.model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

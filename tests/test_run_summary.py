@@ -8,7 +8,7 @@ import json
 import pytest
 
 from compress.artifacts.summary import Recovery, RunSummary
-from compress.pipeline import QUIET, PruneConfig, run_prune
+from compress.run.pipeline import QUIET, PruneConfig, run_prune
 from compress.plan import PrunePolicy
 
 MODEL = ["checkpoint", "arch", "input_size", "importance", "importance_seconds", "importance_images",

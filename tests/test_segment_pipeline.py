@@ -14,7 +14,7 @@ from tests.cli_helpers import run_cli
 
 @pytest.fixture(scope="module")
 def seg_assets(tmp_path_factory):
-    from compress.demo_seg import make_seg_demo_assets
+    from compress.demo.seg import make_seg_demo_assets
 
     return make_seg_demo_assets(tmp_path_factory.mktemp("seg"), train_seconds=4, n_calib=160, n_eval=24)
 

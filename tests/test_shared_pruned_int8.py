@@ -21,7 +21,7 @@ def test_pruned_resnet20_int8_within_one_point(tmp_path):
     from compress.calibrate.preprocess import Preprocess
     from compress.calibrate.readers import TensorCalibrationReader
     from compress.importance import ImportanceConfig, estimate, unit_scores
-    from compress.loading import load_model
+    from compress.models.loading import load_model
     from compress.plan import PrunePolicy, select
     from compress.surgery import apply_cuts
     from compress.export.onnx import export_onnx

@@ -3,7 +3,7 @@
 A folder holding ``compress.json`` (the original model's spec plus the cut record) and
 ``model.safetensors`` (the pruned weights). Loading rebuilds the original architecture from
 code, replays the cuts (``compress.surgery``) and loads the weights strictly; this module owns the
-format (writing, reading the record and the weights), ``compress.loading.load_saved`` the rebuilding.
+format (writing, reading the record and the weights), ``compress.models.loading.load_saved`` the rebuilding.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def read_record(folder: str | Path) -> dict[str, Any]:
 
 
 def load_weights_into(model: nn.Module, folder: str | Path) -> int:
-    """Load the folder's weights strictly into ``model`` (rebuilt by ``compress.loading`` from the
+    """Load the folder's weights strictly into ``model`` (rebuilt by ``compress.models.loading`` from the
     record); return the size in bytes of the weights and the record."""
     from safetensors.torch import load_file
 

@@ -61,9 +61,9 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
                  inputs={**{k: v for k, v in models.items() if v and not (Path(v) / RECORD).is_file()},
                          "--eval": eval_dir, "--calib": calib})
     from compress.util.atomic import writing
-    from compress.bench_sides import load_sides
+    from compress.run.bench_sides import load_sides
     from compress.cli import output
-    from compress.deploy import benchmark
+    from compress.run.deploy import benchmark
     from compress.devices import resolve_device
 
     from compress.export.runtimes import get

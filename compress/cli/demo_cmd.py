@@ -4,7 +4,7 @@ Makes (or reuses) a small trained checkpoint and image folders from the handwrit
 scikit-learn ships, then runs ``compress prune`` on them with recovery, export and the
 benchmark report — the same code path a user's checkpoint takes. Then the same for segmentation
 (``--segment``, on by default): a small encoder-decoder trained here on scenes of those digits
-(``compress.demo_seg``), pruned with the prune command's own default recovery and measured in mIoU.
+(``compress.demo.seg``), pruned with the prune command's own default recovery and measured in mIoU.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, 
     check_output(root, replaces=False, markers=DEMO_FOLDERS)
     from compress.cli import output
     from compress.cli.main import cli
-    from compress.demo_assets import make_demo_assets
+    from compress.demo.assets import make_demo_assets
 
     output.info(f"demo: preparing the embedded default in {root}/assets (scikit-learn digits, trained here)")
     assets = make_demo_assets(root / "assets", seed=seed)
@@ -69,7 +69,7 @@ def _segment(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> 
     """The segmentation half: the trained SegDigitNet, pruned with prune's default recovery."""
     from compress.cli import output
     from compress.cli.main import cli
-    from compress.demo_seg import make_seg_demo_assets
+    from compress.demo.seg import make_seg_demo_assets
 
     output.info(f"demo: preparing the embedded segmenter in {root}/seg-assets (digit scenes, trained here)")
     assets = make_seg_demo_assets(root / "seg-assets", seed=seed)

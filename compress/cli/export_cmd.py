@@ -38,11 +38,11 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
                                              arch=model_params.get("arch")))
     from compress.util.atomic import writing
     from compress.cli import output
-    from compress.deploy import export_formats
+    from compress.run.deploy import export_formats
     from compress.errors import UsageError
-    from compress.loading import load_model
+    from compress.models.loading import load_model
 
-    from compress.deploy import require_runtimes
+    from compress.run.deploy import require_runtimes
 
     require_runtimes(formats)  # a missing extra: one line, exit 5, before loading anything
     loaded = load_model(model_path, on_note=output.info, **load_kwargs(model_params))
@@ -69,7 +69,7 @@ def _images(calib, loaded):
     if not calib or not Path(calib).is_dir():
         return None
     from compress.calibrate import ImageDataset, preload, scan_folder
-    from compress.deploy import CALIBRATION_IMAGES
+    from compress.run.deploy import CALIBRATION_IMAGES
 
     paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths
     return preload(ImageDataset(paths, loaded.preprocess()))

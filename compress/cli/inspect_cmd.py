@@ -22,7 +22,7 @@ def inspect(checkpoint: str, layers: bool, as_json: bool, **params: Any) -> None
     CHECKPOINT is a checkpoint file (torch.save state_dict or whole model, .pt2, .safetensors)
     or a folder written by `compress prune`.
     """
-    from compress.loading import is_saved_folder, load_model
+    from compress.models.loading import is_saved_folder, load_model
     from compress.profile import count_params, profile_macs
 
     notes: list[str] = []

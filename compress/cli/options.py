@@ -1,7 +1,7 @@
 """Reusable Click options: which model to load, how its inputs are prepared, JSON output.
 
 Commands stack the decorators and turn the parsed values into keyword arguments with
-:func:`load_kwargs` (for :func:`compress.loading.load_model`) and :func:`preprocess_kwargs`
+:func:`load_kwargs` (for :func:`compress.models.loading.load_model`) and :func:`preprocess_kwargs`
 (for :func:`calibrate.preprocess.resolve_preprocess`).
 """
 
@@ -50,7 +50,7 @@ json_option = click.option("--json", "as_json", is_flag=True, default=False,
 
 def load_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """``load_model`` keyword arguments from parsed model + preprocessing options."""
-    from compress.models import parse_arch_kwargs
+    from compress.models.arch import parse_arch_kwargs
 
     out: dict[str, Any] = {
         "arch": params.get("arch"),

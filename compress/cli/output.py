@@ -64,7 +64,7 @@ def warn(message: str) -> None:
 
 
 class Terminal:
-    """The pipeline's ``Reporter`` (``compress.pipeline.Reporter``) on a terminal."""
+    """The pipeline's ``Reporter`` (``compress.run.pipeline.Reporter``) on a terminal."""
 
     info = staticmethod(info)
     warn = staticmethod(warn)

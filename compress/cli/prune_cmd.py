@@ -105,7 +105,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
-    from compress.pipeline import PruneConfig, run_prune
+    from compress.run.pipeline import PruneConfig, run_prune
     from compress.plan import PrunePolicy
 
     from compress.errors import UsageError
@@ -119,7 +119,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
         get(backend).require()  # before any work: one line naming the extra to install
     if formats:
-        from compress.deploy import require_runtimes
+        from compress.run.deploy import require_runtimes
 
         require_runtimes(formats)
     if ratio is None and target_macs is None and target_ms is None and target_speedup is None:

@@ -56,9 +56,9 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     from compress.devices import resolve_device
     from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
-    from compress.pipeline import PruneConfig
+    from compress.run.pipeline import PruneConfig
     from compress.plan import PrunePolicy
-    from compress.sweep import run_sweep
+    from compress.run.sweep import run_sweep
 
     device = str(resolve_device(device))
     base = PruneConfig(checkpoint=checkpoint, calib=calib, policy=PrunePolicy(ratio=ratios[0], round_to=round_to),

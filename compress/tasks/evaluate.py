@@ -1,7 +1,7 @@
 """Task metrics over whole image sets: the labelled metric of one model, and two models compared.
 
-Shared by ``compress prune --eval`` (``compress.stages.accuracy``) and ``compress bench``
-(``compress.bench_sides``): one forward pass per batch, figures accumulated by the task's meters.
+Shared by ``compress prune --eval`` (``compress.run.stages.accuracy``) and ``compress bench``
+(``compress.run.bench_sides``): one forward pass per batch, figures accumulated by the task's meters.
 """
 
 from __future__ import annotations

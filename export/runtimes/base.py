@@ -8,7 +8,7 @@ A runtime is one subclass of :class:`Runtime`. The callers:
   batches) after :meth:`Runtime.import_runtime`;
 * ``export.layer_timing`` (latency tables): :meth:`Runtime.from_onnx` for runtimes that take ONNX
   (a one-layer ONNX model or the network's), :meth:`Runtime.describe` for the table's cache key;
-* ``compress.deploy`` (``compress export``): :meth:`Runtime.export` writes and verifies the
+* ``compress.run.deploy`` (``compress export``): :meth:`Runtime.export` writes and verifies the
   runtime's own files (e.g. OpenVINO IR, ExecuTorch ``.pte``) next to ``model.onnx``.
 """
 

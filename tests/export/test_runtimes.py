@@ -57,7 +57,7 @@ def test_commands_without_the_extra_say_which_to_install(args, tiny_assets, tmp_
 @pytest.fixture(scope="module")
 def ov_export(tmp_path_factory, images):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'compress[openvino]')")
-    from compress.deploy import export_formats
+    from compress.run.deploy import export_formats
 
     folder = tmp_path_factory.mktemp("ov")
     model = tiny(0)
@@ -132,7 +132,7 @@ def test_latency_table_times_layers_on_openvino():
 # ---------------------------------------------------------------- ExecuTorch
 def test_executorch_pte_fp32_and_int8_are_verified(tmp_path, images):
     pytest.importorskip("executorch", reason="ExecuTorch is not installed (pip install 'compress[executorch]')")
-    from compress.deploy import export_formats
+    from compress.run.deploy import export_formats
 
     model = tiny(0)
     record = export_formats(model, tmp_path, ("onnx", "executorch", "executorch-int8"), images,

@@ -1,8 +1,8 @@
 """The pipeline's stages, one function each, all of one shape: ``stage(run: RunContext) -> None``.
 
-A stage reads what the stages before it left in ``run`` (``compress.context.RunContext``) and fills
+A stage reads what the stages before it left in ``run`` (``compress.run.context.RunContext``) and fills
 its own fields; one that does not apply to this run (``accuracy`` without ``--eval``, ``recover``
-with ``--no-recover``...) returns without doing anything. ``compress.pipeline.run_prune`` runs them
+with ``--no-recover``...) returns without doing anything. ``compress.run.pipeline.run_prune`` runs them
 in order; the write stages (``save``, ``export``, ``bench``, ``write_summary``) write into
 ``run.folder``.
 """
@@ -24,8 +24,8 @@ from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 from compress.calibrate import read_labels_csv
 from compress.calibration import load_calibration
 from compress.checks import check_label_classes
-from compress.context import RunContext
-from compress.deploy import bench_pair, export_all
+from compress.run.context import RunContext
+from compress.run.deploy import bench_pair, export_all
 from compress.devices import resolve_device
 from compress.distill import agreement, distill
 from compress.errors import PruneError, RecoveryError, UsageError
@@ -35,7 +35,7 @@ from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
 from compress.importance import estimate, unit_scores
 from compress.latency.stage import latency_plan
-from compress.loading import load_model
+from compress.models.loading import load_model
 from compress.plan import select
 from compress.profile import count_macs, count_params
 from compress.artifacts.saved import save_pruned
@@ -321,13 +321,13 @@ def _config_dict(config) -> dict:
 
 
 def export(run: RunContext) -> None:
-    """``--export``: the formats asked for (``compress.deploy.export_all``)."""
+    """``--export``: the formats asked for (``compress.run.deploy.export_all``)."""
     if run.config.export:
         run.summary.export = export_all(run.folder, run.student, run.data, run.config, run.say)
 
 
 def bench(run: RunContext) -> None:
-    """``--bench``: original against compressed (``compress.deploy.bench_pair``)."""
+    """``--bench``: original against compressed (``compress.run.deploy.bench_pair``)."""
     if run.config.bench:
         run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, run.config, run.say)
 

@@ -1,6 +1,6 @@
 """The only place the stages are strung together: load -> calibrate -> graph -> importance ->
 plan -> surgery (proved) -> recover -> save -> export -> bench. Every stage is one call of the same
-shape, ``stage(run)`` on the run's :class:`~compress.context.RunContext`; the CLI only parses options
+shape, ``stage(run)`` on the run's :class:`~compress.run.context.RunContext`; the CLI only parses options
 into a :class:`PruneConfig`."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from compress import distributed, stages
+from compress import distributed
+from compress.run import stages
 from compress.artifacts.outputs import check_output, default_out, input_paths
 from compress.artifacts.summary import RunSummary
-from compress.context import QUIET, STDERR, Lines, PruneConfig, Reporter, RunContext
+from compress.run.context import QUIET, STDERR, Lines, PruneConfig, Reporter, RunContext
 from compress.devices import resolve_device
 from compress.distill import amp_dtype
 from compress.util.atomic import atomic_dir

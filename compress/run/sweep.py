@@ -1,6 +1,6 @@
 """Prune at several ratios and measure each: the table a user needs to pick a ratio.
 
-``compress sweep`` parses options into a base :class:`~compress.pipeline.PruneConfig` and calls
+``compress sweep`` parses options into a base :class:`~compress.run.pipeline.PruneConfig` and calls
 :func:`run_sweep`; notebooks can call it the same way.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from compress import artifacts
-from compress.deploy import Side, benchmark
+from compress.run.deploy import Side, benchmark
 from compress.export.report import sweep_plot
-from compress.loading import load_model
+from compress.models.loading import load_model
 from compress.artifacts.outputs import check_output, input_paths
-from compress.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
+from compress.run.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
 from compress.tasks import Task, get_task
 from compress.util.atomic import write_text
 

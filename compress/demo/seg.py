@@ -6,7 +6,7 @@ position, colours, mild noise), the second drawn over the first; its mask gives 
 only ever appear in the labelled ``eval/`` scenes (``images/`` + ``masks/``), the others in the unlabeled
 ``calib/`` scenes and in training, which renders fresh scenes every epoch for a fixed number of steps
 (deterministic for ``(seed, train_seconds)``). ``demo.json`` is written last: its presence means complete.
-Run as ``python -m compress.demo_seg OUT_DIR``.
+Run as ``python -m compress.demo.seg OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from compress.util.atomic import atomic_dir, atomic_path, write_text
-from compress.demo_assets import EVAL_FRACTION, save_png, stratified_split, to_tensor_batch
+from compress.demo.assets import EVAL_FRACTION, save_png, stratified_split, to_tensor_batch
 
 ARCH = "compress.archs.segdigits:segdigitnet"
 FORMAT = 1
@@ -186,7 +186,7 @@ def _assets(out: Path, meta: dict[str, Any]) -> SegDemoAssets:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) not in (1, 2):
-        print("usage: python -m compress.demo_seg OUT_DIR [TRAIN_SECONDS]", file=sys.stderr)
+        print("usage: python -m compress.demo.seg OUT_DIR [TRAIN_SECONDS]", file=sys.stderr)
         return 2
     assets = make_seg_demo_assets(argv[0], **({"train_seconds": float(argv[1])} if len(argv) == 2 else {}))
     print(f"segmentation demo in {argv[0]}: checkpoint {assets.checkpoint}, arch {assets.arch}, "

@@ -25,7 +25,7 @@ from compress.export.runtimes import get
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, torch_logits, verify_onnx
 from compress.export.widths import misaligned_widths
-from compress.loading import load_for_bench
+from compress.models.loading import load_for_bench
 from compress.profile import count_macs
 from compress.spec import ModelSpec
 from compress.tasks import get_task
@@ -139,7 +139,7 @@ class Side:
 
     name: str
     module: nn.Module
-    loader_arg: str  # a compress folder, or a spec.json, for compress.loading.load_for_bench
+    loader_arg: str  # a compress folder, or a spec.json, for compress.models.loading.load_for_bench
     sizes: dict[str, int] = field(default_factory=dict)
     onnx: Path | None = None
     int8: Path | None = None

@@ -1,7 +1,7 @@
 """What one run of ``compress prune`` is given and what it has made so far.
 
 :class:`PruneConfig` is what the user asked for (the CLI and the API build it); :class:`RunContext`
-carries it through the stages. Every stage of ``compress.stages`` has the same shape,
+carries it through the stages. Every stage of ``compress.run.stages`` has the same shape,
 ``stage(run: RunContext) -> None``: it reads what earlier stages left in ``run`` and fills its own
 fields. :class:`Reporter` is where the words go; the CLI implements it, the core never imports the CLI.
 """
@@ -32,7 +32,7 @@ class PruneConfig:
     calib: str
     policy: PrunePolicy
     out: str | None = None
-    load: dict[str, Any] = field(default_factory=dict)  # compress.loading.load_model keyword arguments
+    load: dict[str, Any] = field(default_factory=dict)  # compress.models.loading.load_model keyword arguments
     importance: ImportanceConfig = ImportanceConfig()
     latency: LatencyConfig = LatencyConfig()  # used with a latency target only
     recover: bool = True

@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 
 from compress.calibrate.preprocess import PRESETS, Preprocess, resolve_preprocess
-from compress.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
+from compress.models.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
 from compress.errors import CheckpointError, UsageError
-from compress.models import canonical_arch, default_preset_for, resolve_arch
+from compress.models.arch import canonical_arch, default_preset_for, resolve_arch
 from compress.artifacts.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
 from compress.surgery import apply_cuts

@@ -8,7 +8,7 @@ fresh random renderings every epoch) for a fixed number of steps sized to about
 ``train_seconds`` on a 2-core CPU. ``demo.json`` is written last: its presence means complete.
 
 Deterministic for ``(seed, train_seconds)``: the step count does not depend on the clock.
-Run as ``python -m compress.demo_assets OUT_DIR``.
+Run as ``python -m compress.demo.assets OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def _assets(out: Path, meta: dict[str, Any]) -> DemoAssets:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m compress.demo_assets OUT_DIR", file=sys.stderr)
+        print("usage: python -m compress.demo.assets OUT_DIR", file=sys.stderr)
         return 2
     assets = make_demo_assets(argv[0])
     print(

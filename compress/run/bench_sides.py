@@ -9,9 +9,9 @@ import torch
 
 from compress import artifacts
 from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
-from compress.deploy import Side, found_artifacts, spec_file
+from compress.run.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
-from compress.loading import load_from_spec, load_model
+from compress.models.loading import load_from_spec, load_model
 from compress.spec import LoadedModel
 from compress.tasks import task_of
 from compress.tasks.evaluate import compare_models, labelled_pairs
@@ -81,7 +81,7 @@ def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
 
 def _kept(sides: list[Side], batches, limit: int = CHECK_IMAGES):
     """Pass ``batches`` through, keeping the first ``limit`` images (and labels) on both sides as ``check``:
-    every runtime's file is run on them for its own top-1 and agreement (``compress.deploy.row_figures``)."""
+    every runtime's file is run on them for its own top-1 and agreement (``compress.run.deploy.row_figures``)."""
     xs, ys = [], []
     for x, y in batches:
         if sum(len(part) for part in xs) < limit:

@@ -1,0 +1,1 @@
+"""Models in: loading any checkpoint (``loading``), its file formats (``checkpoint``), ``--arch`` (``arch``)."""
