@@ -178,6 +178,25 @@ def undisturbed_stats(samples: Mapping[str, Sequence[float]], switched: Mapping[
     return out
 
 
+def preemption_notes(rows: Sequence[dict]) -> list[str]:
+    """The bench report's note when other processes preempted timed calls (rows' ``latency_ms`` dicts)."""
+    hit = [r for r in rows if (r.get("latency_ms") or {}).get("preempted")]
+    if not hit:
+        return []
+    kept = [r for r in hit if r["latency_ms"].get("kept") != r["latency_ms"].get("iters")]
+    shares = [r["latency_ms"]["preempted"] for r in hit]
+    line = (f"other processes preempted {min(shares):.0%}-{max(shares):.0%} of the timed calls in {len(hit)} of "
+            f"{len(rows)} rows: ")
+    if kept:
+        line += (f"{len(kept)} rows' latencies are over the calls not preempted (the median of all calls, "
+                 "p50_all in the JSON, measures the wait for a core, not the model)")
+    else:
+        line += "too few calls were undisturbed, so the latencies include the waits; rerun on a quieter machine"
+    if kept and len(kept) < len(hit):
+        line += f"; {len(hit) - len(kept)} rows (too few undisturbed calls) include the waits"
+    return [line]
+
+
 def involuntary_switches() -> int:
     """Involuntary context switches of this process so far, all threads (0 where the OS does not say)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw if resource is not None else 0

@@ -111,3 +111,17 @@ def test_min_seconds_extends_until_enough_undisturbed_calls():
     runners, clock, switches = _preempting_runners({"x": "pppppppp.."})
     stats = time_interleaved(runners, warmup=0, iters=10, min_seconds=0.001, clock=clock, switches=switches)
     assert stats["x"].kept >= MIN_KEPT_TARGET and stats["x"].p50 == pytest.approx(1.0)
+
+
+def test_preemption_notes():
+    from compress.export.latency import preemption_notes
+
+    quiet = {"latency_ms": {"preempted": 0.0, "kept": 50, "iters": 50}}
+    assert preemption_notes([quiet, quiet]) == []
+    filtered = {"latency_ms": {"preempted": 0.72, "kept": 14, "iters": 50}}
+    waits = {"latency_ms": {"preempted": 1.0, "kept": 50, "iters": 50}}
+    (line,) = preemption_notes([quiet, filtered, waits])
+    assert "100% of the timed calls in 2 of 3 rows" in line and "72%" in line
+    assert "1 rows' latencies are over the calls not preempted" in line and "1 rows (too few" in line
+    (line,) = preemption_notes([waits])
+    assert "include the waits; rerun" in line
