@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from compress.export.cpu_load import BUSY, cpu_model, others_busy
 from compress.export.errors import ExportError
-from compress.export.latency import passive_omp, time_interleaved
+from compress.export.latency import passive_omp, preemption_notes, time_interleaved
 from compress.export.memory import peak_rss_subprocess
 from compress.export.runtimes import get as get_runtime
 from compress.export.sizes import artifact_size
@@ -162,6 +162,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
         notes.append(f"torch timed with {threads} spinning OpenMP threads while other processes kept {busy:.0%} of "
                      "the CPUs busy: its latency can be inflated many times; rerun on an idle machine or with "
                      "OMP_WAIT_POLICY=PASSIVE set before starting")
+    notes.extend(preemption_notes(rows))
     return {
         "schema": SCHEMA,
         "notes": notes,

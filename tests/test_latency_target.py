@@ -210,6 +210,17 @@ def test_unreachable_target_is_said_not_missed_silently(tmp_path):
     assert record["measured_ms"] > record["target_ms"]
 
 
+def test_a_floor_that_meets_the_target_within_tolerance_is_not_called_unreachable(tmp_path):
+    # the narrowest allowed network measures 3 % over the target: within the 5 % tolerance, so the target is met
+    model, groups = _setup(prune_stem=False)
+    _, floor = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer(), target_speedup=None,
+                     target_latency_ms=0.5)
+    plan, record = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer(), target_speedup=None,
+                         target_latency_ms=floor["measured_ms"] / 1.03)
+    assert record["measured_ms"] == pytest.approx(floor["measured_ms"])
+    assert not plan.limited_by_caps and not any("not reachable" in n for n in plan.notes)
+
+
 def test_latency_options_are_checked():
     assert parse_latency("2.5ms") == 2.5 and parse_latency("800us") == pytest.approx(0.8)
     assert parse_latency("0.01s") == pytest.approx(10.0) and parse_latency("3") == 3.0

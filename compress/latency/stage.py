@@ -127,7 +127,7 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
     plan = plan_for_units(groups, sel.removed)
     plan.max_layer_ratio = cap
     plan.importance_kept = kept = importance_kept(groups, scores, sel.removed)
-    if not sel.reached:
+    if not sel.reached and measured > target * (1 + latency.tolerance):  # the model's floor, if met, limited nothing
         plan.limited_by_caps = True
         plan.notes.append(f"latency target {target:.3f} ms not reachable under the layer caps (up to {cap:.0%} "
                           f"per layer): the narrowest allowed network is predicted at {sel.predicted_ms:.3f} ms "

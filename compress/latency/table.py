@@ -18,7 +18,8 @@ from typing import Callable
 
 from compress.util.atomic import write_text
 
-VERSION = 3  # 2: in-context width probes (compress.latency.probe); 3: network points keep their widths
+VERSION = 4  # 2: in-context width probes (compress.latency.probe); 3: network points keep their widths;
+# 4: timings set preempted calls aside (export.latency)
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

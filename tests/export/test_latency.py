@@ -65,3 +65,63 @@ def test_real_runners(tiny_onnx, tiny_model, images):
     stats = time_interleaved(runners, warmup=2, iters=10, batch=4, threads=1)
     for s in stats.values():
         assert 0 < s.min <= s.p50 <= s.p90 <= s.p99 and math.isfinite(s.throughput) and s.throughput > 0
+
+
+def _preempting_runners(pattern: dict[str, str]):
+    """Runners on a fake clock (1 ms per call) and a fake switch counter: in ``pattern[name]`` (cycled), 'p' marks a
+    call that is preempted (the counter moves and the call waits 10 ms more), '.' an undisturbed one."""
+    state = {"ns": 0, "switches": 0, "calls": {n: 0 for n in pattern}}
+
+    def make(name):
+        def run():
+            i = state["calls"][name]
+            state["calls"][name] += 1
+            state["ns"] += 1_000_000
+            if pattern[name][i % len(pattern[name])] == "p":
+                state["switches"] += 1
+                state["ns"] += 10_000_000
+        return run
+
+    return {n: make(n) for n in pattern}, (lambda: state["ns"]), (lambda: state["switches"])
+
+
+def test_preempted_calls_are_set_aside():
+    # "long" is preempted in 3 of 4 calls: the median of all its calls is the wait, not the model
+    runners, clock, switches = _preempting_runners({"long": "ppp.", "short": "p..."})
+    stats = time_interleaved(runners, warmup=0, iters=40, clock=clock, switches=switches)
+    long, short = stats["long"], stats["short"]
+    assert long.p50_all == pytest.approx(11.0) and short.p50_all == pytest.approx(1.0)
+    assert long.p50 == pytest.approx(1.0) and long.p90 == pytest.approx(1.0) and short.p50 == pytest.approx(1.0)
+    assert long.preempted == pytest.approx(0.75) and short.preempted == pytest.approx(0.25)
+    assert (long.iters, long.kept, short.kept) == (40, 10, 30)
+
+
+def test_all_calls_kept_when_one_runner_has_too_few_undisturbed():
+    # "busy" keeps 1 call in 40 (under MIN_KEPT_SHARE): both runners' figures are then over all calls alike
+    runners, clock, switches = _preempting_runners({"busy": "p" * 39 + ".", "calm": "."})
+    stats = time_interleaved(runners, warmup=0, iters=40, clock=clock, switches=switches)
+    assert stats["busy"].kept == 40 and stats["calm"].kept == 40
+    assert stats["busy"].p50 == pytest.approx(11.0) and stats["busy"].preempted == pytest.approx(0.975)
+
+
+def test_min_seconds_extends_until_enough_undisturbed_calls():
+    # 2 calls in 10 undisturbed: after iters and min_seconds the rounds go on until MIN_KEPT_TARGET of them
+    from compress.export.latency import MIN_KEPT_TARGET
+
+    runners, clock, switches = _preempting_runners({"x": "pppppppp.."})
+    stats = time_interleaved(runners, warmup=0, iters=10, min_seconds=0.001, clock=clock, switches=switches)
+    assert stats["x"].kept >= MIN_KEPT_TARGET and stats["x"].p50 == pytest.approx(1.0)
+
+
+def test_preemption_notes():
+    from compress.export.latency import preemption_notes
+
+    quiet = {"latency_ms": {"preempted": 0.0, "kept": 50, "iters": 50}}
+    assert preemption_notes([quiet, quiet]) == []
+    filtered = {"latency_ms": {"preempted": 0.72, "kept": 14, "iters": 50}}
+    waits = {"latency_ms": {"preempted": 1.0, "kept": 50, "iters": 50}}
+    (line,) = preemption_notes([quiet, filtered, waits])
+    assert "100% of the timed calls in 2 of 3 rows" in line and "72%" in line
+    assert "1 rows' latencies are over the calls not preempted" in line and "1 rows (too few" in line
+    (line,) = preemption_notes([waits])
+    assert "include the waits; rerun" in line
