@@ -257,3 +257,16 @@ def test_swin_v2_window_attention_stays_protected():
     graph = analyze(trace(model, torch.randn(2, 3, 32, 32)))
     assert ("features.1.0.attn", "heads") not in graph.slots  # cosine attention: not handled, not guessed
     assert any("shifted_window_attention" in p.op for p in graph.unknown_ops)  # and reported
+
+
+def test_digitvit_heads_and_mlp_are_prunable():
+    """The small ViT benchmarks/vit_recovery.py trains: heads, head widths and MLP widths are all
+    prunable structures (its embedding width is protected by its LayerNorms and attention)."""
+    from compress.archs.digitvit import digitvit
+    from compress.graph.groups import structure_of
+
+    torch.manual_seed(0)
+    groups = build_groups(analyze(trace(digitvit(layers=1).eval(), torch.randn(2, 3, 32, 32))))
+    kinds = {structure_of(groups, r) for r in groups.prunable_units}
+    assert kinds == {"heads", "head_dim", "channels"}
+    assert ("encoder.layers.encoder_layer_0.mlp.0", "out") in groups.graph.slots
