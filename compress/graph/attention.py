@@ -11,10 +11,13 @@ as the original's (the fused kernel, which would rescale by the new head width, 
 Handled: timm's ``Attention`` (timm.layers.attention: ViT, DeiT...), timm's Swin
 ``WindowAttention`` (bias table per head) and ``nn.MultiheadAttention``
 self-attention with packed projections (torchvision's ViT), which becomes
-:class:`PrunedMultiheadAttention` once cut. Any other attention stays protected and reported.
+:class:`PrunedMultiheadAttention` once cut; torchvision's Swin and MaxViT window attentions are in
+``attention_tv``. Any other attention stays protected and reported.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -22,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compress.errors import PruneError
+from compress.graph import attention_tv
 from compress.graph.rules import MIX_REASON, Value, _lose
 from compress.graph.slicing import keep_index, set_param
 
@@ -34,6 +38,15 @@ class _Timm:
 
     def weights(self, m):
         return m.qkv.weight, m.qkv.bias, m.proj
+
+    def packed(self, m):
+        """(module, weight name, bias name) of the packed q/k/v rows."""
+        return m.qkv, "weight", "bias"
+
+    def extent(self, m, shape, batch: int) -> tuple[int, int]:
+        """(tokens per sample, tokens each token attends to) for an output of ``shape``."""
+        window = math.prod(shape[1:-1]) if len(shape) > 2 else 1
+        return math.prod(shape[:-1]) // max(batch, 1), window
 
     def unsupported(self, m, node, args, kwargs) -> str:
         if getattr(m, "gate", None) is not None:
@@ -72,6 +85,11 @@ class _TorchMHA:
 
     def weights(self, m):
         return m.in_proj_weight, m.in_proj_bias, m.out_proj
+
+    def packed(self, m):
+        return m, "in_proj_weight", "in_proj_bias"
+
+    extent = _Timm.extent
 
     def unsupported(self, m, node, args, kwargs) -> str:
         q = node.args[0] if node.args else None
@@ -154,7 +172,7 @@ def _handler(module: nn.Module):
         return _TimmWindow()
     if type(module) in (nn.MultiheadAttention, PrunedMultiheadAttention):
         return _TorchMHA()
-    return None
+    return attention_tv.handler(module)
 
 
 def handles(module: nn.Module) -> bool:
@@ -186,8 +204,7 @@ def attention(an, node, rule, args, kwargs, module):
         an.freeze(dims, node, why.removeprefix("head_dim:"))
     elif why:
         an.freeze(np.concatenate([heads, dims]), node, why)
-    window = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1  # tokens attending to each other
-    tokens = int(np.prod(out_shape[:-1])) // max(an.traced.example_shape[0], 1)  # per sample (all windows)
+    tokens, window = handler.extent(module, out_shape, an.traced.example_shape[0])
     an.attention_call(name, tokens, window, (in_name, "in"), (out_name, "out"))
     both = np.stack([np.repeat(heads, d), np.tile(dims, h)])  # channel h*d+j: head h, dim j
     probe = handler.probe(name)
@@ -237,8 +254,7 @@ def cut(name: str, module: nn.Module, roles: dict[str, dict]) -> None:
     rows = _rows(h, d, heads, dims)
     cols = torch.as_tensor([i * d + j for i in heads for j in dims], dtype=torch.long)
     w, b, proj = handler.weights(module)
-    owner, wname, bname = (module.qkv, "weight", "bias") if isinstance(handler, _Timm) else \
-        (module, "in_proj_weight", "in_proj_bias")
+    owner, wname, bname = handler.packed(module)
     set_param(owner, wname, w[rows])
     if b is not None:
         set_param(owner, bname, b[rows])

@@ -376,7 +376,8 @@ def permute(an, node, rule, args, kwargs, module=None):
 
 def transpose(an, node, rule, args, kwargs, module=None):
     x = args[0]
-    d0, d1 = (_norm_dim(d, len(x.shape)) for d in (_arg(args, kwargs, 1, "dim0"), _arg(args, kwargs, 2, "dim1")))
+    dims = (_arg(args, kwargs, 1, "dim0", kwargs.get("axis0")), _arg(args, kwargs, 2, "dim1", kwargs.get("axis1")))
+    d0, d1 = (_norm_dim(d, len(x.shape)) for d in dims)  # swapaxes names them axis0/axis1
     if not x.tracked:
         return an.untracked(node, x.why)
     axis = d1 if x.axis == d0 else d0 if x.axis == d1 else x.axis

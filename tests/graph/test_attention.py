@@ -188,3 +188,85 @@ def test_layernorm_opt_in_refuses_no_recover(tmp_path, capsys):
     code, _, err = run_cli(["prune", tmp_path / "ckpt.pt", "--calib", tmp_path / "imgs", "--prune-layernorm", "--no-recover",
                             "-o", tmp_path / "out"], capsys)
     assert code == 2 and "needs recovery" in err and not (tmp_path / "out").exists()
+
+
+def _torchvision_window_models():
+    from torchvision.models.maxvit import MaxVit
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    swin = SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2], num_heads=[3], window_size=[3, 3],
+                           num_classes=5).eval()  # 8x8 tokens: padded to 9x9 windows, the second block shifted
+    maxvit = MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[16], block_layers=[1],
+                    head_dim=4, stochastic_depth_prob=0.0, num_classes=5).eval()
+    return {"swin": (swin, "features.1.1.attn", 3, 8, "num_heads"),
+            "maxvit": (maxvit, "blocks.0.layers.0.layers.grid_attention.attn_layer.1", 4, 4, "n_heads")}
+
+
+@pytest.mark.parametrize("kind", ["swin", "maxvit"])
+@pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (1, 2)])
+def test_torchvision_window_attention_heads_and_bias_table(kind, heads, dims):
+    """torchvision Swin (shifted_window_attention) and MaxViT relative attention: heads and head
+    width cut, bias table sliced per head, attributes rewritten, original scale, reload and ONNX."""
+    model, name, h, d, attr = _torchvision_window_models()[kind]
+    x = torch.randn(2, 3, 32, 32)
+    graph = analyze(trace(model, x))
+    apply_policy(graph)
+    groups = build_groups(graph)
+    assert not graph.unknown_ops
+    removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+        assert not torch.allclose(model(x), pruned(x), atol=1e-5)  # the proof can fail: the cut changes outputs
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    attn = pruned.get_submodule(name)
+    assert getattr(attn, attr) == h - heads and attn.head_dim == d - dims
+    assert attn.relative_position_bias_table.shape[1] == h - heads
+    assert plan.macs_after == count_macs(pruned, (3, 32, 32)) < plan.macs_before
+    rebuilt = apply_cuts(_torchvision_window_models()[kind][0], plan.cuts)  # what reloading a saved model does
+    rebuilt.load_state_dict(pruned.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), pruned(x))
+    again = analyze(trace(pruned, x))  # a pruned model is still understood (prune it again)
+    assert (name, "heads") in again.slots and not again.unknown_ops
+
+
+def test_torchvision_window_attention_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX parity of the pruned window attention")
+    from compress.export.onnx import export_onnx
+    from compress.export.verify import verify_onnx
+
+    for kind, (model, name, _, _, _) in _torchvision_window_models().items():
+        x = torch.randn(1, 3, 32, 32)
+        groups = build_groups(analyze(trace(model, x)))
+        plan = plan_for_units(groups, _units(groups, name, "heads")[:1] + _units(groups, name, "head_dim")[:1])
+        pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+        export_onnx(pruned, x, tmp_path / f"{kind}.onnx")
+        assert verify_onnx(tmp_path / f"{kind}.onnx", pruned, x).max_abs_diff < 1e-4
+
+
+def test_swin_v2_window_attention_stays_protected():
+    from torchvision.models.swin_transformer import SwinTransformer, SwinTransformerBlockV2, PatchMergingV2
+
+    torch.manual_seed(0)
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2], num_heads=[3], window_size=[4, 4],
+                            num_classes=5, block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2).eval()
+    graph = analyze(trace(model, torch.randn(2, 3, 32, 32)))
+    assert ("features.1.0.attn", "heads") not in graph.slots  # cosine attention: not handled, not guessed
+    assert any("shifted_window_attention" in p.op for p in graph.unknown_ops)  # and reported
+
+
+def test_digitvit_heads_and_mlp_are_prunable():
+    """The small ViT benchmarks/vit_recovery.py trains: heads, head widths and MLP widths are all
+    prunable structures (its embedding width is protected by its LayerNorms and attention)."""
+    from compress.archs.digitvit import digitvit
+    from compress.graph.groups import structure_of
+
+    torch.manual_seed(0)
+    groups = build_groups(analyze(trace(digitvit(layers=1).eval(), torch.randn(2, 3, 32, 32))))
+    kinds = {structure_of(groups, r) for r in groups.prunable_units}
+    assert kinds == {"heads", "head_dim", "channels"}
+    assert ("encoder.layers.encoder_layer_0.mlp.0", "out") in groups.graph.slots
