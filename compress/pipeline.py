@@ -94,6 +94,7 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
     loaded = stages.load(config, say)
     data = stages.calibration(config, loaded, say)
     task = stages.task(config, loaded, data, say)
+    evaluation = stages.evaluation(config, loaded, say, task)  # bad labels fail before the long stages
     groups = stages.graph(loaded, data, config, say)
     scores, importance = stages.importance(loaded, groups, data, config, say, task)
     plan, latency = stages.plan(loaded, groups, scores, config, say)
@@ -102,7 +103,6 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
     summary.update(task=task.name, metric=task.metric)
     if latency is not None:
         summary["latency"] = latency
-    evaluation = stages.evaluation(config, loaded, say, task)
     if evaluation is not None:
         summary.update(stages.accuracy(loaded.model, student, evaluation, config, prefix=("before", "pruned"), task=task))
     if config.recover:

@@ -17,7 +17,12 @@ YOLO's DFL bins). No decoding, anchors or NMS run here: they are outside the raw
 - mAP@0.5 and mAP@0.5:0.95 of the whole student detector (decoding, NMS) against the original's boxes on
   the held-out images, by torchmetrics (``Task.extra_figures``, ``compress.detection.agreement``):
   ``map50_vs_original`` / ``map_vs_original`` in the summary.
-- A labelled metric is not available yet: ``--eval`` is refused for detection.
+- Labelled mAP (``--eval DIR``: boxes in YOLO txt or COCO JSON, read by ``compress.calibrate.boxes``):
+  the whole detector's decoded boxes (``labelled_output``) against the labels, mAP@0.5 as the task's metric
+  (``map50_before`` / ``map50_pruned`` / ``map50_recovered``) and mAP@0.5:0.95 of the original and the model
+  the run writes (``map_before`` / ``map_after``), by torchmetrics. It needs a detector whose decoding
+  compress runs (``raw.detector``: torchvision, Ultralytics, the embedded DetDigitNet); other raw-output
+  models are refused with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from compress.detection.agreement import detections
 from compress.errors import UsageError
 from compress.tasks.base import Meter, Task
 
@@ -105,20 +111,41 @@ class DetectTask(Task):
         return _Agreement(self)
 
     def metric_meter(self) -> Meter:
-        return _NoLabels()
+        return _LabelledMAP()
 
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
-        raise _no_labels()
+        from compress.calibrate.boxes import load_detection
+
+        self._preprocess = preprocess
+        self._evaluation = load_detection(folder, preprocess)
+        return self._evaluation
+
+    def labelled_output(self, model: Any, x: torch.Tensor, output: Any = None) -> Any:
+        if not hasattr(model, "detector"):
+            raise UsageError(f"labelled detection metrics (--eval) need a detector whose decoding compress runs; "
+                             f"{type(model).__name__} returns only raw outputs",
+                             "leave out --eval (the label-free agreement with the original is reported), or use a "
+                             "torchvision, Ultralytics or the embedded detector")
+        pre = self._preprocess
+        return detections(model, x, pre.mean, pre.std)
 
     def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
         """mAP@0.5 and mAP@0.5:0.95 of the whole student detector against the original's boxes
-        (``compress.detection.agreement``; needs torchmetrics and pycocotools, the ``detect`` extra)."""
+        (``compress.detection.agreement``; needs torchmetrics and pycocotools, the ``detect`` extra), and with
+        ``--eval`` the labelled mAP@0.5:0.95 of both (``map_before``, ``map_after``)."""
         if not hasattr(student, "detector") or not hasattr(original, "detector"):
             return {}
         try:
             from compress.detection.agreement import map_vs_original
 
-            return map_vs_original(student, original, images, preprocess.mean, preprocess.std)
+            out = map_vs_original(student, original, images, preprocess.mean, preprocess.std)
+            if getattr(self, "_evaluation", None) is not None:
+                for name, model in (("before", original), ("after", student)):
+                    meter = _LabelledMAP()
+                    for x, y in _pairs(self._evaluation):
+                        meter.update(self.labelled_output(model, x), y)
+                    out[f"map_{name}"] = round(meter.figures()["map"], 5)
+            return out
         except ImportError as err:
             return {"map50_vs_original": None, "map_vs_original": None,
                     "map_note": f"not measured: {err} (pip install 'compress[detect]')"}
@@ -140,19 +167,33 @@ def _top_agreement(s: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
     return (pick(s).argmax(-1) == pick(t).argmax(-1)).float().mean(1)
 
 
-def _no_labels() -> UsageError:
-    return UsageError("labelled detection metrics (--eval) are not supported yet",
-                      "leave out --eval; the label-free agreement with the original is reported")
+def _pairs(evaluation, batch: int = 64):
+    images, targets = evaluation
+    return ((images[i:i + batch], targets[i:i + batch]) for i in range(0, images.shape[0], batch))
 
 
-class _NoLabels(Meter):
-    """The labelled metric's place: created with the others, refused only when labels arrive."""
+class _LabelledMAP(Meter):
+    """Labelled mAP of decoded detections (torchmetrics, COCO protocol): ``value()`` is mAP@0.5."""
 
-    def update(self, output, reference) -> None:
-        raise _no_labels()
+    def __init__(self):
+        self.metric, self.images = None, 0
+
+    def update(self, output, targets) -> None:
+        if self.metric is None:  # created with the first labels: the meter exists for unlabelled runs too
+            from torchmetrics.detection import MeanAveragePrecision
+
+            self.metric = MeanAveragePrecision(iou_type="bbox", backend="pycocotools")
+        self.metric.update(output, list(targets))
+        self.images += len(output)
+
+    def figures(self) -> dict[str, float]:
+        if not self.images:
+            raise ValueError("no images to measure mAP on")
+        result = self.metric.compute()
+        return {"map50": float(result["map_50"]), "map": float(result["map"])}
 
     def value(self) -> float:
-        raise _no_labels()
+        return self.figures()["map50"]
 
 
 class _Agreement(Meter):
