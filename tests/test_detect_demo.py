@@ -83,6 +83,28 @@ def test_prune_detector_labelled_and_label_free_map_export(det_assets, tmp_path,
     assert s["macs_after"] < 0.6 * s["macs_before"]
     onnx = json.loads((out / "export.json").read_text())["onnx"]["verification"]
     assert onnx["passed"]
+    assert "mAP@0.5:0.95 (eval)" not in stdout  # --json: the table is not printed
+    code, stdout, err = run_cli(["bench", out, "--backend", "onnxruntime", "--batch", "1", "--iters", "3", "--warmup", "1",
+                                 "--min-seconds", "0", "--no-memory", "--eval", det_assets.eval_dir], capsys)
+    assert code == 0, err
+    assert "mAP@0.5 on" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"]["task"] == "detect"
+    assert report["models"][0]["top1"] == pytest.approx(s["map50_before"], abs=1e-4)
+    post = report["postprocess"]["compressed"][0]
+    assert post["what"] == "decode + NMS" and post["batch"] == 1 and post["p50_ms"] > 0
+    md = (out / "report.md").read_text()
+    assert "| mAP@0.5 | det. agreement |" in md
+    assert "post-processing (decode + NMS) is not in the timed raw-output network" in md
+
+
+def test_sweep_shows_map_against_the_original(det_assets, tmp_path, capsys):
+    code, stdout, err = run_cli(["sweep", det_assets.checkpoint, "--arch", "detdigits", "--calib", det_assets.calib_dir,
+                                 "--eval", det_assets.eval_dir, "--ratios", "0.3", "--no-recover", "--device", "cpu",
+                                 "-o", tmp_path / "sweep"], capsys)
+    assert code == 0, err
+    header = next(line for line in stdout.splitlines() if "ratio" in line)
+    assert "mAP@0.5" in header and "mAP@0.5 vs original" in header and "top-1" not in stdout
 
 
 def test_bad_label_line_fails_before_any_work(det_assets, tmp_path, capsys):

@@ -57,6 +57,10 @@ class DetDigitNet(nn.Module):
         box = F.relu(self.bbox_reg(F.relu(self.box_tower(f))))
         return {"cls_logits": _per_location(cls, self.num_classes), "bbox_regression": _per_location(box, 4)}
 
+    def postprocess(self, out: dict[str, torch.Tensor], image_size: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+        """Decoding + NMS of raw outputs (:func:`decode`): what ``compress bench`` times apart from the network."""
+        return decode(out, image_size)
+
     @property
     def detector(self) -> "WholeDetector":
         """The whole detector (normalising, this network, :func:`decode`) sharing this network's layers."""

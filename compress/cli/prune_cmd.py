@@ -233,6 +233,8 @@ def _show(result, as_json: bool) -> None:
     if "agreement_train" in s:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s["agreement_train"]),
                      f"{s['agreement_train_images']:,} images, no augmentation"))
+    if "map_before" in s:  # detection with --eval: labelled mAP@0.5:0.95 of the original and the written model
+        rows.append(("mAP@0.5:0.95 (eval)", output.pct(s["map_before"]), output.pct(s["map_after"]), ""))
     if "map50_vs_original" in s:  # detection (compress.tasks.detect)
         rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(s["map50_vs_original"]),
                      f"{output.pct(s['map_vs_original'])} at 0.5:0.95; {s.get('original_boxes', 0)} boxes"))
