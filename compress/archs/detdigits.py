@@ -32,13 +32,13 @@ def _per_location(t: torch.Tensor, columns: int) -> torch.Tensor:
 
 
 class DetDigitNet(nn.Module):
-    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 48):
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 48, backbone: int = 32):
         super().__init__()
         self.num_classes = num_classes
         self.stem = conv_bn(3, 16, stride=2)
-        self.down1 = conv_bn(16, 32, stride=2)
-        self.block1 = ResidualBlock(32)
-        self.neck = conv_bn(32, width)
+        self.down1 = conv_bn(16, backbone, stride=2)
+        self.block1 = ResidualBlock(backbone)
+        self.neck = conv_bn(backbone, width)
         self.block2 = ResidualBlock(width)
         self.cls_tower = conv_bn(width, width)
         self.cls_logits = nn.Conv2d(width, num_classes, 1)
@@ -116,6 +116,6 @@ def decode(out: dict[str, torch.Tensor], image_size: tuple[int, int], score: flo
     return results
 
 
-def detdigitnet(num_classes: int = NUM_CLASSES, width: int = 48) -> DetDigitNet:
+def detdigitnet(num_classes: int = NUM_CLASSES, width: int = 48, backbone: int = 32) -> DetDigitNet:
     """The detection demo network (about 0.1 M parameters)."""
-    return DetDigitNet(num_classes=num_classes, width=width)
+    return DetDigitNet(num_classes=num_classes, width=width, backbone=backbone)
