@@ -178,10 +178,11 @@ def _triple(value: Any, name: str) -> tuple[float, float, float]:
     return (nums[0], nums[1], nums[2])
 
 
-# Named settings; ``imagenet``: torchvision's Resize(256) + CenterCrop(224); ``cifar``: 32x32 as is.
+# Named settings; ``imagenet``: torchvision's Resize(256) + CenterCrop(224); ``cifar``: 32x32 as is; ``scenes48``: 48x48 as is.
 PRESETS: dict[str, Preprocess] = {
     "imagenet": Preprocess(input_size=(224, 224), resize=256, center_crop=True),
     "cifar": Preprocess(input_size=(32, 32), resize=None, center_crop=False),
+    "scenes48": Preprocess(input_size=(48, 48), resize=None, center_crop=False),  # the embedded detector's scenes
     "yolo": Preprocess(input_size=(640, 640), resize=None, center_crop=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
 }
 

@@ -4,7 +4,9 @@ Makes (or reuses) a small trained checkpoint and image folders from the handwrit
 scikit-learn ships, then runs ``compress prune`` on them with recovery, export and the
 benchmark report — the same code path a user's checkpoint takes. Then the same for segmentation
 (``--segment``, on by default): a small encoder-decoder trained here on scenes of those digits
-(``compress.demo.seg``), pruned with the prune command's own default recovery and measured in mIoU.
+(``compress.demo.seg``), pruned with the prune command's own default recovery and measured in mIoU; and
+for detection (``--detect``, on by default): a small single-scale detector trained here on scenes of those
+digits with their boxes (``compress.demo.det``), measured in labelled mAP and mAP against the original's boxes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import click
 
 
-DEMO_FOLDERS = ("assets", "pruned", "seg-assets", "seg-pruned")  # all the demo writes: a --dir holding only these is its own
+DEMO_FOLDERS = ("assets", "pruned", "seg-assets", "seg-pruned", "det-assets", "det-pruned")  # all the demo writes: a --dir holding only these is its own
 
 
 @click.command()
@@ -32,8 +34,10 @@ DEMO_FOLDERS = ("assets", "pruned", "seg-assets", "seg-pruned")  # all the demo 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--segment/--no-segment", default=True, show_default=True,
               help="Also prune the embedded segmentation model (digit scenes, mIoU) after the classifier.")
-def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed, segment):
-    """Prune, recover, export and measure the embedded digits classifier and segmenter."""
+@click.option("--detect/--no-detect", default=True, show_default=True,
+              help="Also prune the embedded detector (digit scenes with boxes, mAP) after the segmenter.")
+def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, seed, segment, detect):
+    """Prune, recover, export and measure the embedded digits classifier, segmenter and detector."""
     from compress.errors import UsageError
     from compress.artifacts.outputs import check_output
 
@@ -63,27 +67,49 @@ def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, 
     cli.main(args=args, prog_name="compress", standalone_mode=False)
     if segment:
         _segment(root, ratio, target_speedup, batch, formats, bench, seed)
+    if detect:
+        _detect(root, ratio, target_speedup, batch, formats, bench, seed)
 
 
 def _segment(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
     """The segmentation half: the trained SegDigitNet, pruned with prune's default recovery."""
     from compress.cli import output
-    from compress.cli.main import cli
     from compress.demo.seg import make_seg_demo_assets
 
     output.info(f"demo: preparing the embedded segmenter in {root}/seg-assets (digit scenes, trained here)")
     assets = make_seg_demo_assets(root / "seg-assets", seed=seed)
     if assets.eval_miou is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_miou:.2%} mIoU on {assets.eval_dir})")
-    args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
-            "--eval", str(assets.eval_dir), "-o", str(root / "seg-pruned"), "--overwrite", "--seed", str(seed)]
-    args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
     kept = [f for f in formats.split(",") if f.strip() and f.strip() != "int8"] if formats else []
     if formats and "int8" in formats:  # onnxruntime's quantization pre-processing cannot infer the upsampling's shapes
         output.warn("demo: the segmenter is exported without int8 (onnxruntime's INT8 pre-processing fails on its "
                     "resize to the input size: incomplete symbolic shape inference)")
-    if kept:
-        args += ["--export", ",".join(kept)]
+    _prune(assets, root / "seg-pruned", ratio, target_speedup, batch, ",".join(kept), bench, seed)
+
+
+def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
+    """The detection half: the trained DetDigitNet, pruned with prune's default recovery, labelled mAP."""
+    from compress.cli import output
+    from compress.demo.det import make_det_demo_assets
+
+    output.info(f"demo: preparing the embedded detector in {root}/det-assets (digit scenes with boxes, trained here)")
+    assets = make_det_demo_assets(root / "det-assets", seed=seed)
+    if assets.eval_map50 is not None:
+        output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_map50:.2%} mAP@0.5, {assets.eval_map:.2%} "
+                    f"mAP@0.5:0.95 on {assets.eval_dir})")
+    _prune(assets, root / "det-pruned", ratio, target_speedup, batch, formats, bench, seed)
+
+
+def _prune(assets, out: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
+    """``compress prune`` of embedded assets with prune's own default recovery."""
+    from compress.cli import output
+    from compress.cli.main import cli
+
+    args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
+            "--eval", str(assets.eval_dir), "-o", str(out), "--overwrite", "--seed", str(seed)]
+    args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
+    if formats:
+        args += ["--export", formats]
     if bench:
         args.append("--bench")
     output.info("demo: compress " + " ".join(args))

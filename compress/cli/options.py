@@ -28,7 +28,7 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 model_options = _stack(
     click.option("--arch", metavar="SPEC", default=None,
                  help="Architecture for a state_dict: torchvision:resnet18, timm:NAME, package.module:factory, "
-                      "path/to/file.py:factory, or a shipped alias (cifar_resnet20 … cifar_resnet110, digits, segdigits)."),
+                      "path/to/file.py:factory, or a shipped alias (cifar_resnet20 … cifar_resnet110, digits, segdigits, detdigits)."),
     click.option("--arch-kwargs", metavar="K=V,...", default=None,
                  help="Keyword arguments for the architecture factory, e.g. num_classes=100,width=0.5."),
     click.option("--trust", is_flag=True, default=False,

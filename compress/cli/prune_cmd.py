@@ -233,6 +233,8 @@ def _show(result, as_json: bool) -> None:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
                      f"{s.recovery.agreement_train_images:,} images, no augmentation"))
     figures = s.task_figures
+    if "map_before" in figures:  # detection with --eval: labelled mAP@0.5:0.95 of the original and the written model
+        rows.append(("mAP@0.5:0.95 (eval)", output.pct(figures["map_before"]), output.pct(figures["map_after"]), ""))
     if "map50_vs_original" in figures:  # detection (compress.tasks.detect)
         rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(figures["map50_vs_original"]),
                      f"{output.pct(figures['map_vs_original'])} at 0.5:0.95; {figures.get('original_boxes', 0)} boxes"))

@@ -71,8 +71,10 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
     if as_json:
         output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(result.report)})
         return
+    extra = [("mAP@0.5 vs original", "map50_vs_original")] if any("map50_vs_original" in r for r in rows) else []
     output.table(f"sweep ({backend}, batch {batch})",
-                 ["ratio", "MACs", "params", "p50 ms", "speed-up", task.metric_label, task.agreement_column],
-                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]))
-                  for r in rows])
+                 ["ratio", "MACs", "params", "p50 ms", "speed-up", task.metric_label, task.agreement_column,
+                  *(name for name, _ in extra)],
+                 [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]),
+                   *(output.pct(r.get(key)) for _, key in extra)) for r in rows])
     output.info(f"wrote {result.plot} and one pruned model per ratio")

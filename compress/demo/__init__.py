@@ -1,1 +1,1 @@
-"""The embedded demo assets: the digits classifier (``assets``) and the digit-scenes segmenter (``seg``)."""
+"""The embedded demo assets: the digits classifier (``assets``), the digit-scenes segmenter (``seg``) and the digit-scenes detector (``det``)."""

@@ -28,6 +28,7 @@ ALIASES: dict[str, str] = {
     **{f"cifar_resnet{d}": f"compress.archs.cifar_resnet:resnet{d}" for d in (20, 32, 44, 56, 110)},
     "digits": "compress.archs.digits:digitnet",
     "segdigits": "compress.archs.segdigits:segdigitnet",
+    "detdigits": "compress.archs.detdigits:detdigitnet",
 }
 
 EXAMPLE_FORMS = (

@@ -15,6 +15,7 @@ import torch.nn as nn
 from compress import artifacts
 from compress.artifacts.summary import RunSummary
 from compress.calibrate.readers import TensorCalibrationReader
+from compress.detection.timing import postprocess_report
 from compress.devices import resolve_device
 from compress.export import quantize
 from compress.export.bench import BenchModel, bench_plan, run_bench
@@ -164,11 +165,12 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
               measure_memory=True, show: bool = True, latency_target: dict | None = None,
-              device: str = "cpu", task: dict | None = None) -> dict[str, Any]:
+              device: str = "cpu", task: dict | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
     ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``); ``task``: the names of the
-    accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``."""
+    accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``; ``notes``: lines added
+    to the report's notes (a detector's mAP against the original's boxes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
@@ -191,6 +193,11 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                        measure_memory=measure_memory, device=device)
     if latency_target:
         report["latency_target"] = latency_target
+    post, post_notes = postprocess_report([(side.name, side.module) for side in sides], input_shape, batches)
+    if post:  # detectors: decoding + NMS are outside the timed raw-output network, timed apart
+        report["postprocess"] = post
+    if post_notes or notes:
+        report["notes"] = [*report.get("notes", []), *post_notes, *(notes or [])]
     if task:
         report["task"] = task
     write_report(report, out_dir)
@@ -269,5 +276,15 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
-                       latency_target=summary.latency, device=device, task=get_task(summary.task).labels())
+                       latency_target=summary.latency, device=device, task=get_task(summary.task).labels(),
+                       notes=_task_notes(summary))
     return {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
+
+
+def _task_notes(summary: RunSummary) -> list[str]:
+    """Figures of the task beyond the table's columns, as report notes (detection: mAP vs the original)."""
+    figures = summary.task_figures
+    if figures.get("map50_vs_original") is None:
+        return []
+    return [f"compressed detector against the original's boxes (score >= 0.3, {figures.get('original_boxes')} boxes "
+            f"on held-out images): mAP@0.5 {figures['map50_vs_original']:.2%}, mAP@0.5:0.95 {figures['map_vs_original']:.2%}"]

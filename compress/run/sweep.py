@@ -72,4 +72,7 @@ def sweep_rows(report: dict, results: list[tuple[float, PruneResult]], backend: 
         rows.append({"ratio": ratio, "macs": s.macs_after, "params": s.params_after, "latency_ms": p50.get(name),
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
                      "top1": top1, "agreement": agreement})
+        if "map50_vs_original" in s.task_figures:  # detection: the whole detector's mAP@0.5 against the original's boxes
+            rows[0]["map50_vs_original"] = 1.0
+            rows[-1]["map50_vs_original"] = s.task_figures["map50_vs_original"]
     return rows

@@ -9,7 +9,8 @@ pipeline must know what the output means, so that the stages stay one path for a
 - ``agreement_meter()``: the label-free figure of the student against the original on held-out images
   (top-1 agreement; mIoU against the original's argmax), with one value per image for the paired
   selection test of recovery (``compress.distill.not_worse``);
-- ``metric_meter()`` and ``labelled(folder, preprocess)``: the labelled metric and its data;
+- ``metric_meter()`` and ``labelled(folder, preprocess)``: the labelled metric and its data
+  (``labelled_output``: what the meter reads, the output unless the task decodes it);
 - ``metric`` / ``metric_label`` / ``agreement_label``: the summary key and the words of tables.
 
 A new task (detection, a user's own) is one more subclass registered in ``compress.tasks.TASKS``.
@@ -93,6 +94,11 @@ class Task:
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
         """The labelled evaluation data of ``--eval``: (images, targets) tensors, or a loader of batches."""
         raise NotImplementedError
+
+    def labelled_output(self, model: Any, x: torch.Tensor, output: Any = None) -> Any:
+        """What the labelled metric's meter reads for the batch ``x``: the model's output (``output`` when
+        already computed); detection: the whole detector's decoded boxes."""
+        return model(x) if output is None else output
 
     def extra_figures(self, original: Any, student: Any, images: Any, preprocess: Any) -> dict[str, Any]:
         """Summary figures beyond the agreement meter, measured once on the held-out images for the model

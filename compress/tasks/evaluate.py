@@ -34,7 +34,7 @@ def labelled_metric(task: Task, model: nn.Module, evaluation: Any, *, device: st
     model.eval().to(dev)
     try:
         for x, y in labelled_pairs(evaluation):
-            meter.update(model(x.to(dev)), y)
+            meter.update(task.labelled_output(model, x.to(dev)), y)
     finally:
         model.train(was)
     return meter.value()
@@ -52,8 +52,8 @@ def compare_models(task: Task, models: list[nn.Module], batches) -> tuple[list[f
         agree.update(outs[-1], outs[0])
         if y is not None:
             labelled = True
-            for meter, out in zip(metrics, outs):
-                meter.update(out, y)
+            for meter, model, out in zip(metrics, models, outs):
+                meter.update(task.labelled_output(model, x, out), y)
     if not agree.per_image().numel():
         from compress.errors import UsageError
 

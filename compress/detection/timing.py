@@ -1,0 +1,75 @@
+"""Post-processing time of a detector, measured apart from its raw-output network.
+
+``compress bench`` times the raw-output network (what is exported to ONNX); decoding and NMS are not in
+it. This module times them separately, in torch on the CPU, on the raw outputs the network gives for the
+timed input shape (random images, as the latency rows use):
+
+- a network with ``postprocess(outputs, image_size)`` (the embedded DetDigitNet): decoding + NMS alone;
+- another detector with a whole model (``raw.detector``: torchvision, Ultralytics): the whole detector
+  (its transforms, network, decoding, NMS), reported as such, beside the raw network's own time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+ITERS, WARMUP = 20, 3
+
+
+def _p50(fn, iters: int = ITERS, warmup: int = WARMUP) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def postprocess_ms(module: nn.Module, input_shape, batch: int, iters: int = ITERS) -> dict[str, Any] | None:
+    """``{"what", "batch", "p50_ms", "network_p50_ms"}`` of ``module``'s post-processing at ``batch``, or None
+    when it is not a detector compress can decode."""
+    if not hasattr(module, "detector"):
+        return None
+    module = module.cpu().eval()
+    x = torch.randn(batch, *input_shape)
+    network = _p50(lambda: module(x), iters)
+    if hasattr(module, "postprocess"):
+        raw = module(x)
+        size = tuple(input_shape[-2:])
+        ms, what = _p50(lambda: module.postprocess(raw, size), iters), "decode + NMS"
+    else:
+        images = (x - x.amin()) / (x.amax() - x.amin())  # the whole detector reads [0, 1] images
+        whole = module.detector.eval()
+        ms, what = _p50(lambda: whole(list(images)) if not _is_yolo(whole) else whole(images), iters), \
+            "whole detector (transforms, network, decoding, NMS)"
+    return {"what": what, "batch": batch, "p50_ms": round(ms, 3), "network_p50_ms": round(network, 3)}
+
+
+def _is_yolo(model) -> bool:
+    return type(model).__module__.startswith("ultralytics")
+
+
+def postprocess_note(name: str, figures: list[dict[str, Any]]) -> str:
+    """One line for the report: what was timed apart, for one model at each batch."""
+    parts = [f"batch {f['batch']}: {f['p50_ms']:.3f} ms (raw network {f['network_p50_ms']:.3f} ms)" for f in figures]
+    return (f"{name}: post-processing ({figures[0]['what']}) is not in the timed raw-output network; "
+            f"timed apart in torch on the CPU, p50 " + "; ".join(parts))
+
+
+def postprocess_report(models: list[tuple[str, nn.Module]], input_shape, batches) -> tuple[dict, list[str]]:
+    """(``{model name: [figures per batch]}``, one note per model) for the detectors among ``models``."""
+    figures, notes = {}, []
+    for name, module in models:
+        rows = [f for f in (postprocess_ms(module, input_shape, b) for b in batches) if f is not None]
+        if rows:
+            figures[name] = rows
+            notes.append(postprocess_note(name, rows))
+    return figures, notes
