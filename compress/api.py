@@ -5,6 +5,8 @@
     result.model          # the pruned (and recovered) nn.Module
     result.summary        # the same figures as summary.json
     compress.load("ckpt.pruned")  # reload later, no pickle involved
+
+    compress.register_layer(MyLayer, compress.per_channel("channels", ("weight",)))  # a layer of yours
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any
 
 from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
+from compress.layers.base import LayerHandler, per_channel
+from compress.layers.registry import register_layer
+
+__all__ = ["LayerHandler", "load", "per_channel", "prune", "register_layer"]
 from compress.loading import load_model
 from compress.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
