@@ -12,11 +12,7 @@ import compress
 from compress.errors import UsageError
 from compress.graph import ops, rules
 from compress.layers import registry
-from compress.loading import load_saved
-from compress.saved import save_pruned
-from compress.spec import ModelSpec
-from compress.verify import check_cut
-from tests.graph.helpers import groups_of, random_cut
+from tests.graph.helpers import cut_prove_reload, groups_of, random_cut
 
 
 def _scale_layer(name: str) -> type:
@@ -50,21 +46,6 @@ class ScaledNet(nn.Module):
     def forward(self, x):
         y = self.b(F.relu(self.s(self.a(F.relu(self.stem(x))))))
         return self.fc(y.mean((2, 3)))
-
-
-def cut_prove_reload(model: nn.Module, x: torch.Tensor, arch: str, kwargs: dict, folder):
-    """Random half cut, the proof, then the saved folder reloaded by replaying the cuts."""
-    model.eval()
-    groups, plan, pruned, diff = random_cut(model, x)
-    assert plan.channels_removed > 0
-    check_cut(model, pruned, plan.cuts, x)  # raises unless the cut is exact
-    spec = ModelSpec("state_dict", str(folder / "original.pt"), arch=arch, arch_kwargs=kwargs,
-                     input_size=tuple(x.shape[1:]))
-    save_pruned(folder / "out", pruned, spec, plan.cuts)
-    reloaded = load_saved(folder / "out").model
-    with torch.no_grad():
-        assert torch.equal(reloaded(x), pruned.eval()(x))
-    return groups, plan, pruned
 
 
 def test_registered_user_layer_is_cut_proved_and_reloaded(tmp_path):
