@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch.nn as nn
 
 from compress.errors import UsageError
-from compress.layers import batchnorm, conv, groupnorm, layernorm, linear, prelu
+from compress.layers import batchnorm, conv, embedding, groupnorm, layernorm, linear, prelu
 from compress.layers.base import LayerHandler
 
-BUILT_IN = (conv, linear, batchnorm, groupnorm, layernorm, prelu)  # each file: TYPES and HANDLER
+BUILT_IN = (conv, linear, batchnorm, groupnorm, layernorm, prelu, embedding)  # each file: TYPES and HANDLER
 
 _HANDLERS: dict[type, LayerHandler] = {}
 
