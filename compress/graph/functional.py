@@ -17,11 +17,10 @@ import numpy as np
 import torch.nn as nn
 
 from compress.graph.combine import broadcast
+from compress.layers import batchnorm, conv
 from compress.layers.values import MIX_REASON, Dynamic, Value, arg, lose
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-_IN = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-_CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONVS = dict(enumerate(conv.CONVS, start=1))  # by dims
 _STATS = ("running_mean", "running_var", "weight", "bias")
 
 
@@ -75,7 +74,7 @@ def _per_channel(an, node, x: Value, params: dict, owner, axis: int = 1) -> Valu
 def fn_batchnorm(an, node, rule, args, kwargs):
     """F.batch_norm / F.instance_norm: per-channel statistics and affine on axis 1."""
     params = _params(args, kwargs, {"running_mean": 1, "running_var": 2, "weight": 3, "bias": 4})
-    types = _IN if rule.params.get("instance") else _BN
+    types = batchnorm.INSTANCE_NORMS if rule.params.get("instance") else batchnorm.BATCH_NORMS
     return _per_channel(an, node, args[0], params, _owner(an, params, types, _STATS))
 
 
