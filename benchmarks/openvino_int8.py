@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CALIBRATION_IMAGES = 256  # as compress.deploy
+CALIBRATION_IMAGES = 256  # as compress.run.deploy
 
 
 def calibration_images(calib: str, preprocess) -> torch.Tensor:
@@ -70,7 +70,7 @@ def main(argv=None) -> dict:
     from compress.export.latency import time_interleaved
     from compress.export.runtimes import get
     from compress.export.runtimes.openvino_rt import ir_size
-    from compress.loading import load_model, load_saved
+    from compress.models.loading import load_model, load_saved
     from compress.tasks.classify import ClassifyTask
 
     folder = Path(args.folder)

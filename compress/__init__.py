@@ -1,14 +1,17 @@
 """compress: label-free structured pruning, self-distillation and deployment export.
 
-``compress.prune(...)``, ``compress.sweep(...)`` and ``compress.load(...)`` are the Python API (see ``compress.api``);
+``compress.prune(...)``, ``compress.sweep(...)``, ``compress.load(...)`` and ``compress.register_layer(...)``
+(with ``compress.LayerHandler`` and ``compress.per_channel``) are the Python API (see ``compress.api``);
 they are imported on first use so that ``import compress`` stays light.
 """
 
 from compress.util.version import __version__
 
+API = ("prune", "sweep", "load", "register_layer", "LayerHandler", "per_channel")
+
 
 def __getattr__(name: str):
-    if name in ("prune", "sweep", "load"):
+    if name in API:
         from compress import api
 
         return getattr(api, name)

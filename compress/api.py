@@ -6,6 +6,8 @@
     result.summary        # a RunSummary: the figures of summary.json by attribute (.to_json(): the file)
     compress.load("ckpt.pruned")  # reload later, no pickle involved
     compress.sweep("ckpt.pt", "imgs/", ratios=(0.2, 0.4, 0.6), arch="torchvision:resnet18").rows
+
+    compress.register_layer(MyLayer, compress.per_channel("channels", ("weight",)))  # a layer of yours
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Any
 
 from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
+from compress.layers.base import LayerHandler, per_channel
+from compress.layers.registry import register_layer
 from compress.models.loading import load_model
 from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
 from compress.run.sweep import SweepResult, run_sweep
+
+__all__ = ["LayerHandler", "load", "per_channel", "prune", "register_layer", "sweep"]
 
 
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,

@@ -1,7 +1,8 @@
 """Parameters and multiply-accumulates (MACs), per layer and in total.
 
-Per-layer MACs come from forward hooks on Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear (bias
-excluded, grouped convolutions counted per group). The total also includes matrix products that
+Per-layer MACs come from forward hooks on every layer whose handler counts them
+(``LayerHandler.macs``: convolutions, transposed convolutions and Linear; bias excluded, grouped
+convolutions counted per group). The total also includes matrix products that
 happen outside those layers (attention, ``torch.matmul``) and works for models without such
 modules, e.g. a ``torch.export`` program's ``.module()``: it is measured with PyTorch's
 ``FlopCounterMode`` (FLOPs / 2) on the same forward pass. One MAC = one multiply + one add.
@@ -10,24 +11,20 @@ modules, e.g. a ``torch.export`` program's ``.module()``: it is measured with Py
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 
-from compress.util.modules import device_of, eval_mode
 from compress.errors import UsageError
-
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-CONV_T_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-HOOKED_TYPES = CONV_TYPES + CONV_T_TYPES + (nn.Linear,)
+from compress.layers.registry import handler_for
+from compress.util.modules import device_of, eval_mode
 
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One Conv/Linear layer as seen on a forward pass at batch size 1."""
+    """One counted layer (Conv/Linear) as seen on a forward pass at batch size 1."""
 
     name: str
     type: str
@@ -66,19 +63,9 @@ def count_params(model: nn.Module) -> int:
 
 
 def layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -> int:
-    """MACs of one hooked layer for this call, per sample (batch dimension divided out)."""
-    batch = output.shape[0] if output.dim() > 1 else 1
-    if isinstance(module, CONV_TYPES):
-        per_out = (module.in_channels // module.groups) * math.prod(module.kernel_size)
-        return output.numel() * per_out // batch
-    if isinstance(module, CONV_T_TYPES):
-        per_in = (module.out_channels // module.groups) * math.prod(module.kernel_size)
-        in_batch = inputs.shape[0] if inputs.dim() > 1 else 1
-        return inputs.numel() * per_in // in_batch
-    if isinstance(module, nn.Linear):
-        batch = output.shape[0] if output.dim() > 1 else 1
-        return output.numel() * module.in_features // batch
-    return 0
+    """MACs of one counted layer for this call, per sample (batch dimension divided out); 0 for others."""
+    handler = handler_for(module)
+    return handler.macs(module, inputs, output) if handler is not None and handler.macs is not None else 0
 
 
 def profile_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacsProfile:
@@ -95,7 +82,8 @@ def profile_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacsProfile:
         rows.append(_row(names.get(id(module), "?"), module, args[0], output))
 
     for module in model.modules():
-        if isinstance(module, HOOKED_TYPES):
+        handler = handler_for(module)
+        if handler is not None and handler.macs is not None:
             handles.append(module.register_forward_hook(hook))
     device = device_of(model)
     x = torch.zeros(1, *input_shape, device=device, dtype=_float_dtype_of(model))
@@ -136,11 +124,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow
 
 
 def _row(name: str, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> LayerRow:
-    if isinstance(module, nn.Linear):
-        c_in, c_out, kernel, groups = module.in_features, module.out_features, None, 1
-    else:
-        c_in, c_out = module.in_channels, module.out_channels
-        kernel, groups = tuple(module.kernel_size), module.groups
+    c_in, c_out, kernel, groups = handler_for(module).row(module)
     return LayerRow(
         name=name,
         type=type(module).__name__,

@@ -7,61 +7,35 @@ import copy
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from compress.errors import PruneError
 from compress.compare import compare, max_abs_diff
-from compress.graph import attention
-
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+from compress.errors import PruneError
+from compress.graph.handlers import handler_for
 
 
 def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
-    """A copy of ``original`` whose channel-mixing layers ignore the removed input channels."""
+    """A copy of ``original`` whose channel-mixing layers ignore the removed input channels
+    (each layer's handler says how: ``LayerHandler.zero``)."""
     ref = copy.deepcopy(original).eval()
     with torch.no_grad():
         for cut in cuts:
-            if cut["role"] not in ("in", "heads", "head_dim", "chan") and not cut.get("consumes"):
-                continue
             removed = sorted(set(range(cut["size"])) - set(cut["keep"]))
             if not removed:
                 continue
-            idx = torch.as_tensor(removed, dtype=torch.long)
             if cut["role"] == "param":  # a weight a functional conv/linear reads: zero its inputs
-                owner, _, attr = cut["name"].rpartition(".")
-                getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut["dim"], idx, 0)
+                if cut.get("consumes"):
+                    owner, _, attr = cut["name"].rpartition(".")
+                    idx = torch.as_tensor(removed, dtype=torch.long)
+                    getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut["dim"], idx, 0)
                 continue
             m = ref.get_submodule(cut["name"])
-            if isinstance(m, nn.LayerNorm) and cut["role"] == "chan":  # opted-in LayerNorm width
-                _replace(ref, cut["name"], KeptLayerNorm(m, cut["keep"]))
-                continue
-            if cut["role"] in ("heads", "head_dim"):
-                attention.zero(m, cut["role"], removed)
-                continue
-            if isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1):
-                m.weight[:, idx] = 0
-            elif isinstance(m, _CONV_T) and m.groups == 1:
-                m.weight[idx] = 0
-            # grouped convs lose whole groups: their removed inputs only feed removed outputs
+            handler = handler_for(m)
+            if handler is None or handler.zero is None:
+                continue  # never reads one channel into another
+            replacement = handler.zero(m, cut, removed)
+            if replacement is not None:
+                _replace(ref, cut["name"], replacement)
     return ref
-
-
-class KeptLayerNorm(nn.Module):
-    """The reference for a LayerNorm that loses channels: statistics over the kept channels only
-    (what the pruned LayerNorm computes); the removed channels, which no kept output reads, are 0."""
-
-    def __init__(self, ln: nn.LayerNorm, keep: list[int]):
-        super().__init__()
-        self.ln = ln
-        self.register_buffer("keep", torch.as_tensor(keep, dtype=torch.long))
-
-    def forward(self, x):
-        w = self.ln.weight[self.keep] if self.ln.weight is not None else None
-        b = self.ln.bias[self.keep] if self.ln.bias is not None else None
-        out = torch.zeros_like(x)
-        out[..., self.keep] = F.layer_norm(x[..., self.keep], (len(self.keep),), w, b, self.ln.eps)
-        return out
 
 
 def _replace(root: nn.Module, name: str, module: nn.Module) -> None:

@@ -1,7 +1,8 @@
 """One conv or linear layer, alone, at chosen widths: the unit a latency table times.
 
 A :class:`LayerSpec` describes a layer as it sits in a network (its kind, hyper-parameters and the
-shape of its input, batch excluded); :meth:`LayerSpec.at` fixes the input/output widths and the
+shape of its input, batch excluded; the pruner's layer handlers build it from a module,
+``compress.layers.registry.layer_spec``); :meth:`LayerSpec.at` fixes the input/output widths and the
 batch. From that, :func:`onnx_layer` builds a one-node ONNX model (random weights, the same
 attributes the exporter writes) and :func:`torch_layer` the matching ``nn`` module, so each
 backend times exactly the operator it will run in the exported network.
@@ -35,18 +36,6 @@ class LayerSpec:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown layer kind {self.kind!r}; expected one of {KINDS}")
-
-    @classmethod
-    def of_module(cls, module: nn.Module, in_shape: tuple[int, ...]) -> "LayerSpec":
-        """The spec of ``module`` called on an input of ``in_shape`` (batch first, as traced)."""
-        shape = tuple(int(v) for v in in_shape[1:])
-        if isinstance(module, nn.Linear):
-            return cls("linear", shape, module.in_features, module.out_features)
-        transposed = bool(getattr(module, "transposed", False))
-        padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
-        return cls("conv_transpose" if transposed else "conv", shape, module.in_channels, module.out_channels,
-                   tuple(module.kernel_size), tuple(module.stride), padding, tuple(module.dilation), module.groups,
-                   tuple(getattr(module, "output_padding", ())) if transposed else ())
 
     @property
     def grouped(self) -> bool:

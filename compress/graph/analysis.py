@@ -16,13 +16,13 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from compress.graph import attention, functional, ops, rules
-from compress.graph.rules import Dynamic, Value
+from compress.graph import ops, rules
+from compress.layers.base import LayerHandler
+from compress.layers.values import Dynamic, Value
 from compress.graph.trace import TracedModel
 from compress.graph.unionfind import ChannelSets, Protection
 
-NORM_RULES = {"batchnorm", "groupnorm", "layernorm", "fn_batchnorm", "fn_groupnorm", "fn_layernorm"}
-RULES = {**rules.RULES, **functional.RULES, "attention": attention.attention}
+NORM_FUNCTIONS = {"fn_batchnorm", "fn_groupnorm", "fn_layernorm"}  # functional norms (ops rules)
 
 
 @dataclass
@@ -156,6 +156,11 @@ class Analyzer:
             obj = getattr(obj, part)
         return tuple(obj.shape)
 
+    def rows_per_sample(self, node: fx.Node) -> int:
+        """Rows of dim 0 per sample: it may hold more than the batch (a detector's RoIs of every image, N x R)."""
+        out = self.shape(node)
+        return max(out[0] // max(self.traced.example_shape[0], 1), 1) if out else 1
+
     def record_call(self, node: fx.Node, module: str, kind: str, macs_per_io: int, groups: int = 1) -> None:
         self.calls.append(LayerCall(module, kind, macs_per_io, self.shape(node.args[0]), groups))
 
@@ -190,11 +195,10 @@ class Analyzer:
         args, kwargs = self._resolve(node.args), self._resolve(node.kwargs)
         if rule is None:
             return self._unknown(node, args, kwargs)
-        fn = RULES[rule.rule]
-        result = fn(self, node, rule, args, kwargs, module) if module is not None else fn(self, node, rule, args, kwargs)
-        if module is not None and rule.rule in ("conv", "linear"):
-            self._record_call(node, module, rule)
-        return result
+        if isinstance(rule, LayerHandler):  # a layer: its handler's rule (and its MAC facts)
+            return rule.rule(self, node, args, kwargs, module)
+        fn = rules.RULES[rule.rule]
+        return fn(self, node, rule, args, kwargs, module) if module is not None else fn(self, node, rule, args, kwargs)
 
     def _lookup(self, node: fx.Node):
         if node.op == "call_module":
@@ -263,29 +267,14 @@ class Analyzer:
 
     # ------------------------------------------------------------ importance and cost
 
-    def _record_call(self, node: fx.Node, module: nn.Module, rule) -> None:
-        out = self.shape(node)
-        # rows per sample: dim 0 may hold more than the batch (a detector's RoIs of every image, N x R)
-        rows = max(out[0] // max(self.traced.example_shape[0], 1), 1) if out else 1
-        if rule.rule == "linear":
-            tokens = int(np.prod(out[:-1])) // max(out[0], 1) * rows if len(out) > 1 else 1
-            self.record_call(node, node.target, "linear", tokens)
-            return
-        spatial = (int(np.prod(out[2:])) if len(out) > 2 else 1) * rows
-        kernel = int(np.prod(module.kernel_size))
-        if getattr(module, "transposed", False):
-            in_shape = self.shape(node.args[0])
-            spatial = int(np.prod(in_shape[2:])) if len(in_shape) > 2 else 1
-        self.record_call(node, node.target, "conv", spatial * kernel, module.groups)
-
     def _find_probes(self) -> None:
         for node in self.gm.graph.nodes:
             if node.op != "call_module":
                 continue
             rule = ops.lookup_module(self.gm.get_submodule(node.target))
-            if rule is None or rule.rule not in NORM_RULES | {"conv", "linear"}:
+            if not isinstance(rule, LayerHandler) or rule.probe not in ("norm", "layer"):
                 continue
-            if rule.rule in ("conv", "linear") and self._feeds_norm(node):
+            if rule.probe == "layer" and self._feeds_norm(node):
                 continue
             value = self.env[node]
             if isinstance(value, Value) and value.tracked:
@@ -317,7 +306,9 @@ class Analyzer:
         if len(users) != 1:
             return False
         rule, module = self._lookup(users[0])
-        return rule is not None and rule.rule in NORM_RULES
+        if isinstance(rule, LayerHandler):
+            return rule.probe == "norm"
+        return rule is not None and rule.rule in NORM_FUNCTIONS
 
 
 def _is_tensor_meta(m: Any) -> bool:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import numpy as np
 import torch.nn as nn
 
-from compress.graph.rules import MIX_REASON, Dynamic, Value, _arg, _lose, broadcast
+from compress.graph.combine import broadcast
+from compress.layers import batchnorm, conv
+from compress.layers.values import MIX_REASON, Dynamic, Value, arg, lose
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-_IN = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-_CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONVS = dict(enumerate(conv.CONVS, start=1))  # by dims
 _STATS = ("running_mean", "running_var", "weight", "bias")
 
 
 def _params(args, kwargs, spec: dict[str, int]) -> dict[str, Value | None]:
-    return {name: _arg(args, kwargs, i, name) for name, i in spec.items()}
+    return {name: arg(args, kwargs, i, name) for name, i in spec.items()}
 
 
 def _owner(an, params: dict[str, Value | None], types, attrs: tuple[str, ...]):
@@ -54,12 +54,12 @@ def _per_channel(an, node, x: Value, params: dict, owner, axis: int = 1) -> Valu
     """Couple each parameter's dim 0 with the channels on ``axis``; the output keeps them."""
     n = x.shape[axis] if len(x.shape) > axis else 0
     if _computed(params):
-        return _lose(an, node, x, "per-channel parameters computed at run time cannot follow a cut")
+        return lose(an, node, x, "per-channel parameters computed at run time cannot follow a cut")
     if not (x.tracked and x.axis == axis and len(x.ids) == n):
         for v in params.values():
             if v is not None:
                 an.freeze(an.param_slot(v.param, 0, v.shape[0]), node, "per-channel op on an unexpected axis")
-        return _lose(an, node, x, f"per-channel op on an unexpected axis ({x.why or 'channels elsewhere'})")
+        return lose(an, node, x, f"per-channel op on an unexpected axis ({x.why or 'channels elsewhere'})")
     if owner is not None:
         name, module = owner
         an.sets.union_arrays(an.slot(name, "chan", n, module), x.ids)
@@ -74,17 +74,17 @@ def _per_channel(an, node, x: Value, params: dict, owner, axis: int = 1) -> Valu
 def fn_batchnorm(an, node, rule, args, kwargs):
     """F.batch_norm / F.instance_norm: per-channel statistics and affine on axis 1."""
     params = _params(args, kwargs, {"running_mean": 1, "running_var": 2, "weight": 3, "bias": 4})
-    types = _IN if rule.params.get("instance") else _BN
+    types = batchnorm.INSTANCE_NORMS if rule.params.get("instance") else batchnorm.BATCH_NORMS
     return _per_channel(an, node, args[0], params, _owner(an, params, types, _STATS))
 
 
 def fn_groupnorm(an, node, rule, args, kwargs):
     x = args[0]
-    groups = _arg(args, kwargs, 1, "num_groups")
+    groups = arg(args, kwargs, 1, "num_groups")
     params = _params(args, kwargs, {"weight": 2, "bias": 3})
     owner = _owner(an, params, nn.GroupNorm, ("weight", "bias"))
     if owner is None or not isinstance(groups, int) or groups != owner[1].num_groups:
-        return _lose(an, node, x, "group_norm whose group count is fixed in code cannot follow a cut")
+        return lose(an, node, x, "group_norm whose group count is fixed in code cannot follow a cut")
     out = _per_channel(an, node, x, params, owner)
     chan = an.slot(owner[0], "chan", owner[1].num_channels, owner[1])
     per = len(chan) // groups
@@ -99,12 +99,12 @@ def fn_layernorm(an, node, rule, args, kwargs):
     """Normalises over the trailing ``normalized_shape`` dims: per channel unless the channel
     axis is among them (then its statistics mix every channel: protected)."""
     x = args[0]
-    shape = _arg(args, kwargs, 1, "normalized_shape")
+    shape = arg(args, kwargs, 1, "normalized_shape")
     params = _params(args, kwargs, {"weight": 2, "bias": 3})
     if not x.tracked:
         return an.untracked(node, x.why)
     if not isinstance(shape, (list, tuple)) or _computed(params):
-        return _lose(an, node, x, "layer_norm with run-time shape or parameters")
+        return lose(an, node, x, "layer_norm with run-time shape or parameters")
     if x.axis < len(x.shape) - len(shape):
         return an.value(node, x.axis, x.ids)
     owner = _owner(an, params, nn.LayerNorm, ("weight", "bias"))
@@ -125,14 +125,14 @@ def fn_linear(an, node, rule, args, kwargs):
     w = params["weight"]
     last = len(x.shape) - 1
     if _computed(params) or w is None or len(w.shape) != 2:
-        return _lose(an, node, x, "linear with a weight computed at run time cannot follow a cut")
+        return lose(an, node, x, "linear with a weight computed at run time cannot follow a cut")
     owner = _owner(an, params, nn.Linear, ("weight", "bias"))
     in_ids, out_ids = _io_slots(an, owner, w, params["bias"], w.shape[1], w.shape[0])
     if x.tracked and x.axis == last and len(x.ids) == len(in_ids):
         an.sets.union_arrays(in_ids, x.ids)
     else:
         an.freeze(in_ids, node, f"input feature layout unknown ({x.why or 'channels not on the last axis'})")
-        _lose(an, node, x, "feeds a linear on an axis other than its channels")
+        lose(an, node, x, "feeds a linear on an axis other than its channels")
     if owner is not None:
         an.record_call(node, owner[0], "linear", 1)
         an.note_probe(owner[0], node)
@@ -144,21 +144,21 @@ def fn_conv(an, node, rule, args, kwargs):
     x = args[0]
     params = _params(args, kwargs, {"weight": 1, "bias": 2})
     w = params["weight"]
-    groups = _arg(args, kwargs, 6, "groups", 1)
+    groups = arg(args, kwargs, 6, "groups", 1)
     if _computed(params) or w is None or not isinstance(groups, int):
-        return _lose(an, node, x, "convolution with a weight or groups computed at run time cannot follow a cut")
+        return lose(an, node, x, "convolution with a weight or groups computed at run time cannot follow a cut")
     owner = _owner(an, params, _CONVS[rule.params["dims"]], ("weight", "bias"))
     if owner is not None and (owner[1].groups != groups or getattr(owner[1], "transposed", False)):
         owner = None
     if owner is None and groups != 1:
-        return _lose(an, node, x, "grouped convolution with a group count fixed in code cannot follow a cut")
+        return lose(an, node, x, "grouped convolution with a group count fixed in code cannot follow a cut")
     n_in = w.shape[1] * groups
     in_ids, out_ids = _io_slots(an, owner, w, params["bias"], n_in, w.shape[0])
     if x.tracked and x.axis == 1 and len(x.ids) == n_in:
         an.sets.union_arrays(in_ids, x.ids)
     else:
         an.freeze(in_ids, node, f"input channel layout unknown ({x.why or 'not on axis 1'})")
-        _lose(an, node, x, "feeds a convolution along an unexpected axis")
+        lose(an, node, x, "feeds a convolution along an unexpected axis")
     if groups > 1:  # whole groups only, as for the module
         ipg, opg = n_in // groups, w.shape[0] // groups
         for k in range(groups):
@@ -206,8 +206,5 @@ def expand(an, node, rule, args, kwargs):
         return an.untracked(node, x.why)
     if x.shape[x.axis] != 1 and follows[x.axis]:
         return an.value(node, x.axis + lead, x.ids)
-    return _lose(an, node, x, "expands the channel axis to a size fixed in code")
+    return lose(an, node, x, "expands the channel axis to a size fixed in code")
 
-
-RULES = {"fn_batchnorm": fn_batchnorm, "fn_groupnorm": fn_groupnorm, "fn_layernorm": fn_layernorm,
-         "fn_linear": fn_linear, "fn_conv": fn_conv, "arith": arith, "expand": expand}

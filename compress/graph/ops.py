@@ -1,9 +1,11 @@
-"""THE table: how each op maps channels from its inputs to its outputs.
+"""THE table of ops: how each parameter-free op maps channels from its inputs to its outputs.
 
-Every op the graph may meet is looked up here. An entry names a rule (implemented in
-``rules.py``) and its static parameters; anything absent from these tables is an *unknown* op
-and every channel that flows through it is protected (reported with the op and the layer).
-Adding support for an op means adding a line here (and, for a new kind of mapping, a rule).
+Every op the graph may meet is looked up here. An entry names a rule (registered in ``rules.py``)
+and its static parameters. Layers with parameters (conv, linear, norms...) are not in this table:
+each has a handler in ``compress/layers/`` (``compress.layers.registry``), attention in
+``attention.py``. Anything absent from both is an *unknown* op and every channel that flows
+through it is protected (reported with the op and the layer). Adding support for an op means
+adding a line here (and, for a new kind of mapping, a rule).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from compress.graph import handlers
+from compress.layers.base import LayerHandler
+
 
 @dataclass(frozen=True)
 class OpRule:
-    rule: str  # name of the channel-mapping rule in rules.py
+    rule: str  # name of the channel-mapping rule in rules.RULES
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -40,15 +45,7 @@ _POOLS = (
     nn.UpsamplingBilinear2d, nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
 )
 
-MODULE_TABLE: dict[type, OpRule] = {
-    **_rules("conv", nn.Conv1d, nn.Conv2d, nn.Conv3d),
-    **_rules("conv", nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, transposed=True),
-    **_rules("linear", nn.Linear),
-    **_rules("batchnorm", nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-             nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d),
-    **_rules("groupnorm", nn.GroupNorm),
-    **_rules("layernorm", nn.LayerNorm),
-    **_rules("prelu", nn.PReLU),
+MODULE_TABLE: dict[type, OpRule] = {  # parameter-free modules
     **_rules("elementwise", *_ACTIVATIONS),
     **_rules("spatial", *_POOLS),
     **_rules("flatten", nn.Flatten),
@@ -132,14 +129,12 @@ METHOD_TABLE: dict[str, OpRule] = {
 }
 
 
-def lookup_module(module: nn.Module) -> OpRule | None:
-    """Exact type, or a subclass that keeps its table ancestor's ``forward`` (an override could
-    compute anything, e.g. weight standardisation, so it is unknown); known attention modules
-    (``compress.graph.attention``, traced as leaves)."""
-    from compress.graph import attention
-
-    if attention.handles(module):
-        return OpRule("attention")
+def lookup_module(module: nn.Module) -> LayerHandler | OpRule | None:
+    """A layer's handler (attention or a registered type, ``compress.graph.handlers``), else the
+    table entry of its class: exact type, or a subclass that keeps its table ancestor's
+    ``forward`` (an override could compute anything, e.g. weight standardisation, so it is unknown)."""
+    if handlers.handler_for(module) is not None:
+        return handlers.rule_for(module)
     for cls in type(module).__mro__:
         if cls in MODULE_TABLE:
             return MODULE_TABLE[cls] if type(module).forward is cls.forward else None

@@ -1,6 +1,6 @@
 """Trace a model into a torch.fx graph with shapes, fail-closed.
 
-Standard ``torch.nn`` layers are leaves. When a custom module cannot be traced (data-dependent
+Standard ``torch.nn`` layers, known attention and registered layer types are leaves. When a custom module cannot be traced (data-dependent
 control flow and the like), it is retried as an opaque leaf: the graph treats it as an unknown
 op, so every channel flowing through it is protected instead of the whole model failing.
 """
@@ -15,6 +15,7 @@ import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from compress.errors import GraphError
+from compress.graph.handlers import is_leaf
 
 MAX_OPAQUE_RETRIES = 20
 
@@ -26,9 +27,7 @@ class _Tracer(fx.Tracer):
         self.failed_at: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        from compress.graph.attention import handles
-
-        return qualname in self.opaque or handles(m) or super().is_leaf_module(m, qualname)
+        return qualname in self.opaque or is_leaf(m) or super().is_leaf_module(m, qualname)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)

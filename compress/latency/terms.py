@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from compress.graph.groups import Groups
 from compress.export.layer_models import LayerSpec
+from compress.layers.registry import layer_spec
 
 MAX_POINTS = 8  # grid points per width dimension; steps double (8, 16, 32 ...) to stay under it
 
@@ -53,7 +54,7 @@ def latency_terms(groups: Groups, round_to: int) -> list[Term]:
     for call, i_in, i_out in groups.call_slots():
         if i_in is None or i_out is None or not (varies[i_in] or varies[i_out]) or not call.in_shape:
             continue
-        spec = LayerSpec.of_module(traced.module(call.module), call.in_shape)
+        spec = layer_spec(traced.module(call.module), call.in_shape)
         grid_in = grid(spec.n_in, round_to, varies[i_in])
         if spec.grouped:  # whole groups: the input width must stay a multiple of channels per group
             per_group = spec.n_in // spec.groups

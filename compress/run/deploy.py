@@ -26,6 +26,7 @@ from compress.export.runtimes import get
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, torch_logits, verify_onnx
 from compress.export.widths import misaligned_widths
+from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
 from compress.profile import count_macs
 from compress.spec import ModelSpec
@@ -53,7 +54,7 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
                                          "calibration": min(len(images), CALIBRATION_IMAGES)}}
     verify_set = images[:VERIFY_IMAGES]
-    misaligned = misaligned_widths(model, 8)
+    misaligned = misaligned_widths(model, 8, width_of=output_width)
     if misaligned:
         names = ", ".join(f"{n} ({w})" for n, w in misaligned[:4])
         say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}): TensorRT pads them, "

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch.nn as nn
 
-from compress.export.layer_models import LayerSpec, example_input, onnx_layer, torch_layer
+from compress.export.layer_models import example_input, onnx_layer, torch_layer
 from compress.export.verify import make_session
+from compress.layers.registry import layer_spec
 
 LAYERS = {
     "conv": (nn.Conv2d(16, 32, 3, stride=2, padding=1), (1, 16, 12, 12), (8, 24)),
@@ -24,7 +25,7 @@ LAYERS = {
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_onnx_layer_runs_with_the_shapes_of_the_torch_layer(name, tmp_path):
     module, in_shape, (cin, cout) = LAYERS[name]
-    spec = LayerSpec.of_module(module, in_shape)
+    spec = layer_spec(module, in_shape)
     path = tmp_path / "layer.onnx"
     path.write_bytes(onnx_layer(spec, cin, cout).SerializeToString())
     for batch in (1, 3):
@@ -35,9 +36,9 @@ def test_onnx_layer_runs_with_the_shapes_of_the_torch_layer(name, tmp_path):
 
 
 def test_grouped_layers_keep_channels_per_group():
-    spec = LayerSpec.of_module(nn.Conv2d(16, 32, 3, groups=4), (1, 16, 8, 8))
+    spec = layer_spec(nn.Conv2d(16, 32, 3, groups=4), (1, 16, 8, 8))
     assert spec.grouped and spec.groups_at(8) == 2 and spec.groups_at(16) == 4
-    dw = LayerSpec.of_module(nn.Conv2d(16, 16, 3, groups=16), (1, 16, 8, 8))
+    dw = layer_spec(nn.Conv2d(16, 16, 3, groups=16), (1, 16, 8, 8))
     assert dw.groups_at(8) == 8 and torch_layer(dw, 8, 8).groups == 8
-    assert not LayerSpec.of_module(nn.Conv2d(16, 32, 3), (1, 16, 8, 8)).grouped
-    assert LayerSpec.of_module(nn.Linear(4, 5), (1, 4)).key() != LayerSpec.of_module(nn.Linear(4, 5), (1, 2, 4)).key()
+    assert not layer_spec(nn.Conv2d(16, 32, 3), (1, 16, 8, 8)).grouped
+    assert layer_spec(nn.Linear(4, 5), (1, 4)).key() != layer_spec(nn.Linear(4, 5), (1, 2, 4)).key()

@@ -7,6 +7,7 @@ from compress.export.errors import ExportError
 from compress.export.memory import importable_name, peak_rss_subprocess
 from compress.export.sizes import artifact_size, artifact_sizes
 from compress.export.widths import misaligned_widths
+from compress.layers.registry import output_width
 from tests.export.factories import tiny
 
 
@@ -75,6 +76,6 @@ def test_artifact_sizes_count_external_data(tmp_path):
 
 def test_misaligned_widths():
     model = tiny(0, width=6)  # convs 6 and 12 channels, classifier 5
-    assert misaligned_widths(model) == [("features.0", 6), ("features.3", 12), ("head", 5)]
-    assert misaligned_widths(model, multiple=2) == [("head", 5)]
-    assert misaligned_widths(tiny(0, width=8), multiple=4) == [("head", 5)]
+    assert misaligned_widths(model, width_of=output_width) == [("features.0", 6), ("features.3", 12), ("head", 5)]
+    assert misaligned_widths(model, multiple=2, width_of=output_width) == [("head", 5)]
+    assert misaligned_widths(tiny(0, width=8), multiple=4, width_of=output_width) == [("head", 5)]

@@ -124,7 +124,7 @@ def test_latency_table_times_layers_on_openvino():
 
     timer = make_timer("openvino", batch=1, threads=1)
     assert timer.backend == "openvino" and timer.describe()["openvino"]
-    spec = LayerSpec.of_module(torch.nn.Conv2d(16, 16, 3, padding=1), (1, 16, 8, 8))
+    spec = LayerSpec("conv", (16, 8, 8), 16, 16, (3, 3), (1, 1), (1, 1), (1, 1))
     assert timer.time_layer(spec, 16, 16) > 0
     assert timer.time_model(tiny(0), timer.example((3, 16, 16)), seconds=0.1) > 0
 

@@ -1,0 +1,173 @@
+"""Channel rules of ops that combine or take apart tensors: broadcasting arithmetic (add, mul...),
+cat, stack, chunk, split and indexing. Matching channels are coupled; a layout the rule cannot
+follow exactly is protected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compress.layers.values import Dynamic, Value, arg, lose, norm_dim
+
+
+def broadcast(an, node, rule, args, kwargs, module=None):
+    """add/sub/mul/div: operands are aligned from the right; matching channels are coupled."""
+    out_shape = an.shape(node)
+    nd = len(out_shape)
+    tensors = [a for a in args[:2] if isinstance(a, Value)]
+    axis, ids = None, None
+    for v in tensors:
+        if not v.tracked or v.shape[v.axis] == 1 and out_shape[nd - len(v.shape) + v.axis] != 1:
+            continue  # untracked, or a single channel broadcast over all of them
+        pos = nd - len(v.shape) + v.axis
+        if axis is None:
+            axis, ids = pos, v.ids
+        elif pos == axis and len(v.ids) == len(ids):
+            an.sets.union_arrays(ids, v.ids)
+        else:
+            an.freeze(ids, node, "operands carry channels on different axes")
+            an.freeze(v.ids, node, "operands carry channels on different axes")
+    if axis is None:
+        why = next((v.why for v in tensors if v.why), "no tracked operand")
+        return an.untracked(node, why)
+    for v in tensors:
+        if v.tracked:
+            continue
+        dim = axis - (nd - len(v.shape))
+        if dim < 0 or v.shape[dim] == 1:
+            continue  # broadcast along the channel axis: no per-channel content
+        if v.param is not None:
+            couple_param(an, node, v, dim, ids)
+        else:
+            an.freeze(ids, node, f"combined with a tensor of fixed channel count ({v.why or 'untracked'})")
+    return an.value(node, axis, ids)
+
+
+def couple_param(an, node, v: Value, dim: int, ids) -> None:
+    """A stored parameter combined with channels on its ``dim`` (of the broadcast shape): its
+    own dim becomes a slot of those channels; a dim it only has by broadcasting carries none."""
+    own = dim - v.param_lead
+    shape = an.param_shape(v.param)
+    if own < 0 or shape[own] == 1:
+        return
+    if shape[own] != len(ids):
+        an.freeze(ids, node, f"combined with parameter {v.param} of another width")
+        return
+    an.sets.union_arrays(an.param_slot(v.param, own, shape[own]), ids)
+
+
+def cat(an, node, rule, args, kwargs, module=None):
+    parts = list(arg(args, kwargs, 0, "tensors"))
+    nd = len(an.shape(node))
+    dim = norm_dim(arg(args, kwargs, 1, "dim", 0), nd)
+    tracked = [p for p in parts if isinstance(p, Value) and p.tracked]
+    if tracked and all(isinstance(p, Value) and (p.tracked or p.param is not None) for p in parts) \
+            and len({p.axis for p in tracked}) == 1 and tracked[0].axis != dim:
+        for p in parts:  # e.g. a class token (a parameter) joined to the patch tokens
+            if not p.tracked:
+                couple_param(an, node, p, tracked[0].axis, tracked[0].ids)
+        parts = [p if p.tracked else Value(p.shape, tracked[0].axis, tracked[0].ids) for p in parts]
+    if not all(isinstance(p, Value) and p.tracked for p in parts):
+        for p in parts:
+            if isinstance(p, Value):
+                lose(an, node, p, "concatenated with an untracked tensor")
+        return an.untracked(node, "concatenation of untracked tensors")
+    axes = {p.axis for p in parts}
+    if axes == {dim}:
+        return an.value(node, dim, np.concatenate([p.ids for p in parts]))
+    if len(axes) == 1 and len({len(p.ids) for p in parts}) == 1:  # concat along another dim
+        for p in parts[1:]:
+            an.sets.union_arrays(parts[0].ids, p.ids)
+        return an.value(node, parts[0].axis, parts[0].ids)
+    for p in parts:
+        lose(an, node, p, "concatenation mixes channel layouts")
+    return an.untracked(node, "concatenation mixes channel layouts")
+
+
+def stack(an, node, rule, args, kwargs, module=None):
+    """torch.stack: a new dim at ``dim``; tensors whose channels share an axis are coupled."""
+    parts = list(arg(args, kwargs, 0, "tensors"))
+    dim = norm_dim(arg(args, kwargs, 1, "dim", 0), len(an.shape(node)))
+    tracked = [p for p in parts if isinstance(p, Value) and p.tracked]
+    if len(tracked) == len(parts) and len({p.axis for p in parts}) == 1 and len({len(p.ids) for p in parts}) == 1:
+        for p in parts[1:]:
+            an.sets.union_arrays(parts[0].ids, p.ids)
+        axis = parts[0].axis
+        return an.value(node, axis + (1 if dim <= axis else 0), parts[0].ids)
+    for p in parts:
+        if isinstance(p, Value):
+            lose(an, node, p, "stacked with tensors of another channel layout")
+    return an.untracked(node, "stack of untracked tensors")
+
+
+def chunk(an, node, rule, args, kwargs, module=None):
+    x = args[0]
+    n = arg(args, kwargs, 1, "chunks")
+    dim = norm_dim(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+    outs = an.shapes(node)
+    if not x.tracked:
+        return tuple(an.untracked_shape(s, x.why) for s in outs)
+    if dim != x.axis:
+        return tuple(Value(tuple(s), x.axis, x.ids) for s in outs)
+    c = len(x.ids)
+    if not isinstance(n, int) or c % n:
+        an.freeze(x.ids, node, "uneven chunks of the channel axis")
+        return tuple(an.untracked_shape(s, "uneven chunk") for s in outs)
+    size = c // n  # channel j of every chunk goes together, so chunks stay equal
+    for j in range(size):
+        an.sets.union_all(x.ids[j::size])
+    return tuple(Value(tuple(s), x.axis, x.ids[k * size:(k + 1) * size]) for k, s in enumerate(outs))
+
+
+def split(an, node, rule, args, kwargs, module=None):
+    x = args[0]
+    dim = norm_dim(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+    outs = an.shapes(node)
+    if x.tracked and dim != x.axis:
+        return tuple(Value(tuple(s), x.axis, x.ids) for s in outs)
+    if x.tracked:  # split sizes are constants in the code: they cannot follow a cut
+        an.freeze(x.ids, node, "split of the channel axis into fixed sizes")
+    return tuple(an.untracked_shape(s, "split of the channel axis") for s in outs)
+
+
+def getitem(an, node, rule, args, kwargs, module=None):
+    obj, index = args[0], args[1]
+    if isinstance(obj, (tuple, list)):
+        return obj[index]
+    if not isinstance(obj, Value):
+        return Dynamic(node.name)
+    return _index_tensor(an, node, obj, index)
+
+
+def _index_tensor(an, node, x: Value, index) -> Value:
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
+        return lose(an, node, x, "indexed by a tensor or run-time value")
+    consumed = sum(1 for i in items if i is not Ellipsis and i is not None)
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at:at + 1] = [slice(None)] * (len(x.shape) - consumed)
+    in_dim = out_dim = 0
+    new_axis = None
+    for item in items:
+        if item is None:
+            out_dim += 1
+            continue
+        if in_dim == x.axis:
+            if not _whole(item, x.shape[x.axis]):
+                return lose(an, node, x, "slices the channel axis with fixed bounds")
+            new_axis = out_dim
+        in_dim += 1
+        out_dim += 0 if isinstance(item, int) else 1
+    if not x.tracked:
+        return an.untracked(node, x.why)
+    if new_axis is None:  # channel axis not reached by the index: it keeps its place
+        new_axis = x.axis - in_dim + out_dim
+    return an.value(node, new_axis, x.ids)
+
+
+def _whole(item, size: int) -> bool:
+    """A slice taking the whole axis, and still the whole axis once it is narrower (``x[:, :n]``
+    with ``n`` at least the width: GhostNet's ``out[:, :self.out_chs]``)."""
+    return isinstance(item, slice) and item.start in (None, 0) and item.step in (None, 1) and \
+        (item.stop is None or isinstance(item.stop, int) and item.stop >= size)
