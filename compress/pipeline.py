@@ -13,13 +13,14 @@ from typing import Any, Callable, Protocol
 
 import torch.nn as nn
 
-from compress import distributed, stages
+from compress import artifacts, distributed, stages
 from compress.devices import resolve_device
 from compress.distill import DistillConfig, amp_dtype
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
 from compress.outputs import default_out
 from compress.plan import PrunePolicy
+from compress.sibling import baseline_side, load_baseline
 from compress.util.atomic import atomic_dir
 
 
@@ -48,6 +49,8 @@ class PruneConfig:
     overwrite: bool = False
     device: str = "auto"
     progress: bool = True
+    baseline: str | None = None  # --bench: an off-the-shelf alternative benched beside original and compressed
+    baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
 
 
 @dataclass
@@ -92,6 +95,8 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
     started = time.perf_counter()
 
     loaded = stages.load(config, say)
+    alternative = load_baseline(config.baseline, config.baseline_load, loaded, say.info) \
+        if config.baseline and config.bench and main else None  # a bad --baseline fails before any long work
     data = stages.calibration(config, loaded, say)
     task = stages.task(config, loaded, data, say)
     groups = stages.graph(loaded, data, config, say)
@@ -125,7 +130,10 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
             if config.export:
                 summary["export"] = stages.export(tmp, student, data, config, say)
             if config.bench:
-                summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say)
+                side = baseline_side(alternative, loaded.model, tmp / artifacts.BENCH_DIR,
+                                     trust=config.baseline_load.get("trust", False), eval_dir=config.eval_dir,
+                                     task=task, say=say.info) if alternative is not None else None
+                summary["bench"] = stages.bench(tmp, loaded, student, summary, data, config, say, side)
             stages.write_summary(tmp, summary)
     distributed.barrier()
     widths = [(name, before, after) for name, (before, after) in plan.widths.items()]

@@ -282,8 +282,8 @@ def export(folder, student, data, config, say):
     return export_all(folder, student, data, config, say)
 
 
-def bench(folder, loaded, student, summary, data, config, say):
-    return bench_pair(folder, loaded, student, summary, data, config, say)
+def bench(folder, loaded, student, summary, data, config, say, alternative=None):
+    return bench_pair(folder, loaded, student, summary, data, config, say, alternative)
 
 
 def write_summary(folder: Path, summary: dict) -> None:
