@@ -112,6 +112,44 @@ def model_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return cols, rows
 
 
+VERDICT_RULE = ("beats means: its {metric} is at least the alternative's, and its MACs and its fp32 latency "
+                "(geometric mean of the p50 ratios over every backend and batch both ran) are at most the "
+                "alternative's")
+
+
+def verdict(report: dict, model: str, against: str) -> dict[str, Any]:
+    """Whether ``model`` beats ``against`` (the off-the-shelf alternative) at equal or lower cost (``VERDICT_RULE``).
+
+    ``metric_diff`` in points (None without a labelled metric), ``mac_ratio`` and ``latency_ratio`` as
+    model / alternative (below 1: cheaper), ``latency_ratios`` per fp32 (backend, batch), ``beats``: True,
+    False, or None when the metric is missing; ``line``: the sentence the report prints."""
+    metric = metric_names(report)[0]
+    models = {m["name"]: m for m in report["models"]}
+    mine, alt = models[model], models[against]
+    diff = (mine["top1"] - alt["top1"]) * 100 if mine.get("top1") is not None and alt.get("top1") is not None else None
+    macs = mine["macs"] / alt["macs"] if mine.get("macs") and alt.get("macs") else None
+    p50 = {(r["model"], r["backend"], r["batch"]): r["latency_ms"]["p50"] for r in report["rows"]
+           if r["precision"] == "fp32"}
+    ratios = {f"{b} batch {n}": p50[(model, b, n)] / p50[(against, b, n)] for (who, b, n) in p50
+              if who == against and (model, b, n) in p50 and p50[(against, b, n)]}
+    latency = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)) if ratios else None
+    cheaper = (macs is None or macs <= 1.0) and (latency is None or latency <= 1.0)
+    beats = None if diff is None else bool(diff >= 0 and cheaper)
+    cost = ", ".join(part for part in (
+        f"{fmt_ratio(macs)} its MACs" if macs is not None else "",
+        f"{fmt_ratio(latency)} its latency" + (f" ({fmt_ratio(min(ratios.values()))}-{fmt_ratio(max(ratios.values()))}"
+                                               f" over {len(ratios)} backend/batch rows)" if len(ratios) > 1 else "")
+        if latency is not None else "") if part)
+    if diff is None:
+        line = f"{model} vs {against}: no {metric} to judge (give --eval); {model} runs at {cost}"
+    else:
+        word = "beats" if beats else "does not beat"
+        line = f"{model} {word} {against}: {diff:+.2f} {metric} at {cost}"
+    return {"model": model, "against": against, "metric": metric, "metric_diff": diff, "mac_ratio": macs,
+            "latency_ratio": latency, "latency_ratios": ratios, "beats": beats, "line": line,
+            "rule": VERDICT_RULE.format(metric=metric)}
+
+
 def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
@@ -153,6 +191,9 @@ def render_table(report: dict, console=None) -> None:
         for row in rows:
             table.add_row(*[escape(cell) for cell in row])
         console.print(table)
+    if report.get("verdict"):
+        console.print(f"[bold]{escape(report['verdict']['line'])}[/bold]")
+        console.print(f"[dim]({escape(report['verdict']['rule'])})[/dim]")
     for sk in report.get("skipped", []):
         who = f" for {sk['model']}" if sk.get("model") else ""
         line = f"skipped {sk['backend']}{who}: {sk['reason']}"
@@ -188,6 +229,9 @@ def markdown(report: dict) -> str:
                   "|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    if report.get("verdict"):
+        v = report["verdict"]
+        lines += ["## Against the off-the-shelf alternative", "", f"**{v['line']}**", "", f"({v['rule']}.)", ""]
     lines += latency_target_lines(report.get("latency_target"))
     for sk in report.get("skipped", []):
         who = f" for {sk['model']}" if sk.get("model") else ""
@@ -255,8 +299,10 @@ def plot_report(report: dict, path: str | Path) -> Path:
         ax.set_ylabel("% - higher is better")
         ax.set_title(f"{metric_names(report)[0]} and {metric_names(report)[1]}")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{' vs '.join(models)} - {report['environment'].get('cpu', '')}, "
-                 f"{_threads(report['settings']['threads'])}", fontsize=10)
+    title = f"{' vs '.join(models)} - {report['environment'].get('cpu', '')}, {_threads(report['settings']['threads'])}"
+    if report.get("verdict"):
+        title += "\n" + report["verdict"]["line"]
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     _save(fig, path)
     return Path(path)
@@ -279,12 +325,14 @@ def _accuracy_series(report: dict) -> dict[str, dict[str, float | None]]:
 
 
 def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None,
-               labels: tuple[str, str] = ("top-1 accuracy", "top-1 agreement")) -> Path:
+               labels: tuple[str, str] = ("top-1 accuracy", "top-1 agreement"),
+               baseline: dict[str, Any] | None = None) -> Path:
     """Accuracy/latency trade-off of ``compress sweep``.
 
     ``rows``: dicts with ``ratio`` (pruning ratio), ``macs``, ``latency_ms`` (or ``latency``) and
     ``top1`` and/or ``agreement`` (fractions; ``top1`` holds the task's labelled metric, named by
     ``labels``). Two panels: metric vs latency and vs MACs, each point labelled with its ratio.
+    ``baseline``: an off-the-shelf alternative (``name`` and the same keys), drawn as a separate point.
     """
     plt = _pyplot()
     if not rows:
@@ -307,6 +355,10 @@ def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str |
             for x, y, ratio in pts:
                 if ratio is not None:
                     ax.annotate(f"{ratio:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            if baseline and baseline.get(key) is not None and _x(baseline, xkey) is not None:
+                x, y = _x(baseline, xkey), baseline[key] * 100
+                ax.plot([x], [y], "*", markersize=12, color=ax.lines[-1].get_color(), label=f"{label}, {baseline['name']}")
+                ax.annotate(baseline["name"], (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("% - higher is better")
         ax.grid(alpha=0.3)

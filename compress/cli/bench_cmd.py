@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
+from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
+                                  preprocess_options)
 
 
 def _ints(ctx, param, value: str) -> tuple[int, ...]:
@@ -41,12 +42,13 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS of a fresh process per row.")
 @click.option("--device", default="auto", show_default=True,
               help="Where the torch backend runs: auto (the GPU when there is one), cpu or cuda[:N].")
+@baseline_options
 @model_options
 @preprocess_options
 @json_option
 def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters, warmup, min_seconds, memory, device,
-          as_json, **model_params):
-    """Compare OUT (a `compress prune` folder) with the original it came from, or A with B."""
+          baseline, baseline_arch, baseline_arch_kwargs, as_json, **model_params):
+    """Compare OUT (a `compress prune` folder) with the original it came from, or A with B, and with --baseline."""
     from compress.checks import check_device_name
     from compress.artifacts.outputs import RECORD, check_output
 
@@ -59,7 +61,7 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
     default = Path("bench-report") if second else Path(first)
     check_output(Path(out) if out else default, replaces=False, markers=(RECORD, "report.json"),
                  inputs={**{k: v for k, v in models.items() if v and not (Path(v) / RECORD).is_file()},
-                         "--eval": eval_dir, "--calib": calib})
+                         "--eval": eval_dir, "--calib": calib, "--baseline": baseline})
     from compress.util.atomic import writing
     from compress.run.bench_sides import load_sides
     from compress.cli import output
@@ -72,14 +74,19 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
         get(name).require()  # asked for by name: one line naming the extra, exit 5
     device = str(resolve_device(device))
     with writing(Path(out or default) / "report.json"):
-        sides, shape, out_dir, task = load_sides(first, second, out, eval_dir, calib, load_kwargs(model_params),
-                                                 output.info)
+        base = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
+        load = load_kwargs(model_params)
+        if base and not second:  # OUT records its own architecture: --arch/--arch-kwargs were the baseline's
+            load = {**load, "arch": None, "arch_kwargs": {}}
+        sides, shape, out_dir, task = load_sides(first, second, out, eval_dir, calib, load, output.info, baseline=base)
         report = benchmark(sides, Path(out_dir), input_shape=shape, backends=backends, batches=batches,
                            threads=threads, iters=iters, warmup=warmup, min_seconds=min_seconds,
-                           measure_memory=memory, show=not as_json, device=device, task=task.labels())
+                           measure_memory=memory, show=not as_json, device=device, task=task.labels(),
+                           judge=(sides[1].name, sides[2].name) if base else None)
     if as_json:
         if sides[0].name != "original":
             report["note"] = "B was not pruned from A: the two are compared as unrelated models"
         output.emit_json(report)
     else:
         output.info(f"wrote {out_dir}/report.json, report.md, report.png")
+

@@ -44,6 +44,36 @@ preprocess_options = _stack(
     click.option("--std", metavar="R,G,B", default=None, help="Normalisation std per RGB channel."),
 )
 
+baseline_options = _stack(
+    click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="An off-the-shelf alternative (e.g. the next-smaller model) to bench as a row, with a line saying "
+                      "whether the compressed model beats it at equal or lower cost."),
+    click.option("--baseline-arch", metavar="SPEC", default=None, help="Architecture of --baseline (default: --arch)."),
+    click.option("--baseline-arch-kwargs", metavar="K=V,...", default=None,
+                 help="Keyword arguments of --baseline-arch (default: --arch-kwargs)."),
+)
+
+
+def baseline_load(params: dict[str, Any], baseline: str | None, arch: str | None,
+                  arch_kwargs: str | None) -> tuple[str, dict[str, Any]] | None:
+    """(--baseline, its ``load_model`` options: the model options, with --baseline-arch/--baseline-arch-kwargs),
+    or None without --baseline."""
+    from compress.models.arch import parse_arch_kwargs
+
+    if not baseline:
+        if arch or arch_kwargs:
+            from compress.errors import UsageError
+
+            raise UsageError("--baseline-arch/--baseline-arch-kwargs need --baseline", "name the baseline checkpoint")
+        return None
+    load = load_kwargs(params)
+    if arch:
+        load.update(arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
+    elif arch_kwargs:
+        load.update(arch_kwargs=parse_arch_kwargs(arch_kwargs))
+    return baseline, load
+
+
 json_option = click.option("--json", "as_json", is_flag=True, default=False,
                            help="Print one JSON object on stdout instead of tables.")
 
@@ -67,6 +97,8 @@ def preprocess_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "baseline_load",
+    "baseline_options",
     "json_option",
     "load_kwargs",
     "model_options",

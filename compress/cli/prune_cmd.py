@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from compress.artifacts import FORMATS
-from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
+from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
+                                  preprocess_options)
 
-IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "l1", "random"]
+IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]
 TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
@@ -77,6 +78,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
               help="Deployment target (picks INT8 types).")
 @click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")
+@baseline_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (relaunches under torchrun; GPUs or CPU/gloo).")
@@ -90,7 +92,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
           recalibrate_bn,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
           recover_precision, batch_size, formats, int8_method,
-          target, bench, device, devices, overwrite, no_progress, as_json, **model_params):
+          target, bench, baseline, baseline_arch, baseline_arch_kwargs, device, devices, overwrite, no_progress, as_json,
+          **model_params):
     """Prune CHECKPOINT using importance estimated on the unlabeled images in --calib.
 
     Without a target, removes half the prunable channels (--ratio 0.5)."""
@@ -110,6 +113,9 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     from compress.errors import UsageError
 
+    alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
+    if alternative and not bench:
+        raise UsageError("--baseline is a row of --bench", "add --bench")
     if prune_layernorm and not recover:
         raise UsageError("--prune-layernorm changes LayerNorm statistics: the cut is not exact and needs recovery",
                          "drop --no-recover")
@@ -143,7 +149,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
-        progress=not no_progress,
+        progress=not no_progress, baseline=baseline, baseline_load=alternative[1] if alternative else {},
     )
     result = run_prune(config, output.TERMINAL)
     _show(result, as_json)
@@ -247,3 +253,4 @@ def _show(result, as_json: bool) -> None:
 
 def _ratio(after, before) -> str:
     return f"{after / before:.2f}x" if before else "-"
+

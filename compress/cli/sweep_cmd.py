@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import json_option, load_kwargs, model_options, preprocess_options
+from compress.cli.options import baseline_load, baseline_options, json_option, load_kwargs, model_options, preprocess_options
 
 
 def _ratios(ctx, param, value: str) -> tuple[float, ...]:
@@ -37,11 +37,12 @@ def _ratios(ctx, param, value: str) -> tuple[float, ...]:
                    "or cuda[:N].")
 @click.option("--overwrite", is_flag=True,
               help="Reuse an existing output folder: only an earlier sweep's (it holds sweep.json) or an empty one.")
+@baseline_options
 @model_options
 @preprocess_options
 @json_option
 def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, importance, batch, backend, round_to,
-          device, overwrite, as_json, **model_params):
+          device, overwrite, baseline, baseline_arch, baseline_arch_kwargs, as_json, **model_params):
     """Prune CHECKPOINT at several ratios and measure accuracy and latency of each."""
     from compress.checks import check_device_name
     from compress.artifacts import SWEEP_RECORD
@@ -65,11 +66,13 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                        load=load_kwargs(model_params), importance=ImportanceConfig(name=importance, device=device),
                        recover=recover, distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir,
                        overwrite=True, device=device)
-    result = run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite, reporter=output.TERMINAL)
+    result = run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite, reporter=output.TERMINAL,
+                       baseline=baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs))
     rows = result.rows
     task = result.task
     if as_json:
-        output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(result.report)})
+        output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(result.report),
+                          **({"baseline": result.baseline} if result.baseline else {})})
         return
     extra = [("mAP@0.5 vs original", "map50_vs_original")] if any("map50_vs_original" in r for r in rows) else []
     output.table(f"sweep ({backend}, batch {batch})",
@@ -77,4 +80,8 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                   *(name for name, _ in extra)],
                  [(r["ratio"], r["macs"], r["params"], r["latency_ms"], r["speedup"], output.pct(r["top1"]), output.pct(r["agreement"]),
                    *(output.pct(r.get(key)) for _, key in extra)) for r in rows])
+    if result.baseline:
+        b = result.baseline
+        output.info(f"baseline ({baseline}): MACs {b['macs']:,}, p50 {b['latency_ms'] or float('nan'):.3f} ms, "
+                    f"{task.metric_label} {output.pct(b['top1'])}")
     output.info(f"wrote {result.plot} and one pruned model per ratio")

@@ -64,6 +64,7 @@ ESTIMATORS: dict[str, str] = {
     "taylor-sq": "compress.importance.taylor:taylor_sq",
     "taylor-abs": "compress.importance.taylor:taylor_abs",
     "taylor": "compress.importance.taylor:taylor_labelled",
+    "taylor-l1": "compress.importance.combined:taylor_l1",
     "l1": "compress.importance.magnitude:l1",
     "random": "compress.importance.magnitude:random_scores",
 }

@@ -12,6 +12,7 @@ from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
 from compress.run.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.models.loading import load_from_spec, load_model
+from compress.run.sibling import baseline_side, load_baseline
 from compress.spec import LoadedModel
 from compress.tasks import task_of
 from compress.tasks.evaluate import compare_models, labelled_pairs
@@ -21,8 +22,10 @@ CHECK_IMAGES = 2000  # images every runtime's file is run on for its row's top-1
 
 
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,
-               load: dict, say: Callable[[str], None]) -> tuple[list[Side], tuple[int, ...], Path, Any]:
-    """(the two sides, the input shape, the report folder, the models' task)."""
+               load: dict, say: Callable[[str], None],
+               baseline: tuple[str, dict] | None = None) -> tuple[list[Side], tuple[int, ...], Path, Any]:
+    """(the sides: the two compared, then ``baseline``'s (path, load options) alternative if given; the input
+    shape, the report folder, the models' task)."""
     a = load_model(first, on_note=say, **load)
     names = ("original", "compressed")
     if second is None:
@@ -41,6 +44,7 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
     if tuple(original.spec.input_size) != tuple(compressed.spec.input_size):
         raise UsageError(f"the two models take different inputs ({original.spec.input_size} vs {compressed.spec.input_size})",
                          "compare models of the same input size")
+    alt = load_baseline(baseline[0], baseline[1], compressed, say) if baseline else None
     out_dir.mkdir(parents=True, exist_ok=True)
     sides = [_side(names[0], original, out_dir, load), _side(names[1], compressed, out_dir, load)]
     task = _task(original)
@@ -48,6 +52,9 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
         _accuracy(sides, eval_dir, compressed, say, task)
     elif calib and Path(calib).is_dir():
         _agreement(sides, calib, compressed, say, task)
+    if alt is not None:
+        sides.append(baseline_side(alt, original.model, out_dir, trust=baseline[1].get("trust", False),
+                                   eval_dir=eval_dir, task=task, say=say))
     return sides, tuple(original.spec.input_size), out_dir, task
 
 

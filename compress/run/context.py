@@ -51,6 +51,8 @@ class PruneConfig:
     overwrite: bool = False
     device: str = "auto"
     progress: bool = True
+    baseline: str | None = None  # --bench: an off-the-shelf alternative benched beside original and compressed
+    baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
 
 
 class Reporter(Protocol):
@@ -92,4 +94,5 @@ class RunContext:
     student: nn.Module | None = None  # stages.cut, then recover / recalibrate: the model the run writes
     summary: RunSummary | None = None  # stages.measure_pruned, completed by the stages after it
     evaluation: Any = None  # stages.evaluation: the --eval data in the task's layout, or None
+    alternative: LoadedModel | None = None  # stages.baseline: --baseline with --bench (rank 0)
     folder: Path | None = None  # where the write stages (save, export, bench, write_summary) write

@@ -21,7 +21,7 @@ from compress.export import quantize
 from compress.export.bench import BenchModel, bench_plan, run_bench
 from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
-from compress.export.report import render_table, write_report
+from compress.export.report import render_table, verdict, write_report
 from compress.export.runtimes import get
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, torch_logits, verify_onnx
@@ -166,12 +166,14 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
               measure_memory=True, show: bool = True, latency_target: dict | None = None,
-              device: str = "cpu", task: dict | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+              device: str = "cpu", task: dict | None = None, notes: list[str] | None = None,
+              judge: tuple[str, str] | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
 
     ``device`` is where the torch backend runs (``cpu``, ``cuda``, ``cuda:N``); ``task``: the names of the
     accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``; ``notes``: lines added
-    to the report's notes (a detector's mAP against the original's boxes)."""
+    to the report's notes (a detector's mAP against the original's boxes); ``judge``: (a side, the
+    off-the-shelf alternative it is weighed against), recorded as ``report["verdict"]``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
@@ -201,6 +203,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
         report["notes"] = [*report.get("notes", []), *post_notes, *(notes or [])]
     if task:
         report["task"] = task
+    if judge:
+        report["verdict"] = verdict(report, *judge)
     write_report(report, out_dir)
     if show:
         render_table(report)
@@ -260,8 +264,10 @@ def _macs(module: nn.Module, input_shape) -> int:
     return count_macs(module, tuple(input_shape))
 
 
-def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say) -> dict[str, Any]:
-    """The tail of ``compress prune --bench``: original vs compressed, written into the folder."""
+def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say,
+               alternative: Side | None = None) -> dict[str, Any]:
+    """The tail of ``compress prune --bench``: original vs compressed (and ``--baseline``'s alternative),
+    written into the folder."""
     shape = tuple(loaded.spec.input_size)
     top1, agreement = summary.written_figures()
     bench_dir = folder / artifacts.BENCH_DIR
@@ -276,10 +282,15 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     compressed.artifacts = found_artifacts(folder)
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
-    report = benchmark([original, compressed], folder, input_shape=shape, progress=config.progress,
+    sides = [original, compressed, *([alternative] if alternative is not None else [])]
+    report = benchmark(sides, folder, input_shape=shape, progress=config.progress,
                        latency_target=summary.latency, device=device, task=get_task(summary.task).labels(),
-                       notes=_task_notes(summary))
-    return {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
+                       notes=_task_notes(summary),
+                       judge=(compressed.name, alternative.name) if alternative is not None else None)
+    out = {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
+    if "verdict" in report:
+        out["verdict"] = report["verdict"]
+    return out
 
 
 def _task_notes(summary: RunSummary) -> list[str]:

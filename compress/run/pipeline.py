@@ -22,7 +22,7 @@ from compress.distill import amp_dtype
 from compress.util.atomic import atomic_dir
 
 # the stages, in order: what the run measures, then what it writes (inside the output's atomic folder)
-MEASURE = (stages.load, stages.calibration, stages.task, stages.evaluation,  # bad labels fail before the long stages
+MEASURE = (stages.load, stages.baseline, stages.calibration, stages.task, stages.evaluation,  # bad labels fail before the long stages
            stages.graph, stages.importance, stages.plan, stages.cut, stages.measure_pruned, stages.accuracy, stages.recover, stages.recalibrate,
            stages.accuracy_written, stages.task_figures)
 WRITE = (stages.save, stages.export, stages.bench, stages.write_summary)

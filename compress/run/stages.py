@@ -26,6 +26,7 @@ from compress.calibration import load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
+from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
 from compress.distill import agreement, distill
 from compress.errors import PruneError, RecoveryError, UsageError
@@ -53,6 +54,14 @@ def load(run: RunContext) -> None:
     if loaded.pruned:
         say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
     say.info(f"model: {type(loaded.model).__name__} from {config.checkpoint} (input {_shape(loaded)})")
+
+
+def baseline(run: RunContext) -> None:
+    """``--baseline`` with ``--bench``: load the off-the-shelf alternative now, so that a bad one fails before any
+    long work (``compress.run.sibling``)."""
+    config = run.config
+    if config.baseline and config.bench and distributed.is_main():
+        run.alternative = load_baseline(config.baseline, config.baseline_load, run.loaded, run.say.info)
 
 
 def _shape(loaded) -> str:
@@ -328,8 +337,13 @@ def export(run: RunContext) -> None:
 
 def bench(run: RunContext) -> None:
     """``--bench``: original against compressed (``compress.run.deploy.bench_pair``)."""
-    if run.config.bench:
-        run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, run.config, run.say)
+    config = run.config
+    if not config.bench:
+        return
+    side = baseline_side(run.alternative, run.loaded.model, run.folder / artifacts.BENCH_DIR,
+                         trust=config.baseline_load.get("trust", False), eval_dir=config.eval_dir, task=run.task,
+                         say=run.say.info) if run.alternative is not None else None
+    run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side)
 
 
 def write_summary(run: RunContext) -> None:
