@@ -20,7 +20,7 @@ from compress.importance import ImportanceConfig
 from compress.layers.base import LayerHandler, per_channel
 from compress.layers.registry import register_layer
 from compress.models.loading import load_model
-from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
+from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, Reporter, run_prune
 from compress.plan import PrunePolicy
 from compress.run.sweep import SweepResult, run_sweep
 
@@ -60,9 +60,12 @@ def sweep(checkpoint: str, calib: str, ratios: tuple[float, ...] = (0.2, 0.4, 0.
           arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, importance: str = "taylor-sq",
           recover: bool = True, recover_epochs: float | None = None, eval_dir: str | None = None,
           backend: str = "onnxruntime", batch: int = 1, round_to: int = 8, device: str = "auto",
-          overwrite: bool = False, quiet: bool = False, **load: Any) -> SweepResult:
+          overwrite: bool = False, quiet: bool = False, reporter: Reporter | None = None,
+          baseline: tuple[str, dict[str, Any]] | None = None, **load: Any) -> SweepResult:
     """What ``compress sweep`` does: prune at each ratio into ``out/ratio-R`` (default ``CHECKPOINT.sweep``),
-    time them beside the original and return the table (``.rows``), the report and the plot."""
+    time them beside the original and return the table (``.rows``), the report and the plot. ``compress sweep``
+    calls it with the terminal as ``reporter``. ``baseline``: (checkpoint, load options) of an off-the-shelf
+    alternative, timed beside them and plotted as a point."""
     ratios = tuple(sorted(set(ratios)))
     base = PruneConfig(checkpoint=str(checkpoint), calib=str(calib), policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
                        load={"arch": arch, "arch_kwargs": arch_kwargs or {}, **load},
@@ -70,7 +73,7 @@ def sweep(checkpoint: str, calib: str, ratios: tuple[float, ...] = (0.2, 0.4, 0.
                        distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir, overwrite=True, device=device)
     root = out or Path(checkpoint).with_suffix(".sweep")
     return run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite,
-                     reporter=QUIET if quiet else STDERR)
+                     reporter=reporter or (QUIET if quiet else STDERR), baseline=baseline)
 
 
 def load(path: str, **options: Any):

@@ -53,21 +53,16 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                         markers=(SWEEP_RECORD,),
                         inputs=input_paths(checkpoint=checkpoint, calib=calib, eval=eval_dir,
                                            arch=model_params.get("arch")))
+    from compress.api import sweep as run_sweep
     from compress.cli import output
     from compress.devices import resolve_device
-    from compress.distill import DistillConfig
-    from compress.importance import ImportanceConfig
-    from compress.run.pipeline import PruneConfig
-    from compress.plan import PrunePolicy
-    from compress.run.sweep import run_sweep
 
-    device = str(resolve_device(device))
-    base = PruneConfig(checkpoint=checkpoint, calib=calib, policy=PrunePolicy(ratio=ratios[0], round_to=round_to),
-                       load=load_kwargs(model_params), importance=ImportanceConfig(name=importance, device=device),
-                       recover=recover, distill=DistillConfig(epochs=recover_epochs), eval_dir=eval_dir,
-                       overwrite=True, device=device)
-    result = run_sweep(base, ratios, root, backend=backend, batch=batch, overwrite=overwrite, reporter=output.TERMINAL,
-                       baseline=baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs))
+    result = run_sweep(checkpoint, calib, ratios, out=str(root), importance=importance, recover=recover,
+                       recover_epochs=recover_epochs, eval_dir=eval_dir, backend=backend, batch=batch,
+                       round_to=round_to, device=str(resolve_device(device)), overwrite=overwrite,
+                       reporter=output.TERMINAL,
+                       baseline=baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs),
+                       **load_kwargs(model_params))
     rows = result.rows
     task = result.task
     if as_json:
