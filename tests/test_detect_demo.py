@@ -132,3 +132,37 @@ def test_eval_on_a_raw_only_detector_is_refused_by_name(tmp_path):
     task = get_task("detect")
     with pytest.raises(UsageError, match="RawOnly returns only raw outputs"):
         task.labelled_output(RawOnly(), torch.zeros(1, 3, 8, 8))
+
+
+def test_postprocessing_is_timed_apart_for_detectors_only():
+    from compress.archs.detdigits import detdigitnet
+    from compress.detection.timing import postprocess_report
+
+    class Whole:  # a detector without a separable decoder: the whole detector is timed, and said so
+        def __init__(self, net):
+            self.net = net
+
+        def eval(self):
+            return self
+
+        def __call__(self, images):
+            return [{"boxes": torch.zeros(0, 4)} for _ in images]
+
+    class Other(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return {"cls_logits": self.conv(x).flatten(2)}
+
+        @property
+        def detector(self):
+            return Whole(self)
+
+    figures, notes = postprocess_report([("plain", torch.nn.Conv2d(3, 3, 1)), ("digits", detdigitnet()),
+                                         ("other", Other())], (3, 48, 48), (1, 2))
+    assert set(figures) == {"digits", "other"} and [f["batch"] for f in figures["digits"]] == [1, 2]
+    assert figures["digits"][0]["what"] == "decode + NMS" and figures["other"][0]["what"].startswith("whole detector")
+    assert all(f["p50_ms"] > 0 and f["network_p50_ms"] > 0 for rows in figures.values() for f in rows)
+    assert len(notes) == 2 and "not in the timed raw-output network" in notes[0]
