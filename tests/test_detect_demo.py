@@ -166,3 +166,19 @@ def test_postprocessing_is_timed_apart_for_detectors_only():
     assert figures["digits"][0]["what"] == "decode + NMS" and figures["other"][0]["what"].startswith("whole detector")
     assert all(f["p50_ms"] > 0 and f["network_p50_ms"] > 0 for rows in figures.values() for f in rows)
     assert len(notes) == 2 and "not in the timed raw-output network" in notes[0]
+
+
+def test_scenes_are_deterministic_for_a_seed_and_varied():
+    from sklearn.datasets import load_digits
+
+    from compress.demo_det import scenes, targets
+
+    d = load_digits()
+    images = (d.images[:50] / 16.0).astype(np.float32)
+    a = scenes(images, d.target[:50], 6, np.random.default_rng(1))
+    b = scenes(images, d.target[:50], 6, np.random.default_rng(1))
+    assert np.array_equal(a[0], b[0]) and all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+    assert not np.array_equal(a[0][0], a[0][1])
+    heat, dist, weight = targets(a[1])
+    assert heat.shape == (6, 10, 12, 12) and int((heat == 1).sum()) == sum(len(bx) for bx in a[1])
+    assert (dist >= 0).all() and (weight > 0).sum() >= (heat == 1).sum()
