@@ -235,12 +235,13 @@ def test_pickled_ultralytics_checkpoint_loads_as_a_float_raw_network_with_trust(
     assert set(out) == {"box_distribution", "cls_logits"}
 
 
-def test_labelled_metric_is_refused_only_when_labels_arrive():
-    from compress.errors import UsageError
+def test_labelled_meter_is_created_without_labels_and_a_folder_without_boxes_is_refused(tmp_path):
+    from compress.calibrate import CalibrationError, Preprocess
 
     task = get_task("detect")
     meter = task.metric_meter()  # compress bench creates it with the others, labels or not
-    with pytest.raises(UsageError, match="--eval"):
-        meter.update(_raw(), torch.zeros(2))
-    with pytest.raises(UsageError, match="--eval"):
-        task.labelled("folder", None)
+    with pytest.raises(ValueError, match="no images"):
+        meter.value()
+    (tmp_path / "images").mkdir()
+    with pytest.raises(CalibrationError, match="not a labelled detection folder"):
+        task.labelled(str(tmp_path), Preprocess(input_size=(32, 32)))

@@ -132,3 +132,53 @@ def test_eval_on_a_raw_only_detector_is_refused_by_name(tmp_path):
     task = get_task("detect")
     with pytest.raises(UsageError, match="RawOnly returns only raw outputs"):
         task.labelled_output(RawOnly(), torch.zeros(1, 3, 8, 8))
+
+
+def test_postprocessing_is_timed_apart_for_detectors_only():
+    from compress.archs.detdigits import detdigitnet
+    from compress.detection.timing import postprocess_report
+
+    class Whole:  # a detector without a separable decoder: the whole detector is timed, and said so
+        def __init__(self, net):
+            self.net = net
+
+        def eval(self):
+            return self
+
+        def __call__(self, images):
+            return [{"boxes": torch.zeros(0, 4)} for _ in images]
+
+    class Other(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return {"cls_logits": self.conv(x).flatten(2)}
+
+        @property
+        def detector(self):
+            return Whole(self)
+
+    figures, notes = postprocess_report([("plain", torch.nn.Conv2d(3, 3, 1)), ("digits", detdigitnet()),
+                                         ("other", Other())], (3, 48, 48), (1, 2))
+    assert set(figures) == {"digits", "other"} and [f["batch"] for f in figures["digits"]] == [1, 2]
+    assert figures["digits"][0]["what"] == "decode + NMS" and figures["other"][0]["what"].startswith("whole detector")
+    assert all(f["p50_ms"] > 0 and f["network_p50_ms"] > 0 for rows in figures.values() for f in rows)
+    assert len(notes) == 2 and "not in the timed raw-output network" in notes[0]
+
+
+def test_scenes_are_deterministic_for_a_seed_and_varied():
+    from sklearn.datasets import load_digits
+
+    from compress.demo.det import scenes, targets
+
+    d = load_digits()
+    images = (d.images[:50] / 16.0).astype(np.float32)
+    a = scenes(images, d.target[:50], 6, np.random.default_rng(1))
+    b = scenes(images, d.target[:50], 6, np.random.default_rng(1))
+    assert np.array_equal(a[0], b[0]) and all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+    assert not np.array_equal(a[0][0], a[0][1])
+    heat, dist, weight = targets(a[1])
+    assert heat.shape == (6, 10, 12, 12) and int((heat == 1).sum()) == sum(len(bx) for bx in a[1])
+    assert (dist >= 0).all() and (weight > 0).sum() >= (heat == 1).sum()

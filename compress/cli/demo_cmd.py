@@ -80,11 +80,19 @@ def _segment(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> 
     assets = make_seg_demo_assets(root / "seg-assets", seed=seed)
     if assets.eval_miou is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_miou:.2%} mIoU on {assets.eval_dir})")
-    kept = [f for f in formats.split(",") if f.strip() and f.strip() != "int8"] if formats else []
-    if formats and "int8" in formats:  # onnxruntime's quantization pre-processing cannot infer the upsampling's shapes
-        output.warn("demo: the segmenter is exported without int8 (onnxruntime's INT8 pre-processing fails on its "
-                    "resize to the input size: incomplete symbolic shape inference)")
-    _prune(assets, root / "seg-pruned", ratio, target_speedup, batch, ",".join(kept), bench, seed)
+    formats = _without_int8(formats, "the segmenter", "onnxruntime's INT8 pre-processing fails on its resize to the "
+                            "input size: incomplete symbolic shape inference")
+    _prune(assets, root / "seg-pruned", ratio, target_speedup, batch, formats, bench, seed)
+
+
+def _without_int8(formats: str, who: str, why: str) -> str:
+    """``formats`` less int8, with a warning saying why, where it was asked for."""
+    from compress.cli import output
+
+    kept = [f.strip() for f in formats.split(",") if f.strip() and f.strip() != "int8"] if formats else []
+    if formats and "int8" in formats:
+        output.warn(f"demo: {who} is exported without int8 ({why})")
+    return ",".join(kept)
 
 
 def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
@@ -97,6 +105,8 @@ def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> N
     if assets.eval_map50 is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_map50:.2%} mAP@0.5, {assets.eval_map:.2%} "
                     f"mAP@0.5:0.95 on {assets.eval_dir})")
+    formats = _without_int8(formats, "the detector", "the INT8 export's check against FP32 reads one output, and a "
+                            "detector's raw network has several")
     _prune(assets, root / "det-pruned", ratio, target_speedup, batch, formats, bench, seed)
 
 

@@ -8,9 +8,9 @@ YOLO's DFL bins). No decoding, anchors or NMS run here: they are outside the raw
 
 - Distillation, per output kind: KL over K against the teacher's softmax (at the temperature), binary
   cross-entropy against the teacher's sigmoid probabilities (plus the same at T = 1 weighted by the larger
-  of the two probabilities, so the few objects weigh as much as the many background entries), and for boxes a smooth-L1 weighted by the
-  teacher's confidence at the same locations (its best foreground probability in the score output of the
-  same ``(N, locations)``), so boxes the teacher does not believe in do not steer the student.
+  of the two probabilities, so the few objects weigh as much as the many background entries), and for
+  boxes a smooth-L1 weighted by the teacher's confidence at the same locations (its best foreground
+  probability in the score output of the same ``(N, locations)``), so boxes the teacher does not believe in do not steer the student.
 - Label-free agreement (documented raw-output agreement; boxes are not decoded in the raw network): at
   each image's ``TOP_K`` locations where the teacher is most confident (score output first in the dict),
   the fraction where the student's best class equals the teacher's, weighted equally per image; its KL
@@ -43,11 +43,10 @@ OUTPUT_KINDS = {
 }
 TOP_K = 100  # teacher-confident locations per image the agreement reads
 BOX_WEIGHT = 1.0
-FOCUS = 1.0  # weight of the confidence-weighted BCE on sigmoid scores (_focused_bce); DetDigitNet --ratio 0.5,
-# 800 steps at lr 0.05: labelled mAP@0.5 88.1 % without it, 95.6 % with it (original 97.9 %; benchmarks/RESULTS.md)
-DISTILL_LR = 0.05  # peak distillation learning rate for detectors (before FOCUS: 0.01 reached 87.5 % in 2000 steps, 0.05 88.1 % in 800)
-AUTO_SAMPLES = 51_200  # augmented images of the automatic recovery budget: 800 steps of 64 (every location is a
-# target, as for segmentation); measured in benchmarks/RESULTS.md, "Detection: the embedded detector"
+FOCUS = 1.0  # weight of the confidence-weighted BCE on sigmoid scores (_focused_bce)
+DISTILL_LR = 0.05  # distillation's peak learning rate for detectors unless one is given
+AUTO_SAMPLES = 51_200  # augmented images of the automatic recovery budget (800 steps of 64): every location is a
+# target, as for segmentation. How these three were chosen: benchmarks/RESULTS.md, "Detection: the embedded detector"
 
 
 def kinds(output: Any) -> dict[str, str]:
