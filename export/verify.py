@@ -238,13 +238,22 @@ def _float32_noise(model: nn.Module, inputs, refs: list[np.ndarray]) -> list[flo
 
 def compare_sessions(path_a: str | Path, path_b: str | Path, inputs: torch.Tensor | np.ndarray, *,
                      providers: Sequence[str] | None = None) -> Agreement:
-    """Top-1 agreement and logit differences of two ONNX models (``a`` is the reference)."""
-    a = run_session(make_session(path_a, providers), inputs)
-    b = run_session(make_session(path_b, providers), inputs)
-    if a.shape != b.shape:
-        raise VerificationError(f"{Path(path_b).name}: output shape {b.shape} differs from {Path(path_a).name}'s {a.shape}",
-                                "compare two exports of the same model")
-    return agreement(a, b)
+    """Top-1 agreement and output differences of two ONNX models (``a`` is the reference).
+
+    Every output is compared (a detector's raw network has class scores and box regressions): the top-1
+    agreement is the first output's (argmax over axis 1: classes, or classes per location), the max and
+    mean |diff| are over all outputs."""
+    a = run_session_all(make_session(path_a, providers), inputs)
+    b = run_session_all(make_session(path_b, providers), inputs)
+    if [x.shape for x in a] != [x.shape for x in b]:
+        raise VerificationError(f"{Path(path_b).name}: output shapes {[x.shape for x in b]} differ from "
+                                f"{Path(path_a).name}'s {[x.shape for x in a]}", "compare two exports of the same model")
+    first = agreement(a[0], b[0])
+    if len(a) == 1:
+        return first
+    diffs = [np.abs(x - y) for x, y in zip(a, b) if x.size]
+    return Agreement(top1_agreement=first.top1_agreement, max_abs_diff=max(float(d.max()) for d in diffs),
+                     mean_abs_diff=float(np.mean(np.concatenate([d.ravel() for d in diffs]))), n=first.n)
 
 
 def _top2_margin(logits: np.ndarray) -> np.ndarray:

@@ -105,8 +105,6 @@ def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> N
     if assets.eval_map50 is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_map50:.2%} mAP@0.5, {assets.eval_map:.2%} "
                     f"mAP@0.5:0.95 on {assets.eval_dir})")
-    formats = _without_int8(formats, "the detector", "the INT8 export's check against FP32 reads one output, and a "
-                            "detector's raw network has several")
     _prune(assets, root / "det-pruned", ratio, target_speedup, batch, formats, bench, seed)
 
 

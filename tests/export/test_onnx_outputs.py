@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -46,3 +47,31 @@ def test_dict_outputs_export_verify_and_a_slightly_wrong_head_still_fails(tmp_pa
     assert not result.passed and result.noise_floor is not None and result.noise_floor < 1e-5
     with pytest.raises(VerificationError):
         verify_onnx(bad, model, x)
+
+
+def test_int8_of_a_two_output_network_is_compared_on_every_output(tmp_path):
+    """A detector's raw network has several outputs: the INT8-vs-FP32 comparison reads all of them (it
+    refused such a model after recovery, losing the run), and a head that differs shows in the figures."""
+    from compress.calibrate.readers import TensorCalibrationReader
+    from compress.export.quantize import quantize_int8
+    from compress.export.verify import compare_sessions
+
+    torch.manual_seed(0)
+    model = TwoMaps().eval()
+    x = torch.randn(32, 3, 8, 8)
+    fp32 = export_onnx(model, x[:1], tmp_path / "m.onnx").path
+    int8 = tmp_path / "m.int8.onnx"
+    quantize_int8(fp32, int8, TensorCalibrationReader(x, "input", batch_size=8))
+    same = compare_sessions(fp32, fp32, x)
+    assert same.max_abs_diff == 0.0 and same.top1_agreement == 1.0 and same.n == 32
+    q = compare_sessions(fp32, int8, x)
+    assert 0.0 < q.max_abs_diff < 1.0 and 0.5 < q.top1_agreement <= 1.0
+
+    proto = onnx.load(str(fp32))  # the second head ("aux") scaled: only the all-output figures can see it
+    weights = [t for t in proto.graph.initializer if list(t.dims) == [4, 8, 1, 1]]
+    arr = numpy_helper.to_array(weights[1]) * 2.0
+    weights[1].CopyFrom(numpy_helper.from_array(arr.astype(np.float32), weights[1].name))
+    other = tmp_path / "other.onnx"
+    onnx.save(proto, str(other))
+    moved = compare_sessions(fp32, other, x)
+    assert moved.max_abs_diff > 0.1
