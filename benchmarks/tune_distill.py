@@ -30,7 +30,7 @@ import torch.nn as nn
 from PIL import Image
 
 from compress.archs import cifar_resnet
-from compress.distill import DistillConfig, distill, top1_accuracy
+from compress.recover import DistillConfig, distill, top1_accuracy
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
 from compress.loading import load_model
 from compress.pipeline import QUIET, STDERR, PruneConfig, PruneResult, run_prune
 from compress.plan import PrunePolicy
+from compress.recover import DistillConfig
 
 
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,

@@ -15,11 +15,11 @@ import torch.nn as nn
 
 from compress import distributed, stages
 from compress.devices import resolve_device
-from compress.distill import DistillConfig, amp_dtype
 from compress.importance import ImportanceConfig
 from compress.latency.config import LatencyConfig
 from compress.outputs import default_out
 from compress.plan import PrunePolicy
+from compress.recover import DistillConfig, amp_dtype
 from compress.util.atomic import atomic_dir
 
 

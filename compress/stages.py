@@ -14,15 +14,12 @@ import numpy as np
 import torch
 
 from compress import artifacts, distributed
-from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 from compress.calibrate import read_labels_csv
 from compress.calibration import load_calibration
 from compress.checks import check_label_classes
 from compress.deploy import bench_pair, export_all
 from compress.devices import resolve_device
-from compress.distill import agreement, distill
 from compress.errors import PruneError, RecoveryError, UsageError
-from compress.fit_gap import significant_gap, train_sample
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
@@ -31,6 +28,8 @@ from compress.latency.stage import latency_plan
 from compress.loading import load_model
 from compress.plan import select
 from compress.profile import count_macs, count_params
+from compress.recover import (RECALIBRATE_IMAGES, agreement, distill, recalibrate_if_better, significant_gap,
+                              train_sample)
 from compress.saved import save_pruned
 from compress.surgery import apply_cuts
 from compress.tasks import default_task, resolve_task
@@ -181,7 +180,7 @@ def accuracy(original, student, evaluation, config, *, prefix, task=None) -> dic
 
 
 def recalibrate(loaded, student, data, config, say, task=None) -> dict[str, Any]:
-    """Without recovery: refit the pruned model's BatchNorm statistics (``compress.batchnorm``),
+    """Without recovery: refit the pruned model's BatchNorm statistics (``compress.recover.batchnorm``),
     kept only where held-out agreement does not fall."""
     started = time.perf_counter()
     out = recalibrate_if_better(student, loaded.model, data.distill, data.holdout, held_out=data.counts["holdout"],
@@ -234,7 +233,7 @@ def recover(loaded, student, data, config, say, task=None):
 
 def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
     """The returned student's agreement on clean training images, next to held-out; a hint when it is
-    significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
+    significantly higher (recovery bound by the number of distinct images, see compress.recover.fit_gap)."""
     sample = train_sample(data.distill)
     if sample is None:
         return {}

@@ -9,20 +9,20 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compress.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
-from compress.distill import (
+from compress.recover.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
+from compress.recover import (
     AUTO_MINUTES,
-    CAP_FIRST_CHECK,
     DistillConfig,
     DistillResult,
     agreement,
-    _max_minutes,
     auto_epochs,
     cpu_bf16,
     distill,
     not_worse,
     top1_accuracy,
 )
+from compress.recover.budget import time_cap
+from compress.recover.config import CAP_FIRST_CHECK
 from tests.distill_data import FAST, images, tiny_net
 
 
@@ -185,26 +185,26 @@ def test_a_later_check_within_held_out_noise_is_kept_over_an_earlier_higher_one(
         hits = torch.arange(n) < round(a * n)  # nested: each check agrees on a prefix of the images
         return a, 1.0 - a, hits
 
-    import compress.distill as D
+    from compress.recover import loop, selection
 
-    monkeypatch.setattr(D, "_agreement_logits", scripted)
+    monkeypatch.setattr(loop, "agreement_logits", scripted)
     cfg = DistillConfig(**{**FAST, "steps": 20, "eval_every": 5})
     res = distill(student, teacher, train, hold, cfg, progress=False)
     assert [h["holdout_agreement"] for h in res.history] == [0.25, 0.86, 0.875, 0.86, 0.70]
     assert res.best_step == 15 and res.agreement_after == 0.86
     # too few held-out images to call anything noise: the highest figure wins
-    n = D.SELECT_MIN_IMAGES - 1
+    n = selection.SELECT_MIN_IMAGES - 1
     script = iter([0.25, 0.86, 0.875, 0.86, 0.70])
     res = distill(student, teacher, train, hold, cfg, progress=False)
     assert res.best_step == 10 and res.agreement_after == 0.875
 
 
 def test_weight_average_warms_up_then_follows_the_student():
-    from compress.distill import _WeightAverage
+    from compress.recover.ema import WeightAverage
 
     net = tiny_net(4, seed=0)
     net[1].running_mean.fill_(0.5)
-    avg = _WeightAverage(net, 0.9)
+    avg = WeightAverage(net, 0.9)
     w0, m0 = net[0].weight.detach().clone(), net[1].running_mean.clone()
     with torch.no_grad():
         net[0].weight.add_(1.0)
@@ -307,11 +307,13 @@ def test_config_to_dict_and_auto_budget(pair):
 def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypatch):
     import types
 
-    import compress.distill as distill_module
+    from compress.recover import budget, loop
 
     student, teacher, train, hold = pair
     clock = [0.0]  # a fake clock: each student forward takes one second
-    monkeypatch.setattr(distill_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    fake_time = types.SimpleNamespace(perf_counter=lambda: clock[0])
+    monkeypatch.setattr(budget, "time", fake_time)  # the time cap's clock...
+    monkeypatch.setattr(loop, "time", fake_time)  # ...and the run's
     hook = student.register_forward_pre_hook(lambda m, a: clock.__setitem__(0, clock[0] + 1.0))
     try:
         res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "steps": 1000, "eval_every": 1000,
@@ -335,9 +337,9 @@ def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypat
     finally:
         hook.remove()
     assert 60 < res.steps < 120 and res.seconds <= 182, res.steps  # the first estimate alone allowed ~35
-    assert _max_minutes(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
-    assert _max_minutes(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
-    assert _max_minutes(DistillConfig(max_minutes=float("inf"))) is None
+    assert time_cap(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
+    assert time_cap(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
+    assert time_cap(DistillConfig(max_minutes=float("inf"))) is None
     with pytest.raises(ValueError, match="max_minutes"):
         DistillConfig(max_minutes=0)
 
@@ -402,7 +404,7 @@ def test_rrc_identity_and_cutmix_box():
 
 
 def test_feature_matching_pairs_same_shape_stages_only_and_cleans_up(pair):
-    from compress.feature_match import FeatureMatch
+    from compress.recover.feature_match import FeatureMatch
 
     student, teacher, train, hold = pair
     assert FeatureMatch(student, teacher, hold[:2]).names == []  # width 6 vs 16: nothing matches

@@ -53,10 +53,10 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
                                            arch=model_params.get("arch")))
     from compress.cli import output
     from compress.devices import resolve_device
-    from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
     from compress.pipeline import PruneConfig
     from compress.plan import PrunePolicy
+    from compress.recover import DistillConfig
     from compress.sweep import run_sweep
 
     device = str(resolve_device(device))
