@@ -280,6 +280,8 @@ def test_helpers_agreement_and_accuracy(pair):
         (dict(channels_last="yes"), "unknown channels_last"),
         (dict(ema=1.0), "ema decay"),
         (dict(ema=-0.1), "ema decay"),
+        (dict(teacher_views=-1), "teacher_views"),
+        (dict(teacher_views=1.5), "teacher_views"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -299,6 +301,44 @@ def test_config_to_dict_and_auto_budget(pair):
         distill(student, teacher, train, hold, DistillConfig(steps=1, amp="fp16"), device="cpu", progress=False)
     with pytest.raises(ValueError, match="N >= 2"):
         distill(student, teacher, train[:1], hold, DistillConfig(steps=1), progress=False)
+
+
+def test_teacher_views_run_the_teacher_once_per_pooled_view_and_never_in_the_loop(pair):
+    student, teacher, train, hold = pair
+    calls = [0]
+    hook = teacher.register_forward_pre_hook(lambda m, a: calls.__setitem__(0, calls[0] + a[0].shape[0]))
+    try:  # a hooked teacher is run as it is (not folded), so every image it sees is counted
+        cfg = DistillConfig(**{**FAST, "steps": 40, "teacher_views": 2})
+        res = distill(copy.deepcopy(student), teacher, train, hold, cfg, progress=False)
+        pooled, calls[0] = calls[0], 0
+        fresh = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**{**FAST, "steps": 40}),
+                        progress=False)
+    finally:
+        hook.remove()
+    spe = train.shape[0] // FAST["batch_size"]
+    assert res.teacher_views == 2 and res.views_note is None and res.steps == 40 and res.views_seconds > 0
+    assert pooled == 2 * spe * FAST["batch_size"] + hold.shape[0]  # the pool's views, then held-out once (cached)
+    assert calls[0] == 40 * FAST["batch_size"] + hold.shape[0] and fresh.teacher_views == 0
+    assert res.agreement_after >= res.agreement_before + 0.2  # it still recovers
+    assert res.config["teacher_views"] == 2
+
+
+def test_teacher_views_declined_where_not_exact(pair):
+    student, teacher, train, hold = pair
+    loader = [(train[i : i + 32], torch.arange(i, i + 32)) for i in range(0, 96, 32)]
+    res = distill(student, teacher, loader, hold, DistillConfig(steps=4, teacher_views=2), progress=False)
+    assert res.teacher_views == 0 and "loader" in res.views_note and res.steps == 4
+    res = distill(student, teacher, train, hold, DistillConfig(steps=4, teacher_views=2, features=1.0), progress=False)
+    assert res.teacher_views == 0 and "feature matching" in res.views_note
+    from compress.tasks import get_task
+
+    def dense(seed: int) -> nn.Module:  # (N, 5, H, W) maps: a copy of every map is not pooled
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 5, 1)).eval()
+
+    res = distill(dense(1), dense(0), train, hold, DistillConfig(steps=4, teacher_views=2), progress=False,
+                  task=get_task("segment"))
+    assert res.teacher_views == 0 and "not one (N, classes) tensor" in res.views_note and res.steps == 4
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -71,6 +71,8 @@ class DistillConfig:
     eval_every: int | None = None
     amp: str = "auto"
     channels_last: str = "auto"
+    teacher_views: int = 0  # augmented views per training image whose teacher outputs are computed once and
+    # reused (compress.recover.views); 0 = fresh augmentation and a teacher pass every step
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -115,6 +117,8 @@ class DistillConfig:
             bad(f"unknown amp mode {self.amp!r}", f"choose one of {', '.join(AMP_MODES)}")
         if self.channels_last not in CHANNELS_LAST_MODES:
             bad(f"unknown channels_last mode {self.channels_last!r}", f"choose one of {', '.join(CHANNELS_LAST_MODES)}")
+        if not _is_int(self.teacher_views) or self.teacher_views < 0:
+            bad(f"teacher_views must be a non-negative integer, got {self.teacher_views!r}", "e.g. 16, or 0 for off")
         if not _is_int(self.seed):
             bad(f"seed must be an integer, got {self.seed!r}", "e.g. 0")
 

@@ -35,6 +35,7 @@ from compress.recover.metrics import agreement_logits, first_tensor, image_batch
 from compress.recover.precision import amp_dtype, precision_name
 from compress.recover.selection import Selection
 from compress.recover.teacher import folded_teacher
+from compress.recover.views import build_pool, declined
 from compress.tasks import Task, default_task
 
 
@@ -59,6 +60,9 @@ class DistillResult:
     planned_steps: int = 0  # the budget before the time cap shrank it (== steps when it did not)
     max_minutes: float | None = None  # the time cap that applied, if any
     precision: str = "fp32"  # what the student trained in: "fp32", "bf16" or "fp16" (autocast)
+    teacher_views: int = 0  # views per image in the pool of teacher outputs (0: none, fresh every step)
+    views_note: str | None = None  # why a requested pool was not used
+    views_seconds: float = 0.0  # spent building the pool (teacher passes over its views), within ``seconds``
 
 
 @dataclass(frozen=True)
@@ -180,14 +184,24 @@ class _Run:
         self.window_agree.clear()
         self.selection.offer(step, agree, kl, hits)
 
-    def step(self, net: nn.Module, x: torch.Tensor, step: int,
-             features: FeatureMatch | None) -> tuple[float, float] | None:
-        """One optimizer step on batch ``x``; returns (loss, the batch's agreement), or None (nothing changed)
-        when the loss is not finite on any rank."""
+    def autocast(self):
         p = self.plan
-        with torch.autocast(p.device.type, dtype=p.autocast or torch.float32, enabled=p.autocast is not None):
-            with torch.no_grad():
-                t = self.runner(x)
+        return torch.autocast(p.device.type, dtype=p.autocast or torch.float32, enabled=p.autocast is not None)
+
+    def teach(self, x: torch.Tensor) -> Any:
+        """The teacher's output on a training batch, as a step computes it."""
+        with self.autocast(), torch.no_grad():
+            return self.runner(x)
+
+    def step(self, net: nn.Module, x: torch.Tensor, t: Any, step: int,
+             features: FeatureMatch | None) -> tuple[float, float] | None:
+        """One optimizer step on batch ``x`` (``t``: the teacher's output on it, None: run the teacher);
+        returns (loss, the batch's agreement), or None (nothing changed) when the loss is not finite on any rank."""
+        p = self.plan
+        with self.autocast():
+            if t is None:
+                with torch.no_grad():
+                    t = self.runner(x)
             s = net(x)
         loss = p.task.distill_loss(s, t, float(p.config.temperature))
         if features is not None:
@@ -221,6 +235,14 @@ class _Run:
         done = 0
         ema_agree = None
         batches = iter(stream)
+        pooled = None
+        views, note, t_views = p.config.teacher_views, None, time.perf_counter()
+        if views:  # built before the loop: its time counts against the cap, not against the time per step
+            note = declined(stream, views, p.config.features)
+            if note is None:
+                pool, note = build_pool(stream, augment, self.teach, views, p.device, p.channels_last)
+                pooled = iter(pool) if pool is not None else None
+        views_seconds = time.perf_counter() - t_views
         budget.start_loop()
         bar = _progress_bar(p.progress)
         with bar:
@@ -229,8 +251,12 @@ class _Run:
                 step = 0
                 while step < budget.total:
                     step += 1
-                    x = on_device(augment(next(batches).to(p.device, non_blocking=True)), p.device, p.channels_last)
-                    figures = self.step(net, x, step, features)
+                    if pooled is not None:
+                        x, t = next(pooled)
+                    else:
+                        x, t = on_device(augment(next(batches).to(p.device, non_blocking=True)), p.device,
+                                         p.channels_last), None
+                    figures = self.step(net, x, t, step, features)
                     if figures is None:
                         stopped = f"non-finite loss at step {step}"
                         break
@@ -254,7 +280,9 @@ class _Run:
         return DistillResult(student=student, steps=done, seconds=0.0, agreement_before=self.before[0],
                              agreement_after=sel.agreement, kl_before=self.before[1], kl_after=sel.kl,
                              best_step=sel.step, history=self.history, stopped=stopped,
-                             config=p.config.to_dict(), planned_steps=budget.planned, max_minutes=budget.minutes)
+                             config=p.config.to_dict(), planned_steps=budget.planned, max_minutes=budget.minutes,
+                             teacher_views=views if pooled is not None else 0, views_note=note,
+                             views_seconds=views_seconds)
 
 
 def _optimizer(student: nn.Module, config: DistillConfig) -> torch.optim.Optimizer:
