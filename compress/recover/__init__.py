@@ -4,7 +4,7 @@
 One file per concern: ``config`` (what a run is asked to do), ``budget`` (steps, time cap, schedule),
 ``precision`` (float32 or autocast), ``teacher`` (the frozen, BatchNorm-folded original), ``augment``,
 ``feature_match``, ``ema`` (the averaged weights that are judged), ``selection`` (which check comes back),
-``metrics``, ``loop`` (the run); ``batchnorm`` (re-estimation without training) and ``fit_gap``
+``metrics``, ``views`` (an opt-in pool of cached teacher outputs), ``loop`` (the run); ``batchnorm`` (re-estimation without training) and ``fit_gap``
 (training vs held-out agreement).
 """
 
