@@ -64,7 +64,7 @@ def accuracy_table(model_name: str) -> None:
     import torch
 
     from compress.calibrate import read_labels_csv
-    from compress.distill import top1_accuracy
+    from compress.recover import top1_accuracy
     from compress.importance import ImportanceConfig, estimate, unit_scores
     from compress.plan import PrunePolicy, select
     from compress.surgery import apply_cuts

@@ -30,7 +30,7 @@ import torch.nn as nn
 from PIL import Image
 
 from compress.archs import cifar_resnet
-from compress.distill import DistillConfig, distill, top1_accuracy
+from compress.recover import DistillConfig, distill, top1_accuracy
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--augment")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--teacher-views", type=int, help="views per image in the pool of teacher outputs (0: off)")
     ap.add_argument("--threads", type=int, help="torch threads (1 is far faster on a contended CPU)")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -142,7 +143,8 @@ def main() -> None:
         "agreement_before": res.agreement_before, "agreement_after": res.agreement_after,
         "kl_before": round(res.kl_before, 4), "kl_after": round(res.kl_after, 4), "best_step": res.best_step,
         "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "stopped": res.stopped, "threads": torch.get_num_threads(),
+        "stopped": res.stopped, "teacher_views": res.teacher_views, "views_note": res.views_note,
+        "threads": torch.get_num_threads(),
         "holdout_curve": [(h["step"], round(h["holdout_agreement"], 4)) for h in res.history],
     }
     line = json.dumps(row)

@@ -15,13 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compress.distill import DistillConfig
 from compress.importance import ImportanceConfig
 from compress.layers.base import LayerHandler, per_channel
 from compress.layers.registry import register_layer
 from compress.models.loading import load_model
 from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, Reporter, run_prune
 from compress.plan import PrunePolicy
+from compress.recover import DistillConfig
 from compress.run.sweep import SweepResult, run_sweep
 
 __all__ = ["LayerHandler", "load", "per_channel", "prune", "register_layer", "sweep"]

@@ -1,4 +1,4 @@
-"""BatchNorm statistics re-estimated on unlabeled images (compress.batchnorm) and `prune --no-recover`."""
+"""BatchNorm statistics re-estimated on unlabeled images (compress.recover.batchnorm) and `prune --no-recover`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compress.batchnorm import recalibrate_batchnorm
+from compress.recover.batchnorm import recalibrate_batchnorm
 from compress.errors import UsageError
 from tests.cli_helpers import run_cli
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.distill import DistillConfig, agreement, distill
+from compress.recover import DistillConfig, agreement, distill
 from compress.importance import ImportanceConfig, estimate
 from tests.cli_helpers import run_cli
 from tests.graph.helpers import groups_of

@@ -9,20 +9,20 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compress.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
-from compress.distill import (
+from compress.recover.augment import BatchAugment, cutmix, random_crop_flip, random_resized_crop_flip, resolve_kind
+from compress.recover import (
     AUTO_MINUTES,
-    CAP_FIRST_CHECK,
     DistillConfig,
     DistillResult,
     agreement,
-    _max_minutes,
     auto_epochs,
     cpu_bf16,
     distill,
     not_worse,
     top1_accuracy,
 )
+from compress.recover.budget import time_cap
+from compress.recover.config import CAP_FIRST_CHECK
 from tests.distill_data import FAST, images, tiny_net
 
 
@@ -185,26 +185,26 @@ def test_a_later_check_within_held_out_noise_is_kept_over_an_earlier_higher_one(
         hits = torch.arange(n) < round(a * n)  # nested: each check agrees on a prefix of the images
         return a, 1.0 - a, hits
 
-    import compress.distill as D
+    from compress.recover import loop, selection
 
-    monkeypatch.setattr(D, "_agreement_logits", scripted)
+    monkeypatch.setattr(loop, "agreement_logits", scripted)
     cfg = DistillConfig(**{**FAST, "steps": 20, "eval_every": 5})
     res = distill(student, teacher, train, hold, cfg, progress=False)
     assert [h["holdout_agreement"] for h in res.history] == [0.25, 0.86, 0.875, 0.86, 0.70]
     assert res.best_step == 15 and res.agreement_after == 0.86
     # too few held-out images to call anything noise: the highest figure wins
-    n = D.SELECT_MIN_IMAGES - 1
+    n = selection.SELECT_MIN_IMAGES - 1
     script = iter([0.25, 0.86, 0.875, 0.86, 0.70])
     res = distill(student, teacher, train, hold, cfg, progress=False)
     assert res.best_step == 10 and res.agreement_after == 0.875
 
 
 def test_weight_average_warms_up_then_follows_the_student():
-    from compress.distill import _WeightAverage
+    from compress.recover.ema import WeightAverage
 
     net = tiny_net(4, seed=0)
     net[1].running_mean.fill_(0.5)
-    avg = _WeightAverage(net, 0.9)
+    avg = WeightAverage(net, 0.9)
     w0, m0 = net[0].weight.detach().clone(), net[1].running_mean.clone()
     with torch.no_grad():
         net[0].weight.add_(1.0)
@@ -280,6 +280,8 @@ def test_helpers_agreement_and_accuracy(pair):
         (dict(channels_last="yes"), "unknown channels_last"),
         (dict(ema=1.0), "ema decay"),
         (dict(ema=-0.1), "ema decay"),
+        (dict(teacher_views=-1), "teacher_views"),
+        (dict(teacher_views=1.5), "teacher_views"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -301,17 +303,57 @@ def test_config_to_dict_and_auto_budget(pair):
         distill(student, teacher, train[:1], hold, DistillConfig(steps=1), progress=False)
 
 
+def test_teacher_views_run_the_teacher_once_per_pooled_view_and_never_in_the_loop(pair):
+    student, teacher, train, hold = pair
+    calls = [0]
+    hook = teacher.register_forward_pre_hook(lambda m, a: calls.__setitem__(0, calls[0] + a[0].shape[0]))
+    try:  # a hooked teacher is run as it is (not folded), so every image it sees is counted
+        cfg = DistillConfig(**{**FAST, "steps": 40, "teacher_views": 2})
+        res = distill(copy.deepcopy(student), teacher, train, hold, cfg, progress=False)
+        pooled, calls[0] = calls[0], 0
+        fresh = distill(copy.deepcopy(student), teacher, train, hold, DistillConfig(**{**FAST, "steps": 40}),
+                        progress=False)
+    finally:
+        hook.remove()
+    spe = train.shape[0] // FAST["batch_size"]
+    assert res.teacher_views == 2 and res.views_note is None and res.steps == 40 and res.views_seconds > 0
+    assert pooled == 2 * spe * FAST["batch_size"] + hold.shape[0]  # the pool's views, then held-out once (cached)
+    assert calls[0] == 40 * FAST["batch_size"] + hold.shape[0] and fresh.teacher_views == 0
+    assert res.agreement_after >= res.agreement_before + 0.2  # it still recovers
+    assert res.config["teacher_views"] == 2
+
+
+def test_teacher_views_declined_where_not_exact(pair):
+    student, teacher, train, hold = pair
+    loader = [(train[i : i + 32], torch.arange(i, i + 32)) for i in range(0, 96, 32)]
+    res = distill(student, teacher, loader, hold, DistillConfig(steps=4, teacher_views=2), progress=False)
+    assert res.teacher_views == 0 and "loader" in res.views_note and res.steps == 4
+    res = distill(student, teacher, train, hold, DistillConfig(steps=4, teacher_views=2, features=1.0), progress=False)
+    assert res.teacher_views == 0 and "feature matching" in res.views_note
+    from compress.tasks import get_task
+
+    def dense(seed: int) -> nn.Module:  # (N, 5, H, W) maps: a copy of every map is not pooled
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 5, 1)).eval()
+
+    res = distill(dense(1), dense(0), train, hold, DistillConfig(steps=4, teacher_views=2), progress=False,
+                  task=get_task("segment"))
+    assert res.teacher_views == 0 and "not one (N, classes) tensor" in res.views_note and res.steps == 4
+
+
 # ----------------------------------------------------------------------------- augmentation
 
 
 def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypatch):
     import types
 
-    import compress.distill as distill_module
+    from compress.recover import budget, loop
 
     student, teacher, train, hold = pair
     clock = [0.0]  # a fake clock: each student forward takes one second
-    monkeypatch.setattr(distill_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    fake_time = types.SimpleNamespace(perf_counter=lambda: clock[0])
+    monkeypatch.setattr(budget, "time", fake_time)  # the time cap's clock...
+    monkeypatch.setattr(loop, "time", fake_time)  # ...and the run's
     hook = student.register_forward_pre_hook(lambda m, a: clock.__setitem__(0, clock[0] + 1.0))
     try:
         res = distill(student, teacher, train, hold, DistillConfig(**{**FAST, "steps": 1000, "eval_every": 1000,
@@ -335,9 +377,9 @@ def test_time_cap_shrinks_the_schedule_and_the_cosine_still_ends(pair, monkeypat
     finally:
         hook.remove()
     assert 60 < res.steps < 120 and res.seconds <= 182, res.steps  # the first estimate alone allowed ~35
-    assert _max_minutes(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
-    assert _max_minutes(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
-    assert _max_minutes(DistillConfig(max_minutes=float("inf"))) is None
+    assert time_cap(DistillConfig()) == AUTO_MINUTES  # the automatic budget is capped...
+    assert time_cap(DistillConfig(epochs=3)) is None  # ...an explicit one is not, unless asked
+    assert time_cap(DistillConfig(max_minutes=float("inf"))) is None
     with pytest.raises(ValueError, match="max_minutes"):
         DistillConfig(max_minutes=0)
 
@@ -402,7 +444,7 @@ def test_rrc_identity_and_cutmix_box():
 
 
 def test_feature_matching_pairs_same_shape_stages_only_and_cleans_up(pair):
-    from compress.feature_match import FeatureMatch
+    from compress.recover.feature_match import FeatureMatch
 
     student, teacher, train, hold = pair
     assert FeatureMatch(student, teacher, hold[:2]).names == []  # width 6 vs 16: nothing matches

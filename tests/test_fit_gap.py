@@ -1,11 +1,11 @@
-"""compress.fit_gap: the training-image sample and the significance of a training vs held-out gap."""
+"""compress.recover.fit_gap: the training-image sample and the significance of a training vs held-out gap."""
 
 from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from compress.fit_gap import significant_gap, train_sample
+from compress.recover.fit_gap import significant_gap, train_sample
 
 
 def test_sample_of_a_tensor_is_evenly_spaced_and_bounded():

@@ -157,7 +157,7 @@ def _bn_net():
 def test_batchnorm_statistics_kept_only_when_agreement_does_not_fall():
     import copy
 
-    from compress.batchnorm import recalibrate_batchnorm, recalibrate_if_better
+    from compress.recover.batchnorm import recalibrate_batchnorm, recalibrate_if_better
 
     images, holdout = torch.randn(128, 3, 8, 8), torch.randn(200, 3, 8, 8)
     original = _bn_net()
@@ -176,7 +176,7 @@ def test_batchnorm_statistics_kept_only_when_agreement_does_not_fall():
 
 
 def test_prune_says_why_it_kept_stale_batchnorm_statistics(tiny_assets, tmp_path, capsys, monkeypatch):
-    import compress.batchnorm as bn
+    import compress.recover.batchnorm as bn
 
     real = bn.recalibrate_batchnorm
     # re-estimate on shifted images: the statistics get worse, so the run must keep the stale ones

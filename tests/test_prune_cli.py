@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from compress.distill import cpu_bf16
+from compress.recover import cpu_bf16
 from tests.cli_helpers import run_cli
 
 
@@ -113,7 +113,7 @@ def test_prune_recover_precision_fp32_is_honoured(tiny_assets, tmp_path, capsys)
 
 
 def test_recover_minutes_help_names_the_default_cap(capsys):
-    from compress.distill import AUTO_MINUTES
+    from compress.recover import AUTO_MINUTES
 
     code, stdout, err = run_cli(["prune", "--help"], capsys)
     assert code == 0, err

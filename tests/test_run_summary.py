@@ -89,7 +89,7 @@ def _figures(keys):
     ("recalibrated_eval", {"recover": False, "policy": PrunePolicy(ratio=0.4, round_to=1)}),
 ])
 def test_a_run_writes_the_golden_keys_and_reads_them_back(kind, options, tiny_assets, tmp_path):
-    from compress.distill import DistillConfig
+    from compress.recover import DistillConfig
 
     config = PruneConfig(checkpoint=str(tiny_assets / "ckpt.pt"), calib=str(tiny_assets / "calib"),
                          out=str(tmp_path / "out"),

@@ -131,7 +131,7 @@ def test_random_gradients_reach_every_output_and_the_first_matches_the_single_ou
 
 
 def test_selection_test_takes_per_image_fractions_and_keeps_the_sign_test_for_hits():
-    from compress.distill import not_worse
+    from compress.recover import not_worse
 
     best = torch.full((200,), 0.90)
     assert not not_worse(best, torch.full((200,), 0.89))  # a small drop on every image is resolved

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compress.teacher import folded_teacher
+from compress.recover.teacher import folded_teacher
 from tests.toy_models import TOYS, build
 
 

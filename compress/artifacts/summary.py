@@ -30,7 +30,7 @@ OMIT_NONE = {"omit_none": True}  # metadata: a field written only when it has a 
 
 @dataclass
 class Recovery:
-    """Self-distillation figures (``compress.distill``), held-out agreement and KL before and after."""
+    """Self-distillation figures (``compress.recover``), held-out agreement and KL before and after."""
 
     agreement_pruned: float
     agreement_recovered: float
@@ -46,7 +46,7 @@ class Recovery:
     recover_stopped: str | None
     recover_best_step: int
     recover_checks: list[dict[str, Any]]
-    # agreement on clean training images (compress.fit_gap): absent when there was no sample
+    # agreement on clean training images (compress.recover.fit_gap): absent when there was no sample
     agreement_train: float | None = field(default=None, metadata=OMIT_NONE)
     kl_train: float | None = field(default=None, metadata=OMIT_NONE)
     agreement_train_images: int | None = field(default=None, metadata=OMIT_NONE)
@@ -55,7 +55,7 @@ class Recovery:
 
 @dataclass
 class Recalibration:
-    """BatchNorm re-estimation without recovery (``compress.batchnorm.recalibrate_if_better``)."""
+    """BatchNorm re-estimation without recovery (``compress.recover.batchnorm.recalibrate_if_better``)."""
 
     agreement_pruned: float
     kl_pruned: float

@@ -105,11 +105,11 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         _relaunch(devices)
     from compress.cli import output
     from compress.devices import resolve_device
-    from compress.distill import DistillConfig
     from compress.importance import ImportanceConfig
     from compress.latency.config import LatencyConfig, parse_latency
     from compress.run.pipeline import PruneConfig, run_prune
     from compress.plan import PrunePolicy
+    from compress.recover import DistillConfig
 
     from compress.errors import UsageError
 

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from compress.artifacts.summary import RunSummary
 from compress.calibration import CalibrationData
-from compress.distill import DistillConfig
+from compress.recover import DistillConfig
 from compress.graph.groups import Groups
 from compress.importance import ImportanceConfig, ImportanceResult
 from compress.latency.config import LatencyConfig

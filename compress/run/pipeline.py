@@ -18,7 +18,7 @@ from compress.artifacts.outputs import check_output, default_out, input_paths
 from compress.artifacts.summary import RunSummary
 from compress.run.context import QUIET, STDERR, Lines, PruneConfig, Reporter, RunContext
 from compress.devices import resolve_device
-from compress.distill import amp_dtype
+from compress.recover import amp_dtype
 from compress.util.atomic import atomic_dir
 
 # the stages, in order: what the run measures, then what it writes (inside the output's atomic folder)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from compress import artifacts, distributed
-from compress.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
+from compress.recover.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 from compress.calibrate import read_labels_csv
 from compress.calibration import load_calibration
 from compress.checks import check_label_classes
@@ -28,9 +28,9 @@ from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
-from compress.distill import agreement, distill
+from compress.recover import agreement, distill
 from compress.errors import PruneError, RecoveryError, UsageError
-from compress.fit_gap import significant_gap, train_sample
+from compress.recover.fit_gap import significant_gap, train_sample
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
@@ -244,7 +244,7 @@ def recover(run: RunContext) -> None:
 
 def recalibrate(run: RunContext) -> None:
     """Without recovery (and unless ``--no-recalibrate-bn``): refit the pruned model's BatchNorm
-    statistics (``compress.batchnorm``), kept only where held-out agreement does not fall."""
+    statistics (``compress.recover.batchnorm``), kept only where held-out agreement does not fall."""
     config, data = run.config, run.data
     if config.recover or not config.recalibrate_bn:
         return
@@ -283,7 +283,7 @@ def task_figures(run: RunContext) -> None:
 
 def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
     """The returned student's agreement on clean training images, next to held-out; a hint when it is
-    significantly higher (recovery bound by the number of distinct images, see compress.fit_gap)."""
+    significantly higher (recovery bound by the number of distinct images, see compress.recover.fit_gap)."""
     sample = train_sample(data.distill)
     if sample is None:
         return {}

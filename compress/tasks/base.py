@@ -8,7 +8,7 @@ pipeline must know what the output means, so that the stages stay one path for a
 - ``distill_loss(student, teacher, T)``: the self-distillation loss per output kind;
 - ``agreement_meter()``: the label-free figure of the student against the original on held-out images
   (top-1 agreement; mIoU against the original's argmax), with one value per image for the paired
-  selection test of recovery (``compress.distill.not_worse``);
+  selection test of recovery (``compress.recover.selection.not_worse``);
 - ``metric_meter()`` and ``labelled(folder, preprocess)``: the labelled metric and its data
   (``labelled_output``: what the meter reads, the output unless the task decodes it);
 - ``metric`` / ``metric_label`` / ``agreement_label``: the summary key and the words of tables.

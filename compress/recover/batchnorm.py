@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 
 from compress.devices import device_of
-from compress.distill import image_batches
 from compress.errors import UsageError
+from compress.recover.metrics import agreement, image_batches
 
 RECALIBRATE_IMAGES = 512  # more bought nothing measurable (benchmarks/RESULTS.md, "BatchNorm re-estimation")
 
@@ -81,8 +81,6 @@ def recalibrate_if_better(student: nn.Module, original: nn.Module, images: Any, 
     stale statistics are put back (``task``: whose agreement, top-1 by default). Returns the figures for the summary, with ``bn_note``: what was
     decided and why, in one sentence for the user.
     """
-    from compress.distill import agreement
-
     norms = batchnorms(student)
     before, kl_before = agreement(student, original, holdout, device=device, task=task)
     out: dict[str, Any] = {"agreement_pruned": round(before, 5), "kl_pruned": round(kl_before, 5), "bn_recalibrated": 0}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from compress.tasks import flatten_outputs
+
 FOLD_TOLERANCE = 1e-4  # max |logit difference|, relative to the logits' scale, for the folded copy to be used
 
 
@@ -32,8 +34,6 @@ def folded_teacher(teacher: nn.Module, example: torch.Tensor) -> tuple[nn.Module
     folded.eval()
     for p in folded.parameters():
         p.requires_grad_(False)
-    from compress.tasks import flatten_outputs
-
     with torch.no_grad():
         want, got = teacher(example), folded(example)
     try:

@@ -1,0 +1,106 @@
+"""How long a run trains: the stream of training batches, the planned steps, the wall-time cap and the
+learning-rate schedule that follows the (possibly shrunk) total."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Iterator
+
+import torch
+
+from compress import distributed
+from compress.recover.config import AUTO_MINUTES, AUTO_SAMPLES, DistillConfig, DistillConfigError, auto_epochs
+from compress.recover.metrics import first_tensor
+
+
+class TrainStream:
+    """Endless batches of training images: shuffled tensor slices, or a re-iterated loader."""
+
+    def __init__(self, images: Any, batch_size: int, generator: torch.Generator):
+        self.images, self.generator = images, generator
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4 or images.shape[0] < 2:
+                raise DistillConfigError(f"train_images must be an (N, C, H, W) tensor with N >= 2, got shape "
+                                         f"{tuple(images.shape)}", "pass preprocessed calibration images")
+            self.n_train: int | None = images.shape[0]
+            self.batch_size = min(batch_size, images.shape[0])
+            self.steps_per_epoch: int | None = images.shape[0] // self.batch_size  # full batches only
+        else:
+            self.batch_size = batch_size
+            self.steps_per_epoch = len(images) if hasattr(images, "__len__") else None
+            dataset = getattr(images, "dataset", None)
+            self.n_train = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else (
+                self.steps_per_epoch * batch_size if self.steps_per_epoch else None)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        while True:
+            if isinstance(self.images, torch.Tensor):
+                perm = torch.randperm(self.images.shape[0], generator=self.generator)
+                for k in range(self.steps_per_epoch or 0):
+                    yield self.images[perm[k * self.batch_size : (k + 1) * self.batch_size]]
+            else:
+                empty = True
+                for b in self.images:
+                    empty = False
+                    yield first_tensor(b)
+                if empty:
+                    raise DistillConfigError("the training loader yielded no batches", "check the calibration images")
+
+
+def planned_steps(config: DistillConfig, stream: TrainStream, n_global: int | None = None,
+                  samples: int | None = None) -> tuple[int, float | None]:
+    """(total steps, epochs) for the run; under data parallelism steps are global (one optimizer
+    step across all ranks) and the automatic budget follows the images of all ranks together."""
+    if config.steps is not None:
+        spe = stream.steps_per_epoch
+        return config.steps, (config.steps / spe if spe else None)
+    if stream.steps_per_epoch is None or stream.n_train is None:
+        raise DistillConfigError("an epoch budget needs a training loader with a length", "give steps=... instead")
+    epochs = config.epochs if config.epochs is not None else auto_epochs(n_global or stream.n_train,
+                                                                         samples or AUTO_SAMPLES)
+    return max(1, math.ceil(epochs * stream.steps_per_epoch)), epochs
+
+
+def time_cap(config: DistillConfig) -> float | None:
+    """The wall-time cap in minutes that applies: the explicit one (inf = none), else ``AUTO_MINUTES`` for
+    the automatic budget and none for an explicit epochs/steps budget."""
+    if config.max_minutes is not None:
+        return None if math.isinf(config.max_minutes) else config.max_minutes
+    return AUTO_MINUTES if config.epochs is None and config.steps is None else None
+
+
+class StepBudget:
+    """The run's total steps, at most the planned ones, set so it ends within ``minutes`` of wall time: after
+    the first steps and at each held-out check, the time per step so far says how many still fit (the first
+    estimate runs high while kernels warm up; later ones correct it, both ways). All ranks take rank 0's."""
+
+    def __init__(self, total: int, minutes: float | None):
+        self.total = self.planned = total
+        self.minutes = minutes
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.t_run = self.t_loop = time.perf_counter()
+
+    def start_loop(self) -> None:
+        self.t_loop = time.perf_counter()
+
+    def check(self, step: int) -> None:
+        if self.seconds is None or step < 1:
+            return
+        now = time.perf_counter()
+        per_step = (now - self.t_loop) / step
+        fit = step + int(max(0.0, self.seconds - (now - self.t_run)) / max(per_step, 1e-9))
+        self.total = max(step, min(self.planned, int(distributed.broadcast(fit))))
+
+
+def lr_lambda(budget: StepBudget, warmup_fraction: float):
+    """Linear warm-up over a share of the planned steps, then cosine to zero at the (possibly shrunk) total."""
+    warm = int(round(warmup_fraction * budget.planned))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        total = budget.total
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return f
