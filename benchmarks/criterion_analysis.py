@@ -19,23 +19,25 @@ from common import CALIB, MODELS, require_shared
 
 
 def plans(model: str, criteria: list[str], ratio: float, seed: int):
-    from compress import stages
+    import dataclasses
+
     from compress.importance import ImportanceConfig
-    from compress.run.pipeline import QUIET, PruneConfig
     from compress.plan import PrunePolicy
+    from compress.run import stages
+    from compress.run.context import QUIET, PruneConfig, RunContext
 
     out = {}
     base = PruneConfig(checkpoint=str(MODELS[model]), calib=str(CALIB), policy=PrunePolicy(ratio=ratio),
                        load={"arch": f"cifar_{model}"}, seed=seed, progress=False)
-    loaded = stages.load(base, QUIET)
-    data = stages.calibration(base, loaded, QUIET)
-    groups = stages.graph(loaded, data, base, QUIET)
+    run = RunContext(config=base, say=QUIET)
+    for stage in (stages.load, stages.calibration, stages.task, stages.graph):
+        stage(run)
     for name in criteria:
-        config = PruneConfig(**{**base.__dict__, "importance": ImportanceConfig(name=name, seed=seed, progress=False)})
-        scores, _ = stages.importance(loaded, groups, data, config, QUIET)
-        plan = stages.plan(loaded, groups, scores, config, QUIET)[0]
-        out[name] = SimpleNamespace(scores=scores, plan=plan)
-    return groups, out
+        run.config = dataclasses.replace(base, importance=ImportanceConfig(name=name, seed=seed, progress=False))
+        stages.importance(run)
+        stages.plan(run)
+        out[name] = SimpleNamespace(scores=run.scores, plan=run.plan)
+    return run.groups, out
 
 
 def main() -> None:
