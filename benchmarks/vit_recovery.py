@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--target-macs", type=float, default=0.6)
     parser.add_argument("--only", nargs="*", choices=list(SETS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recover-epochs", type=float, default=None,
+                        help="explicit distillation epochs (no wall-time cap); default: the tool's automatic budget")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -101,17 +103,23 @@ def main() -> None:
 
     model = digitvit()
     model.load_state_dict(torch.load(ckpt))
-    print(f"DigitViT top-1 on {assets.eval_dir.name}/: {evaluate_folder(model.eval(), assets.eval_dir):.4f}", flush=True)
-    print("| structures | MACs after/before | top-1 before | one-shot | recovered | recovered - before | time |")
-    print("|---|---|---|---|---|---|---|", flush=True)
+    top1 = evaluate_folder(model.eval(), assets.eval_dir)
+    print(f"DigitViT top-1 on {assets.eval_dir.name}/: {top1:.4f}", flush=True)
+    print("| structures | MACs after/before | recovery steps run/planned | top-1 before | one-shot | recovered | "
+          "recovered - before | time |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    suffix = f"-e{args.recover_epochs:g}" if args.recover_epochs else ""
     for name in args.only or SETS:
         start = time.perf_counter()
         result = api.prune(str(ckpt), str(assets.calib_dir), target_macs=args.target_macs, arch=ARCH,
-                           keep=SETS[name], eval_dir=str(assets.eval_dir), out=str(work / f"out-{name}"),
-                           overwrite=True, progress=False, quiet=True, seed=args.seed)
+                           keep=SETS[name], eval_dir=str(assets.eval_dir),
+                           out=str(work / f"out-{name}{suffix}"),
+                           overwrite=True, progress=False, quiet=True, seed=args.seed,
+                           recover_epochs=args.recover_epochs)
         s = result.summary
         ratio = s["macs_after"] / s["macs_before"]
-        print(f"| {name} | {ratio:.3f}x | {s['top1_before']:.4f} | {s['top1_pruned']:.4f} | "
+        steps = f"{s.get('recover_steps')}/{s.get('recover_planned_steps')}"
+        print(f"| {name} | {ratio:.3f}x | {steps} | {s['top1_before']:.4f} | {s['top1_pruned']:.4f} | "
               f"{s['top1_recovered']:.4f} | {100 * (s['top1_recovered'] - s['top1_before']):+.2f} pt | "
               f"{time.perf_counter() - start:.0f} s |", flush=True)
 
