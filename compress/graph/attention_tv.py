@@ -74,17 +74,34 @@ class PrunedRelativeAttention(nn.Module):
         return self.merge(attn.matmul(v).permute(0, 1, 3, 2, 4).reshape(b, g, p, heads * dims))
 
 
-_CLASSES: dict[tuple[type, type], type] = {}
+_CLASSES: dict[str, type] = {}
+_BASES = {"PrunedShiftedWindowAttention": "torchvision.models.swin_transformer.ShiftedWindowAttention",
+          "PrunedRelativeAttention": "torchvision.models.maxvit.RelativePositionalMultiHeadAttention"}
+
+
+def _pruned_class(pruned: type, base: type) -> type:
+    """``pruned`` over ``base``, made once (torchvision is imported only by the models that use it)
+    and named in this module, so a pruned model pickles and unpickles (see ``__getattr__``)."""
+    name = f"{pruned.__name__}_{base.__name__}"
+    if name not in _CLASSES:
+        _CLASSES[name] = type(name, (pruned, base), {"__module__": __name__, "__qualname__": name})
+    return _CLASSES[name]
 
 
 def _swap(module: nn.Module, pruned: type) -> None:
-    """Make ``module`` an instance of ``pruned`` over its own class (torchvision is imported only
-    by the models that use it, so the subclass is made here, once per class)."""
     if not isinstance(module, pruned):
-        key = (pruned, type(module))
-        if key not in _CLASSES:
-            _CLASSES[key] = type(pruned.__name__, key, {"__module__": pruned.__module__})
-        module.__class__ = _CLASSES[key]
+        module.__class__ = _pruned_class(pruned, type(module))
+
+
+def __getattr__(name: str) -> type:
+    """Unpickling a pruned model in a fresh process: make its class again."""
+    import importlib
+
+    for pruned in (PrunedShiftedWindowAttention, PrunedRelativeAttention):
+        module, _, cls = _BASES[pruned.__name__].rpartition(".")
+        if name == f"{pruned.__name__}_{cls}":
+            return _pruned_class(pruned, getattr(importlib.import_module(module), cls))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TorchvisionSwin:

@@ -230,6 +230,10 @@ def test_torchvision_window_attention_heads_and_bias_table(kind, heads, dims):
     rebuilt.load_state_dict(pruned.state_dict(), strict=True)
     with torch.no_grad():
         assert torch.equal(rebuilt.eval()(x), pruned(x))
+    import pickle
+
+    with torch.no_grad():  # a user may torch.save the whole pruned module
+        assert torch.equal(pickle.loads(pickle.dumps(pruned)).eval()(x), pruned(x))
     again = analyze(trace(pruned, x))  # a pruned model is still understood (prune it again)
     assert (name, "heads") in again.slots and not again.unknown_ops
 
