@@ -95,13 +95,15 @@ def test_prune_bench_baseline(tiny_assets, sibling, tmp_path, capsys):
     assert code == 2 and not (tmp_path / "b").exists()
     code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                                  "--eval", tiny_assets / "eval", "--ratio", "0.5", "--no-recover", "--bench",
-                                 "--baseline", sibling, "-o", tmp_path / "c", "--no-progress"], capsys)
+                                 "--baseline", sibling, "-o", tmp_path / "c", "--no-progress", "--json"], capsys)
     assert code == 0, err
+    printed = json.loads(stdout)  # stdout holds the JSON alone: the bench tables go to stderr
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert {m["name"] for m in report["models"]} == {"original", "compressed", "alternative"}
     assert report["verdict"]["metric_diff"] is not None
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
-    assert summary["bench"]["verdict"]["line"] == report["verdict"]["line"] and report["verdict"]["line"] in stdout
+    assert summary["bench"]["verdict"]["line"] == report["verdict"]["line"] == printed["bench"]["verdict"]["line"]
+    assert "Compared with" in err
 
 
 def _report(top1, macs, p50):

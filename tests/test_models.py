@@ -31,7 +31,7 @@ def test_parse_arch_kwargs_rejects(bad):
 
 def test_aliases():
     assert set(ALIASES) == {"cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
-                            "cifar_resnet110", "digits", "segdigits"}
+                            "cifar_resnet110", "digits", "segdigits", "detdigits"}
     assert canonical_arch("cifar_resnet56") == "compress.archs.cifar_resnet:resnet56"
     model = resolve_arch("cifar_resnet20", {"num_classes": 100})
     assert isinstance(model, CifarResNet) and model.linear.out_features == 100

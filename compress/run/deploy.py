@@ -5,6 +5,7 @@ TensorRT, and the original-vs-compressed benchmark. Shared by ``compress prune -
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -283,14 +284,21 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     sides = [original, compressed, *([alternative] if alternative is not None else [])]
-    report = benchmark(sides, folder, input_shape=shape, progress=config.progress,
+    report = benchmark(sides, folder, input_shape=shape, progress=config.progress, show=False,
                        latency_target=summary.latency, device=device, task=get_task(summary.task).labels(),
                        notes=_task_notes(summary),
                        judge=(compressed.name, alternative.name) if alternative is not None else None)
+    render_table(report, console=_stderr_console())  # stdout is the prune command's (its tables, or --json)
     out = {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
     if "verdict" in report:
         out["verdict"] = report["verdict"]
     return out
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(file=sys.stderr, width=180)
 
 
 def _task_notes(summary: RunSummary) -> list[str]:
