@@ -21,8 +21,8 @@ from common import CALIB, MODELS, require_shared
 def plans(model: str, criteria: list[str], ratio: float, seed: int):
     import dataclasses
 
-    from compress.importance import ImportanceConfig
-    from compress.plan import PrunePolicy
+    from compress.prune.importance import ImportanceConfig
+    from compress.prune.plan import PrunePolicy
     from compress.run import stages
     from compress.run.context import QUIET, PruneConfig, RunContext
 

@@ -52,7 +52,7 @@ def child(mode: str, model_name: str) -> None:
             logits = model(images[i:i + 64])
             F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long)).backward()
     else:
-        from compress.importance import ImportanceConfig, estimate
+        from compress.prune.importance import ImportanceConfig, estimate
         from tests.graph.helpers import groups_of
 
         groups = groups_of(model, images[:2])
@@ -65,9 +65,9 @@ def accuracy_table(model_name: str) -> None:
 
     from compress.calibrate import read_labels_csv
     from compress.recover import top1_accuracy
-    from compress.importance import ImportanceConfig, estimate, unit_scores
-    from compress.plan import PrunePolicy, select
-    from compress.surgery import apply_cuts
+    from compress.prune.importance import ImportanceConfig, estimate, unit_scores
+    from compress.prune.plan import PrunePolicy, select
+    from compress.prune.surgery import apply_cuts
     from tests.graph.helpers import groups_of
 
     loaded, pre, paths, images = _setup(model_name)

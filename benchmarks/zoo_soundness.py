@@ -28,8 +28,8 @@ def resnet50_timing() -> tuple[float, float]:
     from compress.graph.analysis import analyze
     from compress.graph.groups import apply_policy, build_groups
     from compress.graph.trace import trace
-    from compress.plan import PrunePolicy, select
-    from compress.surgery import apply_cuts
+    from compress.prune.plan import PrunePolicy, select
+    from compress.prune.surgery import apply_cuts
 
     model = torchvision.models.resnet50().eval()
     x = torch.randn(1, 3, 224, 224)

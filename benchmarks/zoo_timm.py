@@ -68,13 +68,13 @@ def run(spec: str, size: int, kwargs: dict, images: int) -> str:
     from compress.graph.analysis import analyze
     from compress.graph.groups import apply_policy, build_groups
     from compress.graph.trace import trace
-    from compress.importance import ImportanceConfig
-    from compress.importance.base import estimate, unit_scores
+    from compress.prune.importance import ImportanceConfig
+    from compress.prune.importance.base import estimate, unit_scores
     from compress.models.arch import resolve_arch
-    from compress.plan import PrunePolicy, select
-    from compress.profile import count_macs
-    from compress.surgery import apply_cuts
-    from compress.verify import check_cut
+    from compress.prune.plan import PrunePolicy, select
+    from compress.prune.profile import count_macs
+    from compress.prune.surgery import apply_cuts
+    from compress.prune.verify import check_cut
 
     model, x = build(spec, size, kwargs)
     graph = analyze(trace(model, x))

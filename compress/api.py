@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compress.importance import ImportanceConfig
+from compress.prune.importance import ImportanceConfig
 from compress.layers.base import LayerHandler, per_channel
 from compress.layers.registry import register_layer
 from compress.models.loading import load_model
 from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, Reporter, run_prune
-from compress.plan import PrunePolicy
+from compress.prune.plan import PrunePolicy
 from compress.recover import DistillConfig
 from compress.run.sweep import SweepResult, run_sweep
 

@@ -1,5 +1,5 @@
 """Checks of options that need no model and no torch: the CLI runs them before it imports or
-loads anything (importing torch alone takes seconds); :class:`compress.plan.PrunePolicy` runs the
+loads anything (importing torch alone takes seconds); :class:`compress.prune.plan.PrunePolicy` runs the
 same target checks."""
 
 from __future__ import annotations

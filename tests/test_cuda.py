@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from compress.recover import DistillConfig, agreement, distill
-from compress.importance import ImportanceConfig, estimate
+from compress.prune.importance import ImportanceConfig, estimate
 from tests.cli_helpers import run_cli
 from tests.graph.helpers import groups_of
 from tests.distill_data import FAST

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compress.importance import ImportanceConfig, estimate, unit_scores
-from compress.importance.taylor import random_gradient
+from compress.prune.importance import ImportanceConfig, estimate, unit_scores
+from compress.prune.importance.taylor import random_gradient
 from tests.graph.helpers import groups_of
 from tests.toy_models import build
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from compress.importance import ImportanceConfig, estimate
+from compress.prune.importance import ImportanceConfig, estimate
 from tests.graph.helpers import groups_of
 from tests.toy_models import build
 

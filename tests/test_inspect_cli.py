@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from compress.archs.digits import digitnet
 from compress.cli.main import cli, main
-from compress.profile import count_macs, count_params
+from compress.prune.profile import count_macs, count_params
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 R20 = SHARED / "models" / "resnet20-cifar10.th"
@@ -74,7 +74,7 @@ def test_exported_program(tmp_path):
 def test_pruned_folder(tmp_path, ckpt):
     from compress.models.loading import load_model
     from compress.artifacts.saved import save_pruned
-    from compress.surgery import apply_cuts
+    from compress.prune.surgery import apply_cuts
 
     loaded = load_model(ckpt, arch="digits")
     keep = list(range(0, 16, 2))  # stem: 16 -> 8 channels

@@ -17,14 +17,14 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError, UsageError
-from compress.latency.config import LatencyConfig, parse_latency
-from compress.latency.model import LatencyModel
-from compress.latency.search import search
-from compress.latency.stage import latency_plan
-from compress.latency.table import LatencyTable
-from compress.latency.terms import grid, latency_terms, model_key
-from compress.plan import PrunePolicy, layer_limits
-from compress.surgery import apply_cuts
+from compress.prune.latency.config import LatencyConfig, parse_latency
+from compress.prune.latency.model import LatencyModel
+from compress.prune.latency.search import search
+from compress.prune.latency.stage import latency_plan
+from compress.prune.latency.table import LatencyTable
+from compress.prune.latency.terms import grid, latency_terms, model_key
+from compress.prune.plan import PrunePolicy, layer_limits
+from compress.prune.surgery import apply_cuts
 from compress.export.layer_timing import Timer
 from tests.graph.helpers import groups_of
 

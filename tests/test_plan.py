@@ -5,7 +5,7 @@ import random
 import pytest
 
 from compress.errors import PruneError
-from compress.plan import PrunePolicy, select
+from compress.prune.plan import PrunePolicy, select
 from tests.graph.helpers import groups_of
 from tests.toy_models import build
 

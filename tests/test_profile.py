@@ -9,7 +9,7 @@ import pytest
 
 from compress.errors import UsageError
 from compress.models.arch import resolve_arch
-from compress.profile import count_macs, count_params, layer_table, per_layer_macs, profile_macs
+from compress.prune.profile import count_macs, count_params, layer_table, per_layer_macs, profile_macs
 
 
 def resnet20_macs_by_hand() -> int:

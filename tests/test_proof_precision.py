@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
-from compress.plan import plan_for_units
-from compress.surgery import apply_cuts
-from compress.verify import check_cut, max_difference, zeroed_reference
+from compress.prune.plan import plan_for_units
+from compress.prune.surgery import apply_cuts
+from compress.prune.verify import check_cut, max_difference, zeroed_reference
 from tests.graph.helpers import groups_of
 
 

@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 
-from compress.plan import PrunePolicy, select
-from compress.surgery import apply_cuts
+from compress.prune.plan import PrunePolicy, select
+from compress.prune.surgery import apply_cuts
 from compress.export.onnx import export_onnx
 from compress.export.verify import verify_onnx
 from tests.graph.helpers import groups_of

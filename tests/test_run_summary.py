@@ -9,7 +9,7 @@ import pytest
 
 from compress.artifacts.summary import Recovery, RunSummary
 from compress.run.pipeline import QUIET, PruneConfig, run_prune
-from compress.plan import PrunePolicy
+from compress.prune.plan import PrunePolicy
 
 MODEL = ["checkpoint", "arch", "input_size", "importance", "importance_seconds", "importance_images",
          "importance_device", "ratio", "target_macs", "ratio_removed", "channels_prunable", "channels_removed",

@@ -20,10 +20,10 @@ def test_pruned_resnet20_int8_within_one_point(tmp_path):
     from compress.calibrate import ImageDataset, LabelledFolder, preload, preload_labelled, scan_folder
     from compress.calibrate.preprocess import Preprocess
     from compress.calibrate.readers import TensorCalibrationReader
-    from compress.importance import ImportanceConfig, estimate, unit_scores
+    from compress.prune.importance import ImportanceConfig, estimate, unit_scores
     from compress.models.loading import load_model
-    from compress.plan import PrunePolicy, select
-    from compress.surgery import apply_cuts
+    from compress.prune.plan import PrunePolicy, select
+    from compress.prune.surgery import apply_cuts
     from compress.export.onnx import export_onnx
     from compress.export.quantize import quantize_int8
     from compress.export.verify import make_session, run_session

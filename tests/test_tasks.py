@@ -116,7 +116,7 @@ class _TwoHeads(nn.Module):
 
 
 def test_random_gradients_reach_every_output_and_the_first_matches_the_single_output_draw():
-    from compress.importance.taylor import _backward_random, random_gradient
+    from compress.prune.importance.taylor import _backward_random, random_gradient
 
     torch.manual_seed(0)
     net = _TwoHeads()

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from compress.errors import PruneError
-from compress.compare import OutputMismatch, compare
-from compress.verify import check_cut, max_difference
+from compress.prune.compare import OutputMismatch, compare
+from compress.prune.verify import check_cut, max_difference
 
 Pair = namedtuple("Pair", "logits features")
 X = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))

@@ -13,9 +13,9 @@ import torch
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
-from compress.plan import PrunePolicy, select
-from compress.surgery import apply_cuts
-from compress.verify import max_difference, zeroed_reference
+from compress.prune.plan import PrunePolicy, select
+from compress.prune.surgery import apply_cuts
+from compress.prune.verify import max_difference, zeroed_reference
 
 TORCHVISION = {
     "resnet18": 64, "resnet50": 64, "resnext50_32x4d": 64, "wide_resnet50_2": 64, "vgg11_bn": 64,

@@ -2,7 +2,7 @@
 
 A folder holding ``compress.json`` (the original model's spec plus the cut record) and
 ``model.safetensors`` (the pruned weights). Loading rebuilds the original architecture from
-code, replays the cuts (``compress.surgery``) and loads the weights strictly; this module owns the
+code, replays the cuts (``compress.prune.surgery``) and loads the weights strictly; this module owns the
 format (writing, reading the record and the weights), ``compress.models.loading.load_saved`` the rebuilding.
 """
 

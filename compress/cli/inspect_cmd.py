@@ -23,7 +23,7 @@ def inspect(checkpoint: str, layers: bool, as_json: bool, **params: Any) -> None
     or a folder written by `compress prune`.
     """
     from compress.models.loading import is_saved_folder, load_model
-    from compress.profile import count_params, profile_macs
+    from compress.prune.profile import count_params, profile_macs
 
     notes: list[str] = []
 

@@ -105,10 +105,10 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         _relaunch(devices)
     from compress.cli import output
     from compress.devices import resolve_device
-    from compress.importance import ImportanceConfig
-    from compress.latency.config import LatencyConfig, parse_latency
+    from compress.prune.importance import ImportanceConfig
+    from compress.prune.latency.config import LatencyConfig, parse_latency
     from compress.run.pipeline import PruneConfig, run_prune
-    from compress.plan import PrunePolicy
+    from compress.prune.plan import PrunePolicy
     from compress.recover import DistillConfig
 
     from compress.errors import UsageError
@@ -168,7 +168,7 @@ def _check_early(checkpoint, calib, ratio, target_macs, target_latency, target_s
     """What needs no model and no torch, before either is loaded (seconds, not minutes, to an error):
     the target (the default ratio), the device's name, and where the output goes. Returns the ratio."""
     from compress.checks import check_device_name, cli_targets
-    from compress.latency.config import parse_latency
+    from compress.prune.latency.config import parse_latency
     from compress.artifacts.outputs import check_output, default_out, input_paths
 
     target_ms = parse_latency(target_latency) if target_latency is not None else None

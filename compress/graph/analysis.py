@@ -330,5 +330,5 @@ def _values_like(meta: Any, why: str) -> Any:
 def analyze(traced: TracedModel, *, layernorm_widths: bool = False) -> ChannelGraph:
     """``layernorm_widths``: channels normalised together by an ``nn.LayerNorm`` become prunable
     (the cut changes its statistics: proved against a reference normalising over the kept
-    channels, see ``compress.verify``; recovery is required)."""
+    channels, see ``compress.prune.verify``; recovery is required)."""
     return Analyzer(traced, layernorm_widths).run()

@@ -27,7 +27,7 @@ from compress.errors import CheckpointError, UsageError
 from compress.models.arch import canonical_arch, default_preset_for, resolve_arch
 from compress.artifacts.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
-from compress.surgery import apply_cuts
+from compress.prune.surgery import apply_cuts
 
 Note = Callable[[str], None]
 

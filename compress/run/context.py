@@ -19,9 +19,9 @@ from compress.artifacts.summary import RunSummary
 from compress.calibration import CalibrationData
 from compress.recover import DistillConfig
 from compress.graph.groups import Groups
-from compress.importance import ImportanceConfig, ImportanceResult
-from compress.latency.config import LatencyConfig
-from compress.plan import Plan, PrunePolicy
+from compress.prune.importance import ImportanceConfig, ImportanceResult
+from compress.prune.latency.config import LatencyConfig
+from compress.prune.plan import Plan, PrunePolicy
 from compress.spec import LoadedModel
 from compress.tasks import Task
 

@@ -29,7 +29,7 @@ from compress.export.verify import compare_sessions, torch_logits, verify_onnx
 from compress.export.widths import misaligned_widths
 from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
-from compress.profile import count_macs
+from compress.prune.profile import count_macs
 from compress.spec import ModelSpec
 from compress.tasks import get_task
 from compress.util.atomic import atomic_file, write_text

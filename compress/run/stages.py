@@ -34,18 +34,18 @@ from compress.recover.fit_gap import significant_gap, train_sample
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
-from compress.importance import estimate, unit_scores
-from compress.latency.stage import latency_plan
+from compress.prune.importance import estimate, unit_scores
+from compress.prune.latency.stage import latency_plan
 from compress.models.loading import load_model
-from compress.plan import select
-from compress.profile import count_macs, count_params
+from compress.prune.plan import select
+from compress.prune.profile import count_macs, count_params
 from compress.artifacts.saved import save_pruned
 from compress.artifacts.summary import Recalibration, Recovery, RunSummary
-from compress.surgery import apply_cuts
+from compress.prune.surgery import apply_cuts
 from compress.tasks import resolve_task
 from compress.tasks.evaluate import labelled_metric
 from compress.util.atomic import write_text
-from compress.verify import check_cut
+from compress.prune.verify import check_cut
 
 
 def load(run: RunContext) -> None:

@@ -10,11 +10,11 @@ from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
 from compress.models.loading import load_saved
-from compress.plan import PrunePolicy, select
+from compress.prune.plan import PrunePolicy, select
 from compress.artifacts.saved import save_pruned
 from compress.spec import ModelSpec
-from compress.surgery import apply_cuts
-from compress.verify import check_cut, max_difference, zeroed_reference
+from compress.prune.surgery import apply_cuts
+from compress.prune.verify import check_cut, max_difference, zeroed_reference
 
 
 def groups_of(model, example, **policy):

@@ -12,10 +12,10 @@ import torch
 from compress.graph.analysis import analyze
 from compress.graph.groups import apply_policy, build_groups
 from compress.graph.trace import trace
-from compress.plan import plan_for_units
-from compress.profile import count_macs
-from compress.surgery import apply_cuts
-from compress.verify import max_difference, zeroed_reference
+from compress.prune.plan import plan_for_units
+from compress.prune.profile import count_macs
+from compress.prune.surgery import apply_cuts
+from compress.prune.verify import max_difference, zeroed_reference
 
 timm = pytest.importorskip("timm", reason="timm attention modules")
 
@@ -157,7 +157,7 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
 
 
 def test_layernorm_width_opt_in_is_proved_against_kept_channel_statistics():
-    from compress.plan import PrunePolicy, select
+    from compress.prune.plan import PrunePolicy, select
 
     model, x = _vit()
     graph = analyze(trace(model, x))

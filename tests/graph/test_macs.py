@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compress.profile import count_macs
+from compress.prune.profile import count_macs
 from tests.graph.helpers import random_cut
 
 

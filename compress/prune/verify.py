@@ -8,7 +8,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from compress.compare import compare, max_abs_diff
+from compress.prune.compare import compare, max_abs_diff
 from compress.errors import PruneError
 from compress.graph.handlers import handler_for
 

@@ -1,14 +1,14 @@
 """``prune --target-latency/--target-speedup``: table -> model -> selection -> measured check.
 
 1. Time every varying conv/linear layer alone at its grid widths on the target runtime (cached,
-   see ``compress.latency.table``).
-2. Probe in context (``compress.latency.probe``): time the network with each class of like groups
+   see ``compress.prune.latency.table``).
+2. Probe in context (``compress.prune.latency.probe``): time the network with each class of like groups
    narrowed to each allowed width; widths that do not pay inside the network are dropped, and each
    class's layer savings are scaled by what it measured in context against what the table predicts.
 3. Measure the original network and a few pruned configurations at live widths (each beside the
    original, so machine drift cancels); fit ``a·raw + b``;
    report the prediction error on other configurations it was not fitted on (held out).
-4. Select by importance per millisecond (``compress.latency.search``) for the goal, build the
+4. Select by importance per millisecond (``compress.prune.latency.search``) for the goal, build the
    pruned network, measure it. If it misses the target by more than the tolerance, scale the goal
    by target/measured and select again (a few rounds); keep the closest that meets the target,
    else the closest.
@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 
 from compress.export.layer_timing import make_timer
-from compress.latency.config import LatencyConfig
-from compress.latency.model import LatencyModel
-from compress.latency.probe import PROBE_SECONDS, WidthProbe
-from compress.latency.search import candidates, search
-from compress.latency.table import LatencyTable
-from compress.latency.terms import latency_terms, model_key
-from compress.plan import Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
+from compress.prune.latency.config import LatencyConfig
+from compress.prune.latency.model import LatencyModel
+from compress.prune.latency.probe import PROBE_SECONDS, WidthProbe
+from compress.prune.latency.search import candidates, search
+from compress.prune.latency.table import LatencyTable
+from compress.prune.latency.terms import latency_terms, model_key
+from compress.prune.plan import Plan, PrunePolicy, layer_limits, importance_kept, plan_for_units
 from compress.progress import progress_bar
-from compress.surgery import apply_cuts
+from compress.prune.surgery import apply_cuts
 
 FIT_FRACTIONS = (0.5, 1.0)  # uniform configurations (share of each group's allowed cut) fitted on
 RANDOM_FIT, HELD_OUT = 1, 3  # random configurations fitted on / held out for the error figure

@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from compress.latency.model import LatencyModel
-from compress.latency.search import GroupMoves
+from compress.prune.latency.model import LatencyModel
+from compress.prune.latency.search import GroupMoves
 
 DEAD_FRACTION = 0.33  # measured gain below this share of the predicted gain: the width is dead
 SCALE_RANGE = (0.25, 4.0)  # a class's in-context scale is clipped to this

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from compress.graph.groups import Groups
-from compress.importance.base import ImportanceConfig, ImportanceResult
-from compress.importance.taylor import taylor_sq
+from compress.prune.importance.base import ImportanceConfig, ImportanceResult
+from compress.prune.importance.taylor import taylor_sq
 
 
 def relative_magnitude(model, groups: Groups, config: ImportanceConfig) -> np.ndarray:

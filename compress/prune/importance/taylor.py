@@ -25,7 +25,7 @@ from compress.devices import resolve_device
 from compress.errors import UsageError
 from compress.graph.groups import Groups
 from compress.hooks import eval_mode, forward_hooks, frozen_parameters
-from compress.importance.base import ImportanceConfig, ImportanceResult
+from compress.prune.importance.base import ImportanceConfig, ImportanceResult
 from compress.progress import progress_bar
 
 

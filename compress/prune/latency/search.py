@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compress.graph.groups import WIDTH_ROLES, Groups
-from compress.latency.model import LatencyModel
+from compress.prune.latency.model import LatencyModel
 
 LOOKAHEAD = 4  # allowed widths examined past the current one, per group and step
 
@@ -51,7 +51,7 @@ class LatencySelection:
 
 def search(groups: Groups, scores: dict[int, float], model: LatencyModel, goal_ms: float, limits: list[int],
            round_to: int, probe=None) -> LatencySelection:
-    """``probe`` (a :class:`compress.latency.probe.WidthProbe`) drops widths that save nothing in context."""
+    """``probe`` (a :class:`compress.prune.latency.probe.WidthProbe`) drops widths that save nothing in context."""
     cands = candidates(groups, scores, limits, round_to)
     if probe is not None:
         probe.drop_dead(cands)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from compress.graph.groups import Groups
-from compress.importance.base import ImportanceConfig, ImportanceResult
+from compress.prune.importance.base import ImportanceConfig, ImportanceResult
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

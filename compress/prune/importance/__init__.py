@@ -7,6 +7,6 @@ scores the sum over them.
 
 from __future__ import annotations
 
-from compress.importance.base import ESTIMATORS, ImportanceConfig, ImportanceResult, estimate, unit_scores
+from compress.prune.importance.base import ESTIMATORS, ImportanceConfig, ImportanceResult, estimate, unit_scores
 
 __all__ = ["ESTIMATORS", "ImportanceConfig", "ImportanceResult", "estimate", "unit_scores"]

@@ -61,12 +61,12 @@ def unit_scores(groups: Groups, result: ImportanceResult) -> dict[int, float]:
 
 Estimator = Callable[..., ImportanceResult]
 ESTIMATORS: dict[str, str] = {
-    "taylor-sq": "compress.importance.taylor:taylor_sq",
-    "taylor-abs": "compress.importance.taylor:taylor_abs",
-    "taylor": "compress.importance.taylor:taylor_labelled",
-    "taylor-l1": "compress.importance.combined:taylor_l1",
-    "l1": "compress.importance.magnitude:l1",
-    "random": "compress.importance.magnitude:random_scores",
+    "taylor-sq": "compress.prune.importance.taylor:taylor_sq",
+    "taylor-abs": "compress.prune.importance.taylor:taylor_abs",
+    "taylor": "compress.prune.importance.taylor:taylor_labelled",
+    "taylor-l1": "compress.prune.importance.combined:taylor_l1",
+    "l1": "compress.prune.importance.magnitude:l1",
+    "random": "compress.prune.importance.magnitude:random_scores",
 }
 
 

@@ -9,7 +9,7 @@ per-run cost). Both come from least squares over measured networks (the original
 pruned configurations); the error on other, held-out configurations is what a user is shown.
 
 A layer timed alone can save more, or less, than it does inside the network (layout changes,
-caches, threads). The in-context width probe (``compress.latency.probe``) measures that per class
+caches, threads). The in-context width probe (``compress.prune.latency.probe``) measures that per class
 of like groups and sets ``slot_scale``: a layer's saving from narrowing a slot counts that many times.
 Network points keep their kept widths, so a refit sees the same correction.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compress.latency.table import LatencyTable
-from compress.latency.terms import Term
+from compress.prune.latency.table import LatencyTable
+from compress.prune.latency.terms import Term
 
 
 class LatencyModel:

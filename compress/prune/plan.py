@@ -30,7 +30,7 @@ AUTO_CAPS = (0.5, 0.625, 0.75, 0.875)
 class PrunePolicy:
     ratio: float | None = None  # fraction of prunable channels to remove
     target_macs: float | None = None  # fraction of the original MACs to keep
-    target_latency_ms: float | None = None  # measured latency to reach (compress.latency)
+    target_latency_ms: float | None = None  # measured latency to reach (compress.prune.latency)
     target_speedup: float | None = None  # or: original latency / this
     max_layer_ratio: float | None = None  # no layer loses more than this fraction; None: AUTO_CAPS
     min_channels: int = 1  # no layer ends narrower than this
@@ -58,7 +58,7 @@ class PrunePolicy:
 @dataclass
 class Plan:
     removed: list[int]  # unit roots removed
-    cuts: list[dict]  # surgery records (see compress.surgery)
+    cuts: list[dict]  # surgery records (see compress.prune.surgery)
     widths: dict[str, tuple[int, int]]  # "layer:role" -> (before, after) for width slots
     channels_prunable: int
     channels_removed: int
@@ -109,7 +109,7 @@ class MacModel:
 def _measured_macs(groups: Groups) -> int:
     """Total MACs of the traced model at batch 1 (0 when it cannot be measured)."""
     from compress.errors import UsageError
-    from compress.profile import count_macs
+    from compress.prune.profile import count_macs
 
     traced = groups.graph.traced
     if traced.root is None or len(traced.example_shape) < 2:
@@ -121,9 +121,9 @@ def _measured_macs(groups: Groups) -> int:
 
 
 def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Plan:
-    """A plan for a ratio or MAC target (latency targets: ``compress.latency.stage``)."""
+    """A plan for a ratio or MAC target (latency targets: ``compress.prune.latency.stage``)."""
     if policy.latency_target:
-        raise PruneError("a latency target needs the latency model", "use compress.latency.stage.latency_plan")
+        raise PruneError("a latency target needs the latency model", "use compress.prune.latency.stage.latency_plan")
     caps = policy.caps()
     macs_model = MacModel(groups)
     order: list[int] = []

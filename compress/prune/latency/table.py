@@ -18,7 +18,7 @@ from typing import Callable
 
 from compress.util.atomic import write_text
 
-VERSION = 4  # 2: in-context width probes (compress.latency.probe); 3: network points keep their widths;
+VERSION = 4  # 2: in-context width probes (compress.prune.latency.probe); 3: network points keep their widths;
 # 4: timings set preempted calls aside (export.latency)
 
 

@@ -4,7 +4,7 @@ A *term* is one conv/linear call of the traced network with the slots (see
 ``compress.graph.analysis``) holding its input and output channels. Its latency is a function of
 the two kept widths only (grouped and depthwise convs: of the input width, whole groups go).
 Layers whose widths can never change are left out: the fitted offset of the latency model
-(``compress.latency.model``) carries them with everything else that is not a conv or a linear.
+(``compress.prune.latency.model``) carries them with everything else that is not a conv or a linear.
 """
 
 from __future__ import annotations
