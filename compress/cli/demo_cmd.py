@@ -48,23 +48,14 @@ def demo(workdir, ratio, target_speedup, batch, formats, bench, recover_epochs, 
                          "or empty folder or its own earlier one", "choose another --dir")
     check_output(root, replaces=False, markers=DEMO_FOLDERS)
     from compress.cli import output
-    from compress.cli.main import cli
     from compress.demo.assets import make_demo_assets
 
     output.info(f"demo: preparing the embedded default in {root}/assets (scikit-learn digits, trained here)")
     assets = make_demo_assets(root / "assets", seed=seed)
     if assets.eval_accuracy is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_accuracy:.2%} top-1 on {assets.eval_dir})")
-    args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
-            "--eval", str(assets.eval_dir), "-o", str(root / "pruned"), "--overwrite",
-            "--seed", str(seed), "--recover-epochs", str(recover_epochs)]
-    args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
-    if formats:
-        args += ["--export", formats]
-    if bench:
-        args.append("--bench")
-    output.info("demo: compress " + " ".join(args))
-    cli.main(args=args, prog_name="compress", standalone_mode=False)
+    _prune(assets, root / "pruned", ratio, target_speedup, batch, formats, bench, seed,
+           extra=("--recover-epochs", str(recover_epochs)))
     if segment:
         _segment(root, ratio, target_speedup, batch, formats, bench, seed)
     if detect:
@@ -108,13 +99,13 @@ def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> N
     _prune(assets, root / "det-pruned", ratio, target_speedup, batch, formats, bench, seed)
 
 
-def _prune(assets, out: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
-    """``compress prune`` of embedded assets with prune's own default recovery."""
+def _prune(assets, out: Path, ratio, target_speedup, batch, formats, bench, seed, extra: tuple[str, ...] = ()) -> None:
+    """``compress prune`` of embedded assets (with prune's own default recovery unless ``extra`` says otherwise)."""
     from compress.cli import output
     from compress.cli.main import cli
 
     args = ["prune", str(assets.checkpoint), "--arch", assets.arch, "--calib", str(assets.calib_dir),
-            "--eval", str(assets.eval_dir), "-o", str(out), "--overwrite", "--seed", str(seed)]
+            "--eval", str(assets.eval_dir), "-o", str(out), "--overwrite", "--seed", str(seed), *extra]
     args += ["--target-speedup", str(target_speedup), "--batch", str(batch)] if target_speedup else ["--ratio", str(ratio)]
     if formats:
         args += ["--export", formats]

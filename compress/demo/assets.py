@@ -52,13 +52,7 @@ def make_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: float
     existing = _complete(out, seed, train_seconds)
     if existing is not None:
         return existing
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)  # (N, 8, 8) in [0, 1]
-    labels = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    eval_idx, calib_idx = stratified_split(labels, EVAL_FRACTION, rng)
+    images, labels, rng, eval_idx, calib_idx = digits_split(seed)
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out / "eval", overwrite=True) as tmp:
@@ -172,6 +166,74 @@ def evaluate_folder(model, eval_dir: Path) -> float:
     with torch.no_grad():
         pred = model(to_tensor_batch(np.stack(xs))).argmax(1).numpy()
     return float((pred == np.array(ys)).mean())
+
+
+def digits_split(seed: int):
+    """scikit-learn's digits ((N, 8, 8) in [0, 1]) and labels, the generator seeded with ``seed`` and the
+    stratified (eval, calibration) indices drawn from it: the start every embedded demo shares."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    eval_idx, calib_idx = (np.asarray(v) for v in stratified_split(labels, EVAL_FRACTION, rng))
+    return images, labels, rng, eval_idx, calib_idx
+
+
+def write_pngs(folder: Path, images) -> None:
+    """``images`` as ``0000.png``, ``0001.png``... in ``folder``, written atomically."""
+    with atomic_dir(folder, overwrite=True) as tmp:
+        for n, x in enumerate(images):
+            save_png(x, tmp / f"{n:04d}.png")
+
+
+def save_weights(model, path: Path) -> None:
+    """The model's state dict at ``path``, written atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+
+
+def build_scene_demo(out: Path, seed: int, n_calib: int, n_eval: int, scenes, write_eval, train):
+    """The scene demos' build: split the digits (``seed``), ``n_eval`` labelled scenes written by
+    ``write_eval(folder, images, targets)`` into ``out/eval``, ``n_calib`` unlabeled ones into ``out/calib``,
+    then ``train(digit_images, digit_labels)`` on the calibration digits -> (model, seconds), saved as
+    ``out/checkpoint.pt``. Returns (model, seconds, eval images, eval targets)."""
+    images, labels, rng, eval_idx, calib_idx = digits_split(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    ex, ey = scenes(images[eval_idx], labels[eval_idx], n_eval, rng)
+    with atomic_dir(out / "eval", overwrite=True) as tmp:
+        write_eval(tmp, ex, ey)
+    cx, _ = scenes(images[calib_idx], labels[calib_idx], n_calib, rng)
+    write_pngs(out / "calib", cx)
+    model, seconds = train(images[calib_idx], labels[calib_idx])
+    save_weights(model, out / "checkpoint.pt")
+    return model, seconds, ex, ey
+
+
+def cached_meta(out: Path, settings: dict[str, Any], files: dict[str, int]) -> dict[str, Any] | None:
+    """``demo.json`` of an earlier build in ``out`` made with ``settings`` whose checkpoint is there and whose
+    ``files`` (glob pattern under ``out`` -> how many) are all there, or None: the scene demos reuse it."""
+    try:
+        meta = json.loads((out / "demo.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if any(meta.get(key) != value for key, value in settings.items()) or not (out / "checkpoint.pt").is_file():
+        return None
+    return meta if all(len(list(out.glob(pattern))) == n for pattern, n in files.items()) else None
+
+
+def scene_demo_main(argv: list[str] | None, module: str, make, describe) -> int:
+    """``python -m MODULE OUT_DIR [TRAIN_SECONDS]`` of a scene demo: ``make`` builds, ``describe`` says what."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) not in (1, 2):
+        print(f"usage: python -m {module} OUT_DIR [TRAIN_SECONDS]", file=sys.stderr)
+        return 2
+    assets = make(argv[0], **({"train_seconds": float(argv[1])} if len(argv) == 2 else {}))
+    print(describe(argv[0], assets), file=sys.stderr)
+    return 0
 
 
 def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):

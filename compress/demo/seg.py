@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from compress.util.atomic import atomic_dir, atomic_path, write_text
-from compress.demo.assets import EVAL_FRACTION, save_png, stratified_split, to_tensor_batch
+from compress.util.atomic import write_text
+from compress.demo.assets import build_scene_demo, cached_meta, save_png, scene_demo_main, to_tensor_batch
 
 ARCH = "compress.archs.segdigits:segdigitnet"
 FORMAT = 1
@@ -85,31 +85,10 @@ def make_seg_demo_assets(out_dir: str | Path, *, seed: int = 0, train_seconds: f
     existing = _complete(out, seed, train_seconds, n_calib, n_eval)
     if existing is not None:
         return existing
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    eval_idx, calib_idx = (np.asarray(v) for v in stratified_split(labels, EVAL_FRACTION, rng))
-    out.mkdir(parents=True, exist_ok=True)
-    ex, ey = scenes(images[eval_idx], labels[eval_idx], n_eval, rng)
-    with atomic_dir(out / "eval", overwrite=True) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "masks").mkdir()
-        for n, (x, y) in enumerate(zip(ex, ey)):
-            save_png(x, tmp / "images" / f"{n:04d}.png")
-            save_png(y, tmp / "masks" / f"{n:04d}.png")
-    cx, _ = scenes(images[calib_idx], labels[calib_idx], n_calib, rng)
-    with atomic_dir(out / "calib", overwrite=True) as tmp:
-        for n, x in enumerate(cx):
-            save_png(x, tmp / f"{n:04d}.png")
     steps = max(1, int(round(train_seconds * STEPS_PER_SECOND)))
-    model, train_time = train_segdigitnet(images[calib_idx], labels[calib_idx], steps=steps, seed=seed)
-    import torch
-
-    with atomic_path(out / "checkpoint.pt") as tmp_ckpt:
-        torch.save(model.state_dict(), tmp_ckpt)
+    model, train_time, ex, ey = build_scene_demo(
+        out, seed, n_calib, n_eval, scenes, _write_eval,
+        lambda images, labels: train_segdigitnet(images, labels, steps=steps, seed=seed))
     miou = evaluate_scenes(model, ex, ey)
     meta = {"format": FORMAT, "source": "sklearn.datasets.load_digits, two digits per 32x32 scene",
             "seed": seed, "train_seconds": train_seconds, "steps": steps, "batch": BATCH,
@@ -162,19 +141,19 @@ def evaluate_scenes(model, images: np.ndarray, masks: np.ndarray) -> float:
     return miou(confusion(pred, torch.from_numpy(masks.astype(np.int64)), 11))
 
 
+def _write_eval(folder: Path, images: np.ndarray, masks: np.ndarray) -> None:
+    """Labelled scenes: ``images/NNNN.png`` and their masks in ``masks/NNNN.png``."""
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    for n, (x, y) in enumerate(zip(images, masks)):
+        save_png(x, folder / "images" / f"{n:04d}.png")
+        save_png(y, folder / "masks" / f"{n:04d}.png")
+
+
 def _complete(out: Path, seed: int, train_seconds: float, n_calib: int, n_eval: int) -> SegDemoAssets | None:
-    try:
-        meta = json.loads((out / "demo.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if (meta.get("format"), meta.get("seed"), meta.get("train_seconds"), meta.get("n_calib"), meta.get("n_eval")) != (
-            FORMAT, seed, train_seconds, n_calib, n_eval):
-        return None
-    found_calib = len(list((out / "calib").glob("*.png")))
-    found_eval = len(list((out / "eval" / "masks").glob("*.png")))
-    if not (out / "checkpoint.pt").is_file() or found_calib != n_calib or found_eval != n_eval:
-        return None
-    return _assets(out, meta)
+    meta = cached_meta(out, {"format": FORMAT, "seed": seed, "train_seconds": train_seconds, "n_calib": n_calib,
+                             "n_eval": n_eval}, {"calib/*.png": n_calib, "eval/masks/*.png": n_eval})
+    return None if meta is None else _assets(out, meta)
 
 
 def _assets(out: Path, meta: dict[str, Any]) -> SegDemoAssets:
@@ -184,14 +163,12 @@ def _assets(out: Path, meta: dict[str, Any]) -> SegDemoAssets:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) not in (1, 2):
-        print("usage: python -m compress.demo.seg OUT_DIR [TRAIN_SECONDS]", file=sys.stderr)
-        return 2
-    assets = make_seg_demo_assets(argv[0], **({"train_seconds": float(argv[1])} if len(argv) == 2 else {}))
-    print(f"segmentation demo in {argv[0]}: checkpoint {assets.checkpoint}, arch {assets.arch}, "
-          f"labelled mIoU {assets.eval_miou:.2%}, trained {assets.train_time_s:.1f} s", file=sys.stderr)
-    return 0
+    return scene_demo_main(argv, "compress.demo.seg", make_seg_demo_assets, _describe)
+
+
+def _describe(out: str, a) -> str:
+    return (f"segmentation demo in {out}: checkpoint {a.checkpoint}, arch {a.arch}, labelled mIoU {a.eval_miou:.2%}, "
+            f"trained {a.train_time_s:.1f} s")
 
 
 if __name__ == "__main__":

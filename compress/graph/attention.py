@@ -30,18 +30,8 @@ from compress.graph.rules import MIX_REASON, Value, _lose
 from compress.graph.slicing import keep_index, set_param
 
 
-class _Timm:
+class _Timm(attention_tv.PackedQKV):
     """timm.layers.attention.Attention: qkv Linear (rows [3][heads][dim]), proj Linear."""
-
-    def io(self, name, m):
-        return (f"{name}.qkv", m.qkv, m.qkv.in_features), (f"{name}.proj", m.proj, m.proj.out_features)
-
-    def weights(self, m):
-        return m.qkv.weight, m.qkv.bias, m.proj
-
-    def packed(self, m):
-        """(module, weight name, bias name) of the packed q/k/v rows."""
-        return m.qkv, "weight", "bias"
 
     def extent(self, m, shape, batch: int) -> tuple[int, int]:
         """(tokens per sample, tokens each token attends to) for an output of ``shape``."""

@@ -104,26 +104,39 @@ def __getattr__(name: str) -> type:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class TorchvisionSwin:
-    """torchvision.models.swin_transformer.ShiftedWindowAttention (Swin v1): input [B, H, W, C]."""
+class PackedQKV:
+    """Attention with one packed q/k/v projection (rows [3][heads][dim]) and one output projection;
+    ``QKV`` and ``OUT`` name the two Linear attributes (timm's Attention, torchvision's windows)."""
+
+    QKV, OUT = "qkv", "proj"
 
     def io(self, name, m):
-        return (f"{name}.qkv", m.qkv, m.qkv.in_features), (f"{name}.proj", m.proj, m.proj.out_features)
+        qkv, out = getattr(m, self.QKV), getattr(m, self.OUT)
+        return (f"{name}.{self.QKV}", qkv, qkv.in_features), (f"{name}.{self.OUT}", out, out.out_features)
 
     def weights(self, m):
-        return m.qkv.weight, m.qkv.bias, m.proj
+        qkv = getattr(m, self.QKV)
+        return qkv.weight, qkv.bias, getattr(m, self.OUT)
 
     def packed(self, m):
-        return m.qkv, "weight", "bias"
+        """(module, weight name, bias name) of the packed q/k/v rows."""
+        return getattr(m, self.QKV), "weight", "bias"
+
+
+class TorchvisionSwin(PackedQKV):
+    """torchvision.models.swin_transformer.ShiftedWindowAttention (Swin v1): input [B, H, W, C]."""
+
+    PRUNED, HEADS, CALL = PrunedShiftedWindowAttention, "num_heads", "window attention"
 
     def unsupported(self, m, node, args, kwargs) -> str:
         h, d = self.shape(m)
+        qkv, out = getattr(m, self.QKV), getattr(m, self.OUT)
         if len(args) != 1 or kwargs:
-            return "window attention called with extra arguments"
-        if m.qkv.out_features != 3 * h * d or m.proj.in_features != h * d:
-            return "attention widths do not match num_heads x head_dim"
-        if not isinstance(m, PrunedShiftedWindowAttention) and m.qkv.in_features != h * d:
-            return "attention widths do not match num_heads x head_dim"
+            return f"{self.CALL} called with extra arguments"
+        if qkv.out_features != 3 * h * d or out.in_features != h * d:
+            return f"attention widths do not match {self.HEADS} x head_dim"
+        if not isinstance(m, self.PRUNED) and qkv.in_features != h * d:
+            return f"attention widths do not match {self.HEADS} x head_dim"
         if m.relative_position_bias_table.shape[1] != h:
             return "relative position bias table is not one column per head"
         return ""
@@ -156,26 +169,8 @@ class TorchvisionMaxVit(TorchvisionSwin):
     """torchvision.models.maxvit.RelativePositionalMultiHeadAttention: input [B, G, P, D], attention
     over the P tokens of each partition."""
 
-    def io(self, name, m):
-        return (f"{name}.to_qkv", m.to_qkv, m.to_qkv.in_features), (f"{name}.merge", m.merge, m.merge.out_features)
-
-    def weights(self, m):
-        return m.to_qkv.weight, m.to_qkv.bias, m.merge
-
-    def packed(self, m):
-        return m.to_qkv, "weight", "bias"
-
-    def unsupported(self, m, node, args, kwargs) -> str:
-        h, d = self.shape(m)
-        if len(args) != 1 or kwargs:
-            return "attention called with extra arguments"
-        if m.to_qkv.out_features != 3 * h * d or m.merge.in_features != h * d:
-            return "attention widths do not match n_heads x head_dim"
-        if not isinstance(m, PrunedRelativeAttention) and m.to_qkv.in_features != h * d:
-            return "attention widths do not match n_heads x head_dim"
-        if m.relative_position_bias_table.shape[1] != h:
-            return "relative position bias table is not one column per head"
-        return ""
+    QKV, OUT = "to_qkv", "merge"
+    PRUNED, HEADS, CALL = PrunedRelativeAttention, "n_heads", "attention"
 
     def shape(self, m) -> tuple[int, int]:
         return m.n_heads, m.head_dim

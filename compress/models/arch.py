@@ -155,17 +155,18 @@ def default_preset_for(spec: str | None) -> str | None:
     return preset if isinstance(preset, str) else None
 
 
+def _require_listed(hub: str, name: str, available: list[str], hint: str) -> None:
+    """ArchError naming the closest models when ``hub`` (torchvision, timm) has no model ``name``."""
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        raise ArchError(f"--arch {hub}:{name}: {hub} has no model {name!r}"
+                        + (f"; did you mean {', '.join(close)}?" if close else ""), hint)
+
+
 def _torchvision_factory(name: str) -> Callable[..., nn.Module]:
     import torchvision.models as tvm
 
-    available = sorted(tvm.list_models())
-    if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        raise ArchError(
-            f"--arch torchvision:{name}: torchvision has no model {name!r}"
-            + (f"; did you mean {', '.join(close)}?" if close else ""),
-            "see torchvision.models.list_models()",
-        )
+    _require_listed("torchvision", name, sorted(tvm.list_models()), "see torchvision.models.list_models()")
 
     def build(**kwargs: Any) -> nn.Module:
         kwargs.setdefault("weights", None)
@@ -182,14 +183,7 @@ def _timm_factory(name: str) -> Callable[..., nn.Module]:
             f"--arch timm:{name} needs the timm package, which is not installed",
             "pip install timm",
         ) from err
-    available = timm.list_models()
-    if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        raise ArchError(
-            f"--arch timm:{name}: timm has no model {name!r}"
-            + (f"; did you mean {', '.join(close)}?" if close else ""),
-            "see timm.list_models()",
-        )
+    _require_listed("timm", name, timm.list_models(), "see timm.list_models()")
 
     def build(**kwargs: Any) -> nn.Module:
         kwargs.setdefault("pretrained", False)
