@@ -1,7 +1,7 @@
 """A small ViT trained here, pruned to 0.6x MACs and recovered with the default recovery.
 
 Nothing is downloaded. Data: the embedded digits (scikit-learn's 8x8 digits rendered as 32x32 RGB,
-``compress.demo_assets``): the unlabeled ``calib/`` folder is what the tool sees, ``eval/`` (held out,
+``compress.demo.assets``): the unlabeled ``calib/`` folder is what the tool sees, ``eval/`` (held out,
 labelled) measures top-1. DigitViT (``compress.archs.digitvit``: torchvision VisionTransformer,
 patch 4, width 64, 4 heads, MLP 128, 4 layers) is trained on the calib split with its labels and
 fresh renderings every epoch (as the demo trains DigitNet), then ``compress.prune`` runs with
@@ -35,13 +35,9 @@ SETS = {"both": (), "heads": ("*mlp*",), "mlp": ("*self_attention*",)}
 
 def calib_split(seed: int):
     """The digits and labels of the demo's calib split (the same split ``make_demo_assets`` writes)."""
-    from sklearn.datasets import load_digits
+    from compress.demo.assets import digits_split
 
-    from compress.demo_assets import EVAL_FRACTION, stratified_split
-
-    digits = load_digits()
-    images, labels = (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
-    _, calib_idx = stratified_split(labels, EVAL_FRACTION, np.random.default_rng(seed))
+    images, labels, _, _, calib_idx = digits_split(seed)
     return images[calib_idx], labels[calib_idx]
 
 
@@ -49,7 +45,7 @@ def train(images: np.ndarray, labels: np.ndarray, steps: int, seed: int, batch: 
     import torch.nn.functional as F
 
     from compress.archs.digitvit import digitvit
-    from compress.demo_assets import render, to_tensor_batch
+    from compress.demo.assets import render, to_tensor_batch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
@@ -90,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from compress import api
-    from compress.demo_assets import evaluate_folder, make_demo_assets
+    from compress.demo.assets import evaluate_folder, make_demo_assets
 
     work = Path(args.work)
     assets = make_demo_assets(work / "digits", seed=args.seed, train_seconds=1)  # the folders (DigitNet unused)
@@ -116,7 +112,7 @@ def main() -> None:
                            out=str(work / f"out-{name}{suffix}"),
                            overwrite=True, progress=False, quiet=True, seed=args.seed,
                            recover_epochs=args.recover_epochs)
-        s = result.summary
+        s = result.summary.to_json()  # the flat summary.json keys
         ratio = s["macs_after"] / s["macs_before"]
         steps = f"{s.get('recover_steps')}/{s.get('recover_planned_steps')}"
         print(f"| {name} | {ratio:.3f}x | {steps} | {s['top1_before']:.4f} | {s['top1_pruned']:.4f} | "

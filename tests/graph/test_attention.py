@@ -32,6 +32,18 @@ def _units(groups, name, role):
     return sorted(set(groups.graph.roots(slot.ids).tolist()))
 
 
+def _cut_and_prove(model, x, groups, removed):
+    """Cut ``removed`` (none of them protected) and prove it: the pruned model computes the original with those
+    channels zeroed, within float32 rounding of its output scale. Returns (plan, pruned)."""
+    assert not any(groups.units[r].frozen for r in removed)
+    plan = plan_for_units(groups, removed)
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    return plan, pruned
+
+
 @pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (2, 5)])
 def test_heads_and_head_width_cut_matches_zeroed_original(heads, dims):
     model, x = _vit()
@@ -39,12 +51,7 @@ def test_heads_and_head_width_cut_matches_zeroed_original(heads, dims):
     apply_policy(graph)
     groups = build_groups(graph)
     removed = _units(groups, "blocks.0.attn", "heads")[:heads] + _units(groups, "blocks.1.attn", "head_dim")[:dims]
-    assert not any(groups.units[r].frozen for r in removed)
-    plan = plan_for_units(groups, removed)
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
-    with torch.no_grad():
-        scale = float(model(x).abs().max())
-    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    plan, pruned = _cut_and_prove(model, x, groups, removed)
     a0, a1 = pruned.blocks[0].attn, pruned.blocks[1].attn
     assert a0.num_heads == 3 - heads and a0.qkv.out_features == 3 * a0.attn_dim == 3 * a0.num_heads * a0.head_dim
     assert a1.head_dim == 64 - dims and a1.proj.in_features == a1.num_heads * a1.head_dim
@@ -116,12 +123,7 @@ def test_multihead_attention_heads_and_width(heads, dims):
     assert not [p for p in graph.unknown_ops if "MultiheadAttention" in p.op]
     name = "encoder.layers.encoder_layer_0.self_attention"
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
-    assert not any(groups.units[r].frozen for r in removed)
-    plan = plan_for_units(groups, removed)
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
-    with torch.no_grad():
-        scale = float(model(x).abs().max())
-    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    plan, pruned = _cut_and_prove(model, x, groups, removed)
     attn = pruned.encoder.layers[0].self_attention
     assert isinstance(attn, PrunedMultiheadAttention) and attn.num_heads == 4 - heads and attn.head_dim == 8 - dims
     assert attn.in_proj_weight.shape == (3 * attn.num_heads * attn.head_dim, 32) and attn.attn_scale == 8 ** -0.5
@@ -144,12 +146,7 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
     groups = build_groups(graph)
     name = "layers.0.blocks.1.attn"  # the shifted block: its mask is shared by all heads
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
-    assert not any(groups.units[r].frozen for r in removed)
-    plan = plan_for_units(groups, removed)
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
-    with torch.no_grad():
-        scale = float(model(x).abs().max())
-    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
+    plan, pruned = _cut_and_prove(model, x, groups, removed)
     attn = pruned.layers[0].blocks[1].attn
     assert attn.num_heads == 3 - heads and attn.relative_position_bias_table.shape[1] == attn.num_heads
     assert attn.scale == pytest.approx(8 ** -0.5)
@@ -157,8 +154,6 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
 
 
 def test_layernorm_width_opt_in_is_proved_against_kept_channel_statistics():
-    from compress.prune.plan import PrunePolicy, select
-
     model, x = _vit()
     graph = analyze(trace(model, x))
     apply_policy(graph, prune_stem=True)
@@ -215,13 +210,9 @@ def test_torchvision_window_attention_heads_and_bias_table(kind, heads, dims):
     groups = build_groups(graph)
     assert not graph.unknown_ops
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
-    assert not any(groups.units[r].frozen for r in removed)
-    plan = plan_for_units(groups, removed)
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    plan, pruned = _cut_and_prove(model, x, groups, removed)
     with torch.no_grad():
-        scale = float(model(x).abs().max())
         assert not torch.allclose(model(x), pruned(x), atol=1e-5)  # the proof can fail: the cut changes outputs
-    assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) <= 1e-5 * max(1.0, scale)
     attn = pruned.get_submodule(name)
     assert getattr(attn, attr) == h - heads and attn.head_dim == d - dims
     assert attn.relative_position_bias_table.shape[1] == h - heads
