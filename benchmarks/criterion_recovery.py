@@ -11,7 +11,8 @@ The recovery budget is the product's default (automatic epochs, 9.5-minute cap) 
 ``--epochs`` or ``--steps`` is given; a short fixed budget is the cheap proxy.
 
     .venv/bin/python benchmarks/criterion_recovery.py [--models resnet20,resnet32] [--seeds 0,1,2]
-        [--criteria taylor-l1,taylor-sq,l1] [--epochs 10 | --steps 300] [--log runs.jsonl] [-- extra prune options]
+        [--criteria taylor-l1,taylor-sq,l1] [--epochs 10 | --steps 300] [--log runs.jsonl] [--jobs 2]
+        [-- extra prune options]
 
 ``--log`` appends every finished run as a JSON line and skips runs already there, so an interrupted
 benchmark resumes. Results: benchmarks/RESULTS.md, section "Criterion after recovery".
@@ -20,9 +21,11 @@ benchmark resumes. Results: benchmarks/RESULTS.md, section "Criterion after reco
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,12 +35,14 @@ from pathlib import Path
 from common import CALIB, EVAL, MODELS, ROOT, require_shared
 
 
-def run(model: str, criterion: str, seed: int, budget: list[str], out: Path, extra: list[str]) -> dict:
+def run(model: str, criterion: str, seed: int, budget: list[str], out: Path, extra: list[str],
+        threads: int | None = None) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
     cmd = [sys.executable, "-m", "compress", "prune", str(MODELS[model]), "--arch", f"cifar_{model}",
            "--calib", str(CALIB), "--eval", str(EVAL), "--ratio", "0.5", "--importance", criterion,
            "--seed", str(seed), *budget, "-o", str(out), "--overwrite", "--no-progress", "--json", *extra]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         sys.exit(f"{model} {criterion} seed {seed} failed:\n{proc.stderr[-2000:]}")
     s = json.loads(proc.stdout)
@@ -91,6 +96,9 @@ def main() -> None:
     budget.add_argument("--epochs", type=float, default=None, help="fixed recovery epochs (default: the product's)")
     budget.add_argument("--steps", type=int, default=None, help="fixed recovery steps")
     parser.add_argument("--log", default=None, help="JSON lines of finished runs: appended to, and resumed from")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs side by side, each on cores/jobs threads; use with a fixed budget (--epochs/--steps): "
+                             "under the default wall-time cap, side-by-side runs reach fewer epochs")
     parser.add_argument("extra", nargs="*", help="extra compress prune options, after --")
     args = parser.parse_args()
     require_shared()
@@ -102,19 +110,28 @@ def main() -> None:
         rows = [json.loads(line) for line in Path(args.log).read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["budget"] == (" ".join(budget) or "default")]
     print(f"{'model':<10}{'criterion':<12}{'seed':>5}{'one-shot':>10}{'recovered':>11}{'epochs':>8}{'recover s':>10}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for model in args.models.split(","):
-            for seed in (int(s) for s in args.seeds.split(",")):
-                for criterion in criteria:
-                    done = [r for r in rows if (r["model"], r["criterion"], r["seed"]) == (model, criterion, seed)]
-                    r = done[0] if done else run(model, criterion, seed, budget, Path(tmp) / "out", args.extra)
-                    if not done:
-                        rows.append(r)
-                        if args.log:
-                            with open(args.log, "a") as handle:
-                                handle.write(json.dumps(r) + "\n")
-                    print(f"{model:<10}{criterion:<12}{seed:>5}{100 * r['one_shot']:>9.2f}%{100 * r['recovered']:>10.2f}%"
-                          f"{r['epochs'] or 0:>8.1f}{r['recover_seconds'] or 0:>10.0f}", flush=True)
+    todo = [(m, c, s) for m in args.models.split(",") for s in (int(x) for x in args.seeds.split(","))
+            for c in criteria]
+    done = {(r["model"], r["criterion"], r["seed"]) for r in rows}
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+
+    def show(r: dict) -> None:
+        print(f"{r['model']:<10}{r['criterion']:<12}{r['seed']:>5}{100 * r['one_shot']:>9.2f}%"
+              f"{100 * r['recovered']:>10.2f}%{r['epochs'] or 0:>8.1f}{r['recover_seconds'] or 0:>10.0f}", flush=True)
+
+    for r in rows:
+        if (r["model"], r["criterion"], r["seed"]) in set(todo):
+            show(r)
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run, m, c, s, budget, Path(tmp) / f"out-{m}-{c}-{s}", args.extra, threads)
+                   for (m, c, s) in todo if (m, c, s) not in done]
+        for future in concurrent.futures.as_completed(futures):
+            r = future.result()
+            rows.append(r)
+            if args.log:
+                with open(args.log, "a") as handle:
+                    handle.write(json.dumps(r) + "\n")
+            show(r)
     for model in args.models.split(","):
         summarise(rows, model, criteria)
 

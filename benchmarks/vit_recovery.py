@@ -14,7 +14,7 @@ for three structure sets:
 
 It prints, per set, MACs after/before, one-shot top-1 (no recovery) and recovered top-1 on eval/.
 
-    nice -n 10 .venv/bin/python benchmarks/vit_recovery.py [--work /tmp/vit] [--train-steps 300]
+    .venv/bin/python benchmarks/vit_recovery.py [--work /tmp/vit] [--train-steps 2000] [--threads 2]
 """
 
 from __future__ import annotations
@@ -76,15 +76,17 @@ def train(images: np.ndarray, labels: np.ndarray, steps: int, seed: int, batch: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", default="/tmp/digitvit")
-    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--train-steps", type=int, default=2000)
     parser.add_argument("--target-macs", type=float, default=0.6)
     parser.add_argument("--only", nargs="*", choices=list(SETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recover-epochs", type=float, default=None,
                         help="explicit distillation epochs (no wall-time cap); default: the tool's automatic budget")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 is steadier "
+                        "on a shared machine)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from compress import api
     from compress.demo.assets import evaluate_folder, make_demo_assets
 
