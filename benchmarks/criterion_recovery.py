@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs side by side, each on cores/jobs threads; use with a fixed budget (--epochs/--steps): "
                              "under the default wall-time cap, side-by-side runs reach fewer epochs")
+    parser.add_argument("--keep", default=None, help="keep each run's output folder under this folder "
+                        "(out-MODEL-CRITERION-SEED), e.g. to bench one afterwards")
     parser.add_argument("extra", nargs="*", help="extra compress prune options, after --")
     args = parser.parse_args()
     require_shared()
@@ -123,7 +125,9 @@ def main() -> None:
         if (r["model"], r["criterion"], r["seed"]) in set(todo):
             show(r)
     with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run, m, c, s, budget, Path(tmp) / f"out-{m}-{c}-{s}", args.extra, threads)
+        where = Path(args.keep) if args.keep else Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        futures = [pool.submit(run, m, c, s, budget, where / f"out-{m}-{c}-{s}", args.extra, threads)
                    for (m, c, s) in todo if (m, c, s) not in done]
         for future in concurrent.futures.as_completed(futures):
             r = future.result()
