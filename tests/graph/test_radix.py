@@ -1,0 +1,105 @@
+"""Radix / path reshapes: the channel axis C viewed as (k, C/k) with k fixed in the code and C/k
+computed at run time (timm's SplitAttn, SelectiveKernelAttn), and flattened back."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import pytest
+
+from compress.errors import PruneError
+from compress.prune.surgery import apply_cuts
+from compress.prune.verify import check_cut
+
+from tests.graph.helpers import groups_of, random_cut
+
+
+class Radix(nn.Module):
+    """SplitAttn in miniature: k paths of C/k channels, attention softmaxed over the paths."""
+
+    def __init__(self, k: int = 2, c: int = 6, card: int = 1, width_in_code: bool = False):
+        super().__init__()
+        self.k, self.c, self.card, self.width_in_code = k, c, card, width_in_code
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(8, k * c, 3, padding=1)
+        self.fc1, self.fc2 = nn.Conv2d(c, 4, 1), nn.Conv2d(4, k * c, 1)
+        self.head = nn.Conv2d(c, 5, 1)
+
+    def forward(self, x):
+        x = F.relu(self.conv(F.relu(self.stem(x))))
+        b, rc, h, w = x.shape
+        width = self.c if self.width_in_code else rc // self.k
+        x = x.reshape((b, self.k, width, h, w))
+        a = self.fc2(F.relu(self.fc1(x.sum(dim=1).mean((2, 3), keepdim=True))))
+        a = a.view(b, self.card, self.k // self.card, -1).transpose(1, 2)  # timm's RadixSoftmax
+        a = F.softmax(a, dim=1).reshape(b, -1).view(b, -1, 1, 1)
+        return self.head((x * a.reshape((b, self.k, rc // self.k, 1, 1))).sum(dim=1))
+
+
+def _group(groups, layer):
+    return next(g for g in groups.groups if layer in g.layers)
+
+
+@pytest.mark.parametrize("k,card", [(2, 1), (4, 2)])
+def test_radix_round_trip_is_cut_and_proved(k, card):
+    model, x = Radix(k=k, card=card).eval(), torch.randn(2, 3, 8, 8)
+    groups = groups_of(model, x)
+    paths = _group(groups, "conv:out")
+    assert {"fc1:in", "fc2:out", "head:in"} <= set(paths.layers) and not paths.protected
+    _, plan, pruned, diff = random_cut(model, x)
+    conv = next(c for c in plan.cuts if c["name"] == "conv" and c["role"] == "out")
+    local = [[i % 6 for i in conv["keep"] if i // 6 == p] for p in range(k)]
+    assert len(conv["keep"]) < k * 6 and all(lst == local[0] for lst in local)  # same channels in every path
+    assert pruned.conv.out_channels == k * pruned.head.in_channels == pruned.fc2.out_channels
+    assert diff < 1e-5
+    check_cut(model, pruned, plan.cuts, x)
+
+
+def test_a_wrong_mapping_is_refused_by_the_proof():
+    """Cutting contiguous channels (as if the view were (C/k, k)) instead of channel j of every path."""
+    model, x = Radix().eval(), torch.randn(2, 3, 8, 8)
+    _, plan, _, _ = random_cut(model, x)
+    conv = next(c for c in plan.cuts if c["name"] == "conv" and c["role"] == "out")
+    n = len(conv["keep"])
+    wrong = [dict(c, keep=list(range(n))) if c["name"] in ("conv", "fc2") and c["role"] == "out" else c
+             for c in plan.cuts]
+    assert wrong != plan.cuts
+    pruned = apply_cuts(copy.deepcopy(model), wrong)
+    with pytest.raises(PruneError, match="differs from the original"):
+        check_cut(model, pruned, wrong, x)
+
+
+def test_interleaved_view_is_protected():
+    """(C) -> (C/k, k): channel c goes to (c // k, c % k), not the path layout: protected."""
+    class Interleaved(Radix):
+        def forward(self, x):
+            x = F.relu(self.conv(F.relu(self.stem(x))))
+            b, rc, h, w = x.shape
+            return self.head(x.view(b, -1, self.k, h, w).sum(dim=2))
+
+    model, x = Interleaved().eval(), torch.randn(2, 3, 8, 8)
+    conv = _group(groups_of(model, x), "conv:out")
+    assert conv.prunable == 0 and any("not a flatten" in p.why for p in conv.protected)
+
+
+def test_constant_sizes_stay_protected():
+    """A per-path width written in the code cannot follow a cut."""
+    model, x = Radix(width_in_code=True).eval(), torch.randn(2, 3, 8, 8)
+    conv = _group(groups_of(model, x), "conv:out")
+    assert conv.prunable == 0 and any("not a flatten" in p.why for p in conv.protected)
+
+
+def test_path_count_computed_at_run_time_is_protected():
+    """(B, C // 3, 3 ...) with the leading count from the shape: it would change with a cut."""
+    class RunTimePaths(Radix):
+        def forward(self, x):
+            x = F.relu(self.conv(F.relu(self.stem(x))))
+            b, rc, h, w = x.shape
+            return self.head(x.reshape(b, rc // self.c, self.c, h, w).sum(dim=1))
+
+    model, x = RunTimePaths().eval(), torch.randn(2, 3, 8, 8)
+    conv = _group(groups_of(model, x), "conv:out")
+    assert conv.prunable == 0
