@@ -103,3 +103,33 @@ def test_path_count_computed_at_run_time_is_protected():
     model, x = RunTimePaths().eval(), torch.randn(2, 3, 8, 8)
     conv = _group(groups_of(model, x), "conv:out")
     assert conv.prunable == 0
+
+
+class RadixConv(Radix):
+    """ResNeSt's SplitAttn: the paths come from one conv with ``groups=radix``, so removing whole
+    groups would remove a path; the groups stay and lose the same channels each instead."""
+
+    def __init__(self):
+        super().__init__(k=2, c=6)
+        self.conv = nn.Conv2d(8, 12, 3, padding=1, groups=2)
+
+
+def test_radix_grouped_conv_keeps_its_groups_and_narrows_them():
+    model, x = RadixConv().eval(), torch.randn(2, 3, 8, 8)
+    groups = groups_of(model, x)
+    assert not _group(groups, "conv:out").protected and _group(groups, "conv:out").prunable > 0
+    assert _group(groups, "stem:out").prunable == 0  # the stem policy, unchanged
+    _, plan, pruned, diff = random_cut(model, x, prune_stem=True)
+    assert pruned.conv.groups == 2 and pruned.conv.in_channels < 8 and pruned.conv.out_channels < 12
+    assert plan.macs_after < plan.macs_before
+    check_cut(model, pruned, plan.cuts, x)
+
+
+def test_grouped_conv_cut_refuses_a_pattern_of_neither_kind():
+    from compress.layers.conv import HANDLER
+
+    conv = nn.Conv2d(4, 4, 1, groups=2)
+    with pytest.raises(PruneError, match="neither whole groups"):
+        HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [0, 3]}})  # channel 0 of group 0, 1 of group 1
+    HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [1, 3]}})  # channel 1 of every group
+    assert (conv.groups, conv.out_channels, tuple(conv.weight.shape)) == (2, 2, (2, 2, 1, 1))
