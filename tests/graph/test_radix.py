@@ -133,3 +133,24 @@ def test_grouped_conv_cut_refuses_a_pattern_of_neither_kind():
         HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [0, 3]}})  # channel 0 of group 0, 1 of group 1
     HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [1, 3]}})  # channel 1 of every group
     assert (conv.groups, conv.out_channels, tuple(conv.weight.shape)) == (2, 2, (2, 2, 1, 1))
+
+
+def test_channel_shuffle_follows_a_cut():
+    """torchvision's channel_shuffle: view (g, C/g), transpose, flatten back; channel j of every
+    group goes together, so the shuffled order still matches after a cut."""
+    class Shuffle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.conv, self.head = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 12, 1), nn.Conv2d(12, 4, 1)
+
+        def forward(self, x):
+            x = F.relu(self.conv(F.relu(self.stem(x))))
+            b, c, h, w = x.size()
+            x = torch.transpose(x.view(b, 3, c // 3, h, w), 1, 2).contiguous().view(b, c, h, w)
+            return self.head(x)
+
+    model, x = Shuffle().eval(), torch.randn(2, 3, 8, 8)
+    assert _group(groups_of(model, x), "conv:out").prunable > 0
+    _, plan, pruned, _ = random_cut(model, x)
+    assert pruned.conv.out_channels < 12 and pruned.conv.out_channels % 3 == 0
+    check_cut(model, pruned, plan.cuts, x)
