@@ -154,3 +154,17 @@ def test_channel_shuffle_follows_a_cut():
     _, plan, pruned, _ = random_cut(model, x)
     assert pruned.conv.out_channels < 12 and pruned.conv.out_channels % 3 == 0
     check_cut(model, pruned, plan.cuts, x)
+
+
+def test_latency_terms_time_the_narrowed_groups():
+    from compress.export.layer_models import torch_layer
+    from compress.prune.latency.terms import latency_terms
+
+    model, x = RadixConv().eval(), torch.randn(2, 3, 8, 8)
+    term = next(t for t in latency_terms(groups_of(model, x, prune_stem=True), 2) if t.layer == "conv")
+    assert term.spec.keeps_groups and not term.spec.grouped and "keeps_groups" in term.spec.key()
+    assert all(c % 2 == 0 for c in term.grid_in + term.grid_out) and len(term.points()) > len(term.grid_in)
+    layer = torch_layer(term.spec, 4, 6)
+    assert (layer.groups, layer.in_channels, layer.out_channels) == (2, 4, 6)
+    plain = next(t for t in latency_terms(groups_of(model, x, prune_stem=True), 2) if t.layer == "fc1")
+    assert "keeps_groups" not in plain.spec.key()  # tables measured before keep their keys
