@@ -32,6 +32,7 @@ class LayerSpec:
     dilation: tuple[int, ...] = ()
     groups: int = 1
     output_padding: tuple[int, ...] = ()
+    keeps_groups: bool = False  # a grouped conv whose groups all stay, narrower (compress.layers.conv)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -40,13 +41,18 @@ class LayerSpec:
     @property
     def grouped(self) -> bool:
         """Grouped/depthwise: whole groups go, so input and output widths move together."""
-        return self.kind != "linear" and self.groups > 1
+        return self.kind != "linear" and self.groups > 1 and not self.keeps_groups
 
     def groups_at(self, cin: int) -> int:
+        if self.keeps_groups:
+            return self.groups
         return max(1, self.groups * cin // self.n_in) if self.grouped else 1
 
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = asdict(self)
+        if not self.keeps_groups:  # the keys of tables measured before the field existed
+            del fields["keeps_groups"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def input_shape(self, cin: int, batch: int) -> tuple[int, ...]:
         if self.kind == "linear":

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from compress.graph import ops, rules
 from compress.layers.base import LayerHandler
+from compress.layers.conv import group_width_candidate
 from compress.layers.values import Dynamic, Value
 from compress.graph.trace import TracedModel
 from compress.graph.unionfind import ChannelSets, Protection
@@ -57,6 +58,7 @@ class LayerCall:
     macs_per_io: int  # multiply-accumulates per (input channel per group x output channel)
     in_shape: tuple[int, ...] = ()  # the input's shape in the trace (batch first), for latency tables
     groups: int = 1
+    keeps_groups: bool = False  # a grouped conv whose groups all stay, narrower (``an.group_width``)
 
 
 @dataclass
@@ -87,8 +89,9 @@ class ChannelGraph:
 
 
 class Analyzer:
-    def __init__(self, traced: TracedModel, layernorm_widths: bool = False):
+    def __init__(self, traced: TracedModel, layernorm_widths: bool = False, group_width: frozenset[str] = frozenset()):
         self.traced = traced
+        self.group_width = group_width  # grouped convs whose groups all stay and narrow (compress.layers.conv)
         self.layernorm_widths = layernorm_widths  # opt-in: nn.LayerNorm over channels is per-channel
         self.gm = traced.gm
         self.sets = ChannelSets()
@@ -161,8 +164,9 @@ class Analyzer:
         out = self.shape(node)
         return max(out[0] // max(self.traced.example_shape[0], 1), 1) if out else 1
 
-    def record_call(self, node: fx.Node, module: str, kind: str, macs_per_io: int, groups: int = 1) -> None:
-        self.calls.append(LayerCall(module, kind, macs_per_io, self.shape(node.args[0]), groups))
+    def record_call(self, node: fx.Node, module: str, kind: str, macs_per_io: int, groups: int = 1,
+                    keeps_groups: bool = False) -> None:
+        self.calls.append(LayerCall(module, kind, macs_per_io, self.shape(node.args[0]), groups, keeps_groups))
 
     def note_probe(self, module: str, node: fx.Node) -> None:
         """A functional norm/conv/linear inside ``module``: its output may score the channels."""
@@ -331,4 +335,23 @@ def analyze(traced: TracedModel, *, layernorm_widths: bool = False) -> ChannelGr
     """``layernorm_widths``: channels normalised together by an ``nn.LayerNorm`` become prunable
     (the cut changes its statistics: proved against a reference normalising over the kept
     channels, see ``compress.prune.verify``; recovery is required)."""
-    return Analyzer(traced, layernorm_widths).run()
+    graph = Analyzer(traced, layernorm_widths).run()
+    stuck = frozenset(_stuck_grouped_convs(graph))
+    return Analyzer(traced, layernorm_widths, stuck).run() if stuck else graph
+
+
+def _stuck_grouped_convs(graph: ChannelGraph) -> list[str]:
+    """Grouped convs that whole-group removal leaves nothing to lose: all their outputs one unit
+    (their groups are paths coupled elsewhere, e.g. by a radix view). Built again, they keep
+    their groups and lose the same channels in each."""
+    stuck = []
+    for (name, role), slot in graph.slots.items():
+        if role != "out" or slot.kind == "Parameter" or len(set(graph.roots(slot.ids).tolist())) > 1:
+            continue
+        try:
+            module = graph.traced.module(name)
+        except AttributeError:  # a slot named after no module
+            continue
+        if group_width_candidate(module):
+            stuck.append(name)
+    return stuck

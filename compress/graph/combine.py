@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from compress.layers import registry
+from compress.layers.splits import pieces
 from compress.layers.values import Dynamic, Value, arg, lose, norm_dim
 
 
@@ -125,9 +127,40 @@ def split(an, node, rule, args, kwargs, module=None):
     outs = an.shapes(node)
     if x.tracked and dim != x.axis:
         return tuple(Value(tuple(s), x.axis, x.ids) for s in outs)
-    if x.tracked:  # split sizes are constants in the code: they cannot follow a cut
+    if x.tracked:
+        declared = _declared_split(an, node, x, arg(args, kwargs, 1, "split_size_or_sections", kwargs.get("split_size")),
+                                   outs)
+        if declared is not None:
+            return declared
+        # split sizes are constants in the code: they cannot follow a cut
         an.freeze(x.ids, node, "split of the channel axis into fixed sizes")
     return tuple(an.untracked_shape(s, "split of the channel axis") for s in outs)
+
+
+def _declared_split(an, node, x: Value, sizes, outs) -> tuple | None:
+    """A split inside a module whose handler declares it (``LayerHandler.split``): the sizes
+    traced are the ones its attributes give, and its cut rewrites them (role "split"). Pieces of
+    an int size stay equal (channel j of every piece goes together, like ``chunk``)."""
+    scope = node.meta.get("scope") or ""
+    owner = an.traced.module(scope) if scope else None
+    handler = registry.rule_for(owner) if owner is not None else None
+    if handler is None or handler.split is None:
+        return None
+    declared = handler.split(owner)
+    if declared is None or (list(sizes) if isinstance(sizes, (list, tuple)) else sizes) != declared:
+        return None
+    c = len(x.ids)
+    widths = pieces(declared, c)
+    if widths is None or len(widths) != len(outs) or any(s[x.axis] != w for s, w in zip(outs, widths)):
+        return None
+    if isinstance(declared, int):
+        if c % declared:
+            return None
+        for j in range(declared):
+            an.sets.union_all(x.ids[j::declared])
+    an.sets.union_arrays(an.slot(scope, "split", c, owner), x.ids)
+    starts = np.cumsum([0] + widths)
+    return tuple(Value(tuple(s), x.axis, x.ids[starts[k]:starts[k + 1]]) for k, s in enumerate(outs))
 
 
 def getitem(an, node, rule, args, kwargs, module=None):

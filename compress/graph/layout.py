@@ -145,7 +145,36 @@ def reshape(an, node, rule, args, kwargs, module=None):
             merged = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
             if merged == out and start <= x.axis <= end and _follows_cut(sizes, start):
                 return _merge(an, node, x, start, end)
+    res = _split_paths(an, node, x, sizes, out)
+    if res is not None:
+        return res
     return lose(an, node, x, f"reshape {tuple(x.shape)} -> {tuple(out)} is not a flatten of the channel axis")
+
+
+def _split_paths(an, node, x: Value, sizes, out) -> Value | None:
+    """The channel axis C split into (k..., C/k): a fixed count of paths (radix, kernels)
+    written as constants in the code, leading, then the per-path width computed at run time
+    (``RC // self.radix``, ``-1``). Like ``chunk(k)``: channel j of every path goes together, so
+    the paths stay equal after a cut; the output carries the per-path channels on the last of
+    the new dims (every path holds the same ids, so flattening the paths back in any order,
+    e.g. after a transpose of two path dims, tiles those ids again)."""
+    a = x.axis
+    if sizes is None or len(sizes) != len(out) or a == 0 or tuple(out[:a]) != tuple(x.shape[:a]):
+        return None
+    rest = [d for d in x.shape[a + 1:] if d != 1]
+    for end in range(a + 1, len(out)):  # out[a:end] the paths, out[end] the per-path width
+        paths, width = out[a:end], out[end]
+        if math.prod(paths) * width != x.shape[a] or math.prod(paths) == 1 or width == 1 \
+                or [d for d in out[end + 1:] if d != 1] != rest:
+            continue
+        if all(isinstance(s, int) and s > 0 for s in sizes[a:end]) and _follows_cut(sizes, end):
+            break
+        return None  # a path count computed at run time, or a width fixed in code: cannot follow a cut
+    else:
+        return None
+    for j in range(width):
+        an.sets.union_all(x.ids[j::width])
+    return an.value(node, end, x.ids[:width])
 
 
 def _follows_cut(sizes, position: int) -> bool:

@@ -43,6 +43,11 @@ class LayerHandler:
     row: Callable[[nn.Module], tuple[int, int, tuple[int, ...] | None, int]] | None = None  # in, out, kernel, groups
     width: Callable[[nn.Module], int] | None = None  # the output width tensor-core kernels pad
     layer_spec: Callable[[nn.Module, tuple[int, ...]], Any] | None = None  # compress.export.layer_models.LayerSpec
+    # a module traced through (not a leaf) whose forward splits its input's channel axis with
+    # sizes computed from its attributes: ``split(module)`` is the sizes argument it passes
+    # (an int or a list; None: no split). The graph follows that split and ``cut`` rewrites the
+    # attributes (role "split", its input's channels); see ``compress.layers.splits``.
+    split: Callable[[nn.Module], Any] | None = None
 
     def __post_init__(self):
         if self.macs is not None and self.row is None:

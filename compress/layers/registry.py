@@ -13,12 +13,17 @@ from __future__ import annotations
 import torch.nn as nn
 
 from compress.errors import UsageError
-from compress.layers import batchnorm, conv, embedding, groupnorm, layernorm, linear, prelu
+from compress.layers import batchnorm, conv, embedding, groupnorm, layernorm, linear, prelu, splits
 from compress.layers.base import LayerHandler
 
 BUILT_IN = (conv, linear, batchnorm, groupnorm, layernorm, prelu, embedding)  # each file: TYPES and HANDLER
 
 _HANDLERS: dict[type, LayerHandler] = {}
+_NAMED: dict[str, LayerHandler] = dict(splits.NAMED)  # classes of optional packages, by qualified name
+
+
+def _registered(cls: type) -> LayerHandler | None:
+    return _HANDLERS.get(cls) or _NAMED.get(f"{cls.__module__}.{cls.__qualname__}")
 
 
 def register_layer(module_type: type, handler: LayerHandler, *, replace: bool = False) -> None:
@@ -43,8 +48,8 @@ def handler_for(module: nn.Module) -> LayerHandler | None:
     """The handler of ``module``'s class or its nearest registered ancestor (surgery, proof,
     profile: a subclass that calls its parameters through functional ops is still sliced as one)."""
     for cls in type(module).__mro__:
-        if cls in _HANDLERS:
-            return _HANDLERS[cls]
+        if _registered(cls) is not None:
+            return _registered(cls)
     return None
 
 
@@ -52,14 +57,16 @@ def rule_for(module: nn.Module) -> LayerHandler | None:
     """For the graph: the handler only if ``module`` runs its registered ancestor's ``forward``
     (an override could compute anything, e.g. weight standardisation: then it is unknown)."""
     for cls in type(module).__mro__:
-        if cls in _HANDLERS:
-            return _HANDLERS[cls] if type(module).forward is cls.forward else None
+        if _registered(cls) is not None:
+            return _registered(cls) if type(module).forward is cls.forward else None
     return None
 
 
 def is_registered(module: nn.Module) -> bool:
-    """Exactly this class was registered: the tracer keeps it as one node (a leaf)."""
-    return type(module) in _HANDLERS
+    """Exactly this class was registered: the tracer keeps it as one node (a leaf), unless its
+    handler only declares a split inside it (``LayerHandler.split``: traced through)."""
+    handler = _registered(type(module))
+    return handler is not None and handler.split is None
 
 
 def output_width(module: nn.Module) -> int | None:

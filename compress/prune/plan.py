@@ -83,7 +83,7 @@ class MacModel:
         self.g = groups
         self.terms = []
         for call, i_in, i_out in groups.call_slots():
-            self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids)))
+            self.terms.append((call.macs_per_io, i_in, i_out, call.groups, len(groups.slots[i_in].ids), call.keeps_groups))
         index = {(s.name, s.role): i for i, s in enumerate(groups.slots)}
         self.attention = [(a.tokens, a.window, *(index[k] for k in (a.in_slot, a.out_slot, (a.module, "heads"),
                                                            (a.module, "head_dim"))))
@@ -97,9 +97,9 @@ class MacModel:
     def _layer_macs(self, removed_mask: np.ndarray) -> int:
         kept = self.g.kept_widths(removed_mask)
         total = 0
-        for per_io, i_in, i_out, groups, n_in in self.terms:
+        for per_io, i_in, i_out, groups, n_in, keeps_groups in self.terms:
             k_in, k_out = kept[i_in], kept[i_out]
-            new_groups = groups * k_in // n_in if groups > 1 else 1
+            new_groups = groups if keeps_groups else groups * k_in // n_in if groups > 1 else 1
             total += per_io * (k_in // max(new_groups, 1)) * k_out
         for tokens, window, i_in, i_out, i_heads, i_dims in self.attention:
             total += attention.macs(tokens, window, kept[i_in], kept[i_out], kept[i_heads], kept[i_dims])

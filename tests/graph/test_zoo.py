@@ -8,8 +8,8 @@ from tests.zoo import TORCHVISION, zoo_row
 
 pytestmark = pytest.mark.slow
 
-# models whose protection is expected and explained (channel shuffle views)
-PARTLY_PROTECTED = {"shufflenet_v2_x0_5"}
+# models whose protection is expected and explained (none since channel shuffle views follow a cut)
+PARTLY_PROTECTED: set[str] = set()
 
 
 @pytest.mark.parametrize("name", ["cifar_resnet20", *sorted(TORCHVISION)])

@@ -2,7 +2,8 @@
 
 A *term* is one conv/linear call of the traced network with the slots (see
 ``compress.graph.analysis``) holding its input and output channels. Its latency is a function of
-the two kept widths only (grouped and depthwise convs: of the input width, whole groups go).
+the two kept widths only (grouped and depthwise convs: of the input width, whole groups go;
+a grouped conv that keeps its groups, ``LayerCall.keeps_groups``: of both).
 Layers whose widths can never change are left out: the fitted offset of the latency model
 (``compress.prune.latency.model``) carries them with everything else that is not a conv or a linear.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 from compress.graph.groups import Groups
@@ -55,11 +56,15 @@ def latency_terms(groups: Groups, round_to: int) -> list[Term]:
         if i_in is None or i_out is None or not (varies[i_in] or varies[i_out]) or not call.in_shape:
             continue
         spec = layer_spec(traced.module(call.module), call.in_shape)
-        grid_in = grid(spec.n_in, round_to, varies[i_in])
-        if spec.grouped:  # whole groups: the input width must stay a multiple of channels per group
+        grid_in, grid_out = grid(spec.n_in, round_to, varies[i_in]), grid(spec.n_out, round_to, varies[i_out])
+        if call.keeps_groups:  # every group stays: both widths stay multiples of the group count
+            spec = replace(spec, keeps_groups=True)
+            grid_in = tuple(c for c in grid_in if c % spec.groups == 0) or (spec.n_in,)
+            grid_out = tuple(c for c in grid_out if c % spec.groups == 0) or (spec.n_out,)
+        elif spec.grouped:  # whole groups: the input width must stay a multiple of channels per group
             per_group = spec.n_in // spec.groups
             grid_in = tuple(c for c in grid_in if c % per_group == 0) or (spec.n_in,)
-        terms.append(Term(call.module, spec, i_in, i_out, grid_in, grid(spec.n_out, round_to, varies[i_out])))
+        terms.append(Term(call.module, spec, i_in, i_out, grid_in, grid_out))
     return terms
 
 
