@@ -8,6 +8,9 @@ squared first-order term, L1 a first-power one), so in log space both count alik
 average magnitude keeps its Taylor score, so each layer's total (and with it the split of a target
 across layers) stays close to ``taylor-sq``'s; only the order inside a layer changes. Ids that no
 conv or linear produces (a norm-only width) keep their Taylor score. Costs one ``taylor-sq`` pass.
+
+Measured (same section): ahead of ``taylor-sq`` one-shot, behind it after recovery at the default budget on
+ResNet-20, so it is an option, not the default.
 """
 
 from __future__ import annotations
