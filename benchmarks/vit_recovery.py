@@ -42,35 +42,11 @@ def calib_split(seed: int):
 
 
 def train(images: np.ndarray, labels: np.ndarray, steps: int, seed: int, batch: int = 64):
-    import torch.nn.functional as F
-
     from compress.archs.digitvit import digitvit
-    from compress.demo.assets import render, to_tensor_batch
+    from compress.demo.assets import fit_digits
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed + 1)
-    model = digitvit()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    y_all, step, start = torch.from_numpy(labels), 0, time.perf_counter()
-    model.train()
-    while step < steps:
-        x_all = to_tensor_batch(np.stack([render(d, rng) for d in images]))
-        order = rng.permutation(len(images))
-        for b in range(0, len(order) - batch + 1, batch):
-            idx = torch.from_numpy(order[b:b + batch])
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 50 == 0:
-                print(f"  step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-            if step >= steps:
-                break
-    return model.eval(), time.perf_counter() - start
+    return fit_digits(digitvit, images, labels, steps=steps, seed=seed, batch=batch, lr=2e-3, weight_decay=0.05,
+                      pct_start=0.1, label_smoothing=0.1, clip=1.0, log_every=50)
 
 
 def main() -> None:
