@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from compress.errors import PruneError
 from compress.prune.plan import PrunePolicy, select
@@ -78,3 +79,33 @@ def test_layer_caps_and_min_width_hold():
 def test_policy_rejects_bad_values(kwargs):
     with pytest.raises(PruneError):
         PrunePolicy(**kwargs)
+
+
+class _CheapWideTail(torch.nn.Module):
+    """A 16-wide conv at full resolution (expensive) and a 112-wide 1x1 conv after global pooling
+    (cheap): 128 prunable channels, seven eighths of them in the cheap layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.tail = torch.nn.Conv2d(16, 112, 1)
+        self.fc = torch.nn.Linear(112, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.a(x)).mean((2, 3), keepdim=True)
+        return self.fc(torch.relu(self.tail(x)).flatten(1))
+
+
+def test_ratio_takes_its_share_from_every_layer_not_the_cheapest_one():
+    model, x = _CheapWideTail().eval(), torch.randn(2, 3, 16, 16)
+    groups = groups_of(model, x, prune_stem=True)
+    tail = {u for u in groups.prunable_units if groups.slots[groups.units[u].slots[0][0]].name == "tail"}
+    scores = {u: (0.0 if u in tail else 1.0) + random.Random(u).random() * 1e-3 for u in groups.prunable_units}
+    ranked = select(groups, scores, PrunePolicy(ratio=0.25, round_to=1, max_layer_ratio=1.0))
+    assert ranked.widths["a:out"] == (16, 16) and ranked.widths["tail:out"] == (112, 80)  # ranked: the tail pays all
+    even = select(groups, scores, PrunePolicy(ratio=0.25, round_to=1))
+    assert even.widths["a:out"] == (16, 12) and even.widths["tail:out"] == (112, 84), even.widths
+    assert even.max_layer_ratio == 0.25 and not even.notes and even.macs_after < 0.8 * ranked.macs_after
+    # a MAC target keeps the global ranking (the cheap tail first, then the rest by score)
+    macs = select(groups, scores, PrunePolicy(target_macs=0.9, round_to=1))
+    assert macs.widths["a:out"][1] < 16 and macs.max_layer_ratio == 0.5

@@ -1,5 +1,6 @@
 """INT8 QDQ of a *pruned* CIFAR ResNet-20 (real checkpoint, real images) keeps top-1 within 1 point
-of its FP32 ONNX on eval/."""
+of its FP32 ONNX on eval/. The pruned model is what `prune --no-recover` writes: cut, then its
+BatchNorm statistics re-estimated on the calibration images."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_pruned_resnet20_int8_within_one_point(tmp_path):
     from compress.models.loading import load_model
     from compress.prune.plan import PrunePolicy, select
     from compress.prune.surgery import apply_cuts
+    from compress.recover.batchnorm import recalibrate_batchnorm
     from compress.export.onnx import export_onnx
     from compress.export.quantize import quantize_int8
     from compress.export.verify import make_session, run_session
@@ -37,6 +39,7 @@ def test_pruned_resnet20_int8_within_one_point(tmp_path):
     scores = unit_scores(groups, estimate(loaded.model, groups, calib, ImportanceConfig(progress=False)))
     plan = select(groups, scores, PrunePolicy(ratio=0.3))
     pruned = apply_cuts(copy.deepcopy(loaded.model), plan.cuts).eval()
+    recalibrate_batchnorm(pruned, calib)
     fp32 = export_onnx(pruned, calib[:1], tmp_path / "model.onnx").path
     int8 = quantize_int8(fp32, tmp_path / "model.int8.onnx", TensorCalibrationReader(calib, "input")).path
     acc = {}

@@ -17,7 +17,8 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--calib", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of unlabeled images (searched recursively).")
 @click.option("--ratio", type=float, default=None,
-              help="Fraction of prunable channels to remove, in (0, 1). Default: 0.5 when no other target is given.")
+              help="Fraction of prunable channels to remove, in (0, 1), the same share from every layer that rounding "
+                   "allows (importance picks which channels). Default: 0.5 when no other target is given.")
 @click.option("--target-macs", type=float, default=None, help="Remove channels until MACs fall to this fraction.")
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
@@ -44,7 +45,8 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most this many calibration images.")
 @click.option("--importance-images", type=click.IntRange(min=1), default=None, help="Score importance on at most this many.")
 @click.option("--max-layer-ratio", type=float, default=None,
-              help="Cap on the fraction any layer loses (default: 0.5, raised in steps to 0.875 only if a target needs it).")
+              help="Cap on the fraction any layer loses; with --ratio it lets importance rank channels across layers "
+                   "(default: --ratio itself, else 0.5; raised in steps to 0.875 only if a target needs it).")
 @click.option("--min-channels", type=int, default=1, show_default=True, help="No layer ends narrower than this.")
 @click.option("--round-to", type=int, default=8, show_default=True, help="Surviving widths are multiples of this (1: off).")
 @click.option("--keep", multiple=True, metavar="PATTERN", help="Layers (glob on names) that never lose channels.")

@@ -7,6 +7,13 @@ target is met: a fraction of prunable channels (``ratio``) or a MAC budget (``ta
 Without ``--max-layer-ratio`` the caps of :data:`AUTO_CAPS` are tried in turn, each one only
 *extending* the order of the one before: a target just out of reach of half-width layers takes
 the few extra channels it needs from the next cap, instead of re-ranking everything under it.
+
+A ``ratio`` target first caps every layer at the ratio itself, so each layer loses that share (the
+criterion picks which channels) and only what rounding and protected layers leave short comes from
+the next cap by rank. Ranked with no such cap, a channel budget drains whichever layers score lowest
+per channel -- often a wide, cheap last stage: timm ``repvgg_a0`` at 0.3 lost 488 channels all from
+its 1,280-wide final conv for 0.97x MACs. A MAC or latency target keeps the global ranking: there the
+budget is the cost itself.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class PrunePolicy:
     target_macs: float | None = None  # fraction of the original MACs to keep
     target_latency_ms: float | None = None  # measured latency to reach (compress.prune.latency)
     target_speedup: float | None = None  # or: original latency / this
-    max_layer_ratio: float | None = None  # no layer loses more than this fraction; None: AUTO_CAPS
+    max_layer_ratio: float | None = None  # no layer loses more than this fraction; None: see caps()
     min_channels: int = 1  # no layer ends narrower than this
     round_to: int = 8  # surviving widths are multiples of this (or unchanged)
     keep: tuple[str, ...] = ()  # layer name patterns that never lose channels
@@ -44,8 +51,13 @@ class PrunePolicy:
                       max_layer_ratio=self.max_layer_ratio, round_to=self.round_to, min_channels=self.min_channels)
 
     def caps(self) -> tuple[float, ...]:
-        """The per-layer caps to try, in order: the user's, or :data:`AUTO_CAPS`."""
-        return AUTO_CAPS if self.max_layer_ratio is None else (self.max_layer_ratio,)
+        """The per-layer caps to try, in order: the user's; for a ratio, the ratio itself and then the
+        larger of :data:`AUTO_CAPS`; otherwise :data:`AUTO_CAPS`."""
+        if self.max_layer_ratio is not None:
+            return (self.max_layer_ratio,)
+        if self.ratio is not None:
+            return (self.ratio, *(c for c in AUTO_CAPS if c > self.ratio))
+        return AUTO_CAPS
 
     @property
     def latency_target(self) -> bool:
