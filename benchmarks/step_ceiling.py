@@ -10,7 +10,9 @@ fresh process, one after the other:
   backward and the optimizer alone. Its speed is the ceiling of ANY teacher-side speed-up (caching views,
   a faster teacher runtime, a cheaper teacher precision): none can make the step faster than this;
 - ``compile``: ``torch.compile`` (inductor, C++ on the CPU) of the student's forward and loss, teacher fresh;
-  the first steps include the compilation, so only the timed steps after warm-up count.
+  the first steps include the compilation, so only the timed steps after warm-up count;
+- ``compile-both``: as ``compile``, and the teacher compiled too with inductor's ``freezing`` (its weights
+  constants of the graph, convolutions pre-packed for the CPU), teacher fresh every step.
 
     .venv/bin/python benchmarks/step_ceiling.py [--modes fresh,no-teacher,compile] [--steps 30] [--threads N]
 
@@ -28,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ("fresh", "no-teacher", "compile")
+MODES = ("fresh", "no-teacher", "compile", "compile-both")
 
 
 def one_mode(mode: str, steps: int, threads: int | None) -> None:
@@ -58,8 +60,13 @@ def one_mode(mode: str, steps: int, threads: int | None) -> None:
         s = student(xb)
         return F.kl_div(F.log_softmax(s / 4, 1), F.log_softmax(t / 4, 1), reduction="batchmean", log_target=True) * 16
 
-    if mode == "compile":
+    if mode in ("compile", "compile-both"):
         loss_fn = torch.compile(loss_fn)
+    if mode == "compile-both":  # the teacher too, its weights frozen into the graph (inference only)
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        runner = torch.compile(runner)
     fixed = teach(x.to(memory_format=cl))
 
     def step():
