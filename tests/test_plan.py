@@ -106,6 +106,9 @@ def test_ratio_takes_its_share_from_every_layer_not_the_cheapest_one():
     even = select(groups, scores, PrunePolicy(ratio=0.25, round_to=1))
     assert even.widths["a:out"] == (16, 12) and even.widths["tail:out"] == (112, 84), even.widths
     assert even.max_layer_ratio == 0.25 and not even.notes and even.macs_after < 0.8 * ranked.macs_after
+    # rounding to 8 leaves an even 25 % short (16 -> 12 is not a multiple): the rest by rank, said
+    rounded = select(groups, scores, PrunePolicy(ratio=0.25, round_to=8))
+    assert rounded.ratio_removed >= 0.25 and rounded.max_layer_ratio == 0.5 and "even 25% per layer" in rounded.notes[-1]
     # a MAC target keeps the global ranking (the cheap tail first, then the rest by score)
     macs = select(groups, scores, PrunePolicy(target_macs=0.9, round_to=1))
     assert macs.widths["a:out"][1] < 16 and macs.max_layer_ratio == 0.5

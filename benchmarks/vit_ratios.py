@@ -1,0 +1,94 @@
+"""The transformer targets of issue 28 at the CLI's plan: per model, ``--ratio 0.3`` (heads and head widths
+cut, ``num_heads`` of the cut model matching the plan) and ``--ratio 0.4`` with the LayerNorm-coupled width
+opted in (``--prune-layernorm --prune-stem``; proved against the reference whose LayerNorms normalise over
+the kept channels).
+
+Same protocol as ``zoo_timm.py``: random weights (BatchNorm statistics randomised), 10 classes, taylor-sq
+on 4 random images, the CLI's defaults otherwise (round to 8, automatic caps). MACs are measured totals,
+attention matmuls included. ONNX parity of the 0.3 cuts is in the zoo table.
+
+    .venv/bin/python benchmarks/vit_ratios.py [--only NAME ...] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+MODELS = [("torchvision:vit_b_16", 224), ("torchvision:swin_t", 224), ("torchvision:maxvit_t", 224),
+          ("timm:vit_tiny_patch16_224", 224), ("timm:deit_small_patch16_224", 224),
+          ("timm:swin_tiny_patch4_window7_224", 224)]
+HEAD_ATTRS = ("num_heads", "n_heads")
+
+
+def one(spec: str, size: int, ratio: float, layernorm: bool) -> str:
+    from zoo_timm import build
+
+    from compress.graph.analysis import analyze
+    from compress.graph.groups import apply_policy, build_groups
+    from compress.graph.trace import trace
+    from compress.prune.importance import ImportanceConfig
+    from compress.prune.importance.base import estimate, unit_scores
+    from compress.prune.plan import PrunePolicy, select
+    from compress.prune.profile import count_macs
+    from compress.prune.surgery import apply_cuts
+    from compress.prune.verify import check_cut
+
+    model, x = build(spec, size, {})
+    graph = analyze(trace(model, x), layernorm_widths=layernorm)
+    apply_policy(graph, prune_stem=layernorm)
+    groups = build_groups(graph)
+    calib = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(1))
+    result = estimate(model, groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
+    plan = select(groups, unit_scores(groups, result), PrunePolicy(ratio=ratio, layernorm_widths=layernorm))
+    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
+    diff = check_cut(model, pruned, plan.cuts, x)
+    before, after = count_macs(model, (3, size, size)), count_macs(pruned, (3, size, size))
+    heads_cut, mismatched = 0, []
+    for key, (was, now) in plan.widths.items():
+        name, role = key.rsplit(":", 1)
+        if role != "heads":
+            continue
+        heads_cut += was != now
+        module = pruned.get_submodule(name)
+        attr = next((a for a in HEAD_ATTRS if hasattr(module, a)), None)
+        if attr is None or getattr(module, attr) != now:
+            mismatched.append(f"{name}.{attr}={getattr(module, attr, None)} (plan {now})")
+    dims_cut = sum(1 for k, (was, now) in plan.widths.items() if k.endswith(":head_dim") and was != now)
+    embed = sum(1 for c in plan.cuts if c["role"] == "chan" and "norm" in c["name"])
+    heads = "num_heads match" if not mismatched else "num_heads MISMATCH " + "; ".join(mismatched[:3])
+    return (f"{after / before:.3f}x | {heads_cut} | {dims_cut} | {embed} | {heads} | {diff:.1e} | "
+            f"{plan.max_layer_ratio:.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = [m for m in MODELS if not args.only or m[0] in args.only or m[0].split(":")[1] in args.only]
+    print("| model | setting | MACs after/before | layers with heads cut | with head widths cut | LayerNorms cut "
+          "| saved num_heads | proof max diff | cap |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+    for spec, size in models:
+        for ratio, layernorm in ((0.3, False), (0.4, True)):
+            start = time.perf_counter()
+            try:
+                line = one(spec, size, ratio, layernorm)
+            except Exception as err:  # noqa: BLE001 - one line per model, the sweep goes on
+                line = f"error: {type(err).__name__}: {' '.join(str(err).split())[:160]} | | | | | |"
+            setting = f"--ratio {ratio}" + (" --prune-layernorm --prune-stem" if layernorm else "")
+            print(f"| {spec} | {setting} | {line} ({time.perf_counter() - start:.0f} s) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
