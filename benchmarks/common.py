@@ -76,3 +76,21 @@ def paired_gap(original_path: Path, arch: str, pruned_folder: Path) -> dict:
     return {"gap": 100 * diff.mean().item(), "se": 100 * diff.std().item() / n**0.5,
             "agreement": (p_orig == p_pruned).double().mean().item(), "images": n,
             "top1_recovered": (p_pruned == labels).double().mean().item()}
+
+
+def fit_batchnorm_to_noise(model, size: int, *, batches: int = 3, batch: int = 4):
+    """Random weights whose BatchNorm statistics fit random inputs: a cumulative average over a few
+    train-mode passes on noise, so activations are neither degenerate nor exploding (as a trained
+    network's are not) and the proof compares real signals; channels still differ, so a wrong cut shows.
+    Returns the model in eval mode. Draws from torch's global generator: seed it first."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(batch, 3, size, size))
+    return model.eval()

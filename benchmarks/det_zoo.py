@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import fit_batchnorm_to_noise  # noqa: E402
+
 TORCHVISION = ("ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn", "fcos_resnet50_fpn")
 YOLO = ("yolov8n", "yolo11n")
 
@@ -50,13 +52,7 @@ def random_checkpoint(name: str, path: Path, size: int, seed: int = 0) -> None:
     torch.manual_seed(seed)
     arch, kwargs = arch_of(name)
     model = resolve_arch(arch, parse_arch_kwargs(kwargs))
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the batches below
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(4, 3, size, size))
+    fit_batchnorm_to_noise(model, size)
     torch.save(model.state_dict(), path)
 
 

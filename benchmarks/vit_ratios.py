@@ -3,7 +3,7 @@ cut, ``num_heads`` of the cut model matching the plan) and ``--ratio 0.4`` with 
 opted in (``--prune-layernorm --prune-stem``; proved against the reference whose LayerNorms normalise over
 the kept channels).
 
-Same protocol as ``zoo_timm.py``: random weights (BatchNorm statistics randomised), 10 classes, taylor-sq
+Same protocol as ``zoo_timm.py``: random weights (BatchNorm statistics fitted to random inputs), 10 classes, taylor-sq
 on 4 random images, the CLI's defaults otherwise (round to 8, automatic caps). MACs are measured totals,
 attention matmuls included. ONNX parity of the 0.3 cuts is in the zoo table.
 
@@ -63,7 +63,12 @@ def one(spec: str, size: int, ratio: float, layernorm: bool) -> str:
         if attr is None or getattr(module, attr) != now:
             mismatched.append(f"{name}.{attr}={getattr(module, attr, None)} (plan {now})")
     dims_cut = sum(1 for k, (was, now) in plan.widths.items() if k.endswith(":head_dim") and was != now)
-    embed = sum(1 for c in plan.cuts if c["role"] == "chan" and "norm" in c["name"])
+    norms = {name for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)}
+    embed = sum(1 for c in plan.cuts if c["name"] in norms)
+    if layernorm and not embed:  # what kept every LayerNorm width
+        from zoo_timm import _reasons
+
+        embed = f"0 ({_reasons(groups)})"
     heads = "num_heads match" if not mismatched else "num_heads MISMATCH " + "; ".join(mismatched[:3])
     return (f"{after / before:.3f}x | {heads_cut} | {dims_cut} | {embed} | {heads} | {diff:.1e} | "
             f"{plan.max_layer_ratio:.0%}")

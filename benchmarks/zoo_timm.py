@@ -1,7 +1,9 @@
 """The timm and torchvision zoo at --ratio 0.3: per model, a sound cut that reloads and exports
 to ONNX with parity, or one line saying what is protected and why.
 
-Random weights (BatchNorm statistics randomised so a wrong cut shows), 10 classes, a small input
+Random weights (BatchNorm statistics fitted to random inputs, ``common.fit_batchnorm_to_noise``: with
+statistics drawn at random instead, deep nets such as efficientnetv2_rw_t amplified float32 rounding to
+chaos, an ill-conditioning trained weights do not have), 10 classes, a small input
 where the model allows it. Per model: trace -> groups -> taylor-sq importance on a few random
 images -> plan (--ratio 0.3, the CLI's defaults: round to 8, automatic caps) -> surgery, proved
 against the zeroed original -> rebuilt from the architecture by replaying the cuts and loading
@@ -22,8 +24,11 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+
+from common import fit_batchnorm_to_noise  # noqa: E402
 
 # (arch spec, input size, factory kwargs): light variants of >= 40 timm families, then torchvision
 TIMM = [
@@ -36,7 +41,7 @@ TIMM = [
     ("semnasnet_050", 64, {}), ("skresnet18", 64, {}), ("vgg11_bn", 64, {}), ("nf_resnet26", 64, {}),
     ("gernet_s", 64, {}), ("selecsls42b", 64, {}), ("efficientnetv2_rw_t", 64, {}), ("resnest14d", 64, {}),
     ("convnext_atto", 64, {}), ("convnextv2_atto", 64, {}), ("edgenext_xx_small", 64, {}),
-    ("efficientformer_l1", 64, {}), ("mobilevit_xxs", 64, {}), ("poolformer_s12", 64, {}), ("repvit_m0_9", 64, {}),
+    ("efficientformer_l1", 224, {}), ("mobilevit_xxs", 64, {}), ("poolformer_s12", 64, {}), ("repvit_m0_9", 64, {}),
     ("fastvit_t8", 64, {}), ("levit_128s", 224, {}), ("vit_tiny_patch16_224", 224, {}),
     ("deit_small_patch16_224", 224, {}), ("swin_tiny_patch4_window7_224", 224, {}), ("maxvit_nano_rw_256", 256, {}),
 ]
@@ -55,10 +60,7 @@ def build(spec: str, size: int, kwargs: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = resolve_arch(spec, {"num_classes": 10, **kwargs, **extra}).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d) and m.running_mean is not None:
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 1.5)
+    fit_batchnorm_to_noise(model, size)
     return model, torch.randn(2, 3, size, size)
 
 
