@@ -13,7 +13,6 @@ attention matmuls included. ONNX parity of the 0.3 cuts is in the zoo table.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -30,28 +29,14 @@ HEAD_ATTRS = ("num_heads", "n_heads")
 
 
 def one(spec: str, size: int, ratio: float, layernorm: bool) -> str:
-    from zoo_timm import build
+    from zoo_timm import cut
 
-    from compress.graph.analysis import analyze
-    from compress.graph.groups import apply_policy, build_groups
-    from compress.graph.trace import trace
-    from compress.prune.importance import ImportanceConfig
-    from compress.prune.importance.base import estimate, unit_scores
-    from compress.prune.plan import PrunePolicy, select
-    from compress.prune.profile import count_macs
-    from compress.prune.surgery import apply_cuts
-    from compress.prune.verify import check_cut
+    c = cut(spec, size, {}, 4, ratio, layernorm)
+    if c.plan is None:
+        from zoo_timm import _reasons
 
-    model, x = build(spec, size, {})
-    graph = analyze(trace(model, x), layernorm_widths=layernorm)
-    apply_policy(graph, prune_stem=layernorm)
-    groups = build_groups(graph)
-    calib = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(1))
-    result = estimate(model, groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
-    plan = select(groups, unit_scores(groups, result), PrunePolicy(ratio=ratio, layernorm_widths=layernorm))
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
-    diff = check_cut(model, pruned, plan.cuts, x)
-    before, after = count_macs(model, (3, size, size)), count_macs(pruned, (3, size, size))
+        return f"protected: {_reasons(c.groups)} | | | | | |"
+    model, groups, plan, pruned, diff, (before, after) = c.model, c.groups, c.plan, c.pruned, c.proof, c.macs
     heads_cut, mismatched = 0, []
     for key, (was, now) in plan.widths.items():
         name, role = key.rsplit(":", 1)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -64,32 +65,56 @@ def build(spec: str, size: int, kwargs: dict):
     return model, torch.randn(2, 3, size, size)
 
 
-def run(spec: str, size: int, kwargs: dict, images: int) -> str:
-    from compress.export.onnx import export_onnx
-    from compress.export.verify import verify_onnx
+@dataclass
+class Cut:
+    model: torch.nn.Module
+    x: torch.Tensor
+    groups: object  # compress.graph.groups.Groups
+    plan: object | None = None  # compress.prune.plan.Plan; None: nothing prunable
+    pruned: torch.nn.Module | None = None
+    proof: float = 0.0  # the proof's max diff against the zeroed original
+    macs: tuple[int, int] = (0, 0)  # measured before, after
+
+
+def cut(spec: str, size: int, kwargs: dict, images: int, ratio: float = 0.3, layernorm: bool = False) -> Cut:
+    """The model built as above, traced, scored (taylor-sq on ``images`` random images), planned at
+    ``ratio`` with the CLI's defaults, cut and proved. ``layernorm``: --prune-layernorm --prune-stem."""
     from compress.graph.analysis import analyze
     from compress.graph.groups import apply_policy, build_groups
     from compress.graph.trace import trace
     from compress.prune.importance import ImportanceConfig
     from compress.prune.importance.base import estimate, unit_scores
-    from compress.models.arch import resolve_arch
     from compress.prune.plan import PrunePolicy, select
     from compress.prune.profile import count_macs
     from compress.prune.surgery import apply_cuts
     from compress.prune.verify import check_cut
 
     model, x = build(spec, size, kwargs)
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
-    if not groups.prunable_units:
-        return f"protected: {_reasons(groups)}"
+    graph = analyze(trace(model, x), layernorm_widths=layernorm)
+    apply_policy(graph, prune_stem=layernorm)
+    result = Cut(model, x, build_groups(graph))
+    if not result.groups.prunable_units:
+        return result
     calib = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1))
-    result = estimate(model, groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
-    plan = select(groups, unit_scores(groups, result), PrunePolicy(ratio=0.3))
-    pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
-    diff = check_cut(model, pruned, plan.cuts, x)
-    before, after = count_macs(model, (3, size, size)), count_macs(pruned, (3, size, size))
+    scores = estimate(model, result.groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
+    result.plan = select(result.groups, unit_scores(result.groups, scores),
+                         PrunePolicy(ratio=ratio, layernorm_widths=layernorm))
+    result.pruned = apply_cuts(copy.deepcopy(model), result.plan.cuts)
+    result.proof = check_cut(model, result.pruned, result.plan.cuts, x)
+    result.macs = count_macs(model, (3, size, size)), count_macs(result.pruned, (3, size, size))
+    return result
+
+
+def run(spec: str, size: int, kwargs: dict, images: int) -> str:
+    from compress.export.onnx import export_onnx
+    from compress.export.verify import verify_onnx
+    from compress.models.arch import resolve_arch
+    from compress.prune.surgery import apply_cuts
+
+    c = cut(spec, size, kwargs, images)
+    if c.plan is None:
+        return f"protected: {_reasons(c.groups)}"
+    groups, plan, pruned, x, diff, (before, after) = c.groups, c.plan, c.pruned, c.x, c.proof, c.macs
     rebuilt = apply_cuts(resolve_arch(spec, {"num_classes": 10, **kwargs}), plan.cuts)
     rebuilt.load_state_dict(pruned.state_dict(), strict=True)
     with torch.no_grad():

@@ -116,8 +116,7 @@ def chunk(an, node, rule, args, kwargs, module=None):
         an.freeze(x.ids, node, "uneven chunks of the channel axis")
         return tuple(an.untracked_shape(s, "uneven chunk") for s in outs)
     size = c // n  # channel j of every chunk goes together, so chunks stay equal
-    for j in range(size):
-        an.sets.union_all(x.ids[j::size])
+    an.sets.union_strided(x.ids, size)
     return tuple(Value(tuple(s), x.axis, x.ids[k * size:(k + 1) * size]) for k, s in enumerate(outs))
 
 
@@ -156,8 +155,7 @@ def _declared_split(an, node, x: Value, sizes, outs) -> tuple | None:
     if isinstance(declared, int):
         if c % declared:
             return None
-        for j in range(declared):
-            an.sets.union_all(x.ids[j::declared])
+        an.sets.union_strided(x.ids, declared)
     an.sets.union_arrays(an.slot(scope, "split", c, owner), x.ids)
     starts = np.cumsum([0] + widths)
     return tuple(Value(tuple(s), x.axis, x.ids[starts[k]:starts[k + 1]]) for k, s in enumerate(outs))

@@ -172,8 +172,7 @@ def _split_paths(an, node, x: Value, sizes, out) -> Value | None:
         return None  # a path count computed at run time, or a width fixed in code: cannot follow a cut
     else:
         return None
-    for j in range(width):
-        an.sets.union_all(x.ids[j::width])
+    an.sets.union_strided(x.ids, width)
     return an.value(node, end, x.ids[:width])
 
 

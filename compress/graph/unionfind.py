@@ -67,6 +67,12 @@ class ChannelSets:
             if x != y:
                 self.union(x, y)
 
+    def union_strided(self, ids: np.ndarray, width: int) -> None:
+        """Channel j of every consecutive block of ``width`` goes together (equal chunks, paths,
+        groups that all stay): a cut then removes the same channels from each block."""
+        for j in range(width):
+            self.union_all(ids[j::width])
+
     def union_all(self, ids: np.ndarray) -> None:
         ids = ids.tolist()
         for x in ids[1:]:

@@ -41,9 +41,8 @@ def rule(an, node, args, kwargs, module):
     ipg, opg = module.in_channels // g, module.out_channels // g
     keeps_groups = g > 1 and name in an.group_width
     if keeps_groups:  # every group stays and loses the same local channels
-        for ids, per in ((in_ids, ipg), (out_ids, opg)):
-            for i in range(per):
-                an.sets.union_all(ids[i::per])
+        an.sets.union_strided(in_ids, ipg)
+        an.sets.union_strided(out_ids, opg)
     elif g > 1:  # a group's inputs and outputs stand or fall together: whole groups are removed
         for k in range(g):
             an.sets.union_all(np.concatenate([in_ids[k * ipg:(k + 1) * ipg], out_ids[k * opg:(k + 1) * opg]]))
@@ -93,8 +92,9 @@ def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
         whole_in, whole_out = _whole(keep_in, ipg, g), _whole(keep_out, opg, g)
         if whole_in is not None and whole_in == whole_out:
             new_g = len(whole_in)
-        elif not m.transposed and _local(keep_out, opg, g) is not None and _local(keep_in, ipg, g) is not None:
-            local_in = _local(keep_in, ipg, g) if keep_in is not None else None  # the groups stay, narrower
+        elif not m.transposed and _local(keep_out, opg, g) is not None \
+                and (local := _local(keep_in, ipg, g)) is not None:
+            local_in = local if keep_in is not None else None  # the groups stay, narrower
         else:
             raise PruneError(f"cut of grouped conv {name!r} removes neither whole groups nor the same channels of "
                              "every group", "this is a bug: please report it")

@@ -48,8 +48,8 @@ def handler_for(module: nn.Module) -> LayerHandler | None:
     """The handler of ``module``'s class or its nearest registered ancestor (surgery, proof,
     profile: a subclass that calls its parameters through functional ops is still sliced as one)."""
     for cls in type(module).__mro__:
-        if _registered(cls) is not None:
-            return _registered(cls)
+        if (handler := _registered(cls)) is not None:
+            return handler
     return None
 
 
@@ -57,8 +57,8 @@ def rule_for(module: nn.Module) -> LayerHandler | None:
     """For the graph: the handler only if ``module`` runs its registered ancestor's ``forward``
     (an override could compute anything, e.g. weight standardisation: then it is unknown)."""
     for cls in type(module).__mro__:
-        if _registered(cls) is not None:
-            return _registered(cls) if type(module).forward is cls.forward else None
+        if (handler := _registered(cls)) is not None:
+            return handler if type(module).forward is cls.forward else None
     return None
 
 

@@ -144,7 +144,7 @@ def select(groups: Groups, scores: dict[int, float], policy: PrunePolicy) -> Pla
         plan = _select_along(groups, scores, policy, order, cap, macs_model)
         if not plan.limited_by_caps:
             break
-    if cap != caps[0] and policy.ratio is not None and policy.max_layer_ratio is None:
+    if cap != caps[0] and policy.ratio is not None:  # more than one cap: the user gave none
         plan.notes.append(f"an even {caps[0]:.0%} per layer falls short after rounding and protected layers: the "
                           f"rest taken by importance, up to {cap:.0%} of a layer (per-layer cap raised; "
                           f"--max-layer-ratio fixes it)")
