@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import platform
 import tempfile
 import time
@@ -119,11 +120,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         out = Path(tmp) / "int8.onnx"
-        try:
-            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
-        except Exception as err:
-            raise ExportError(f"onnxruntime pre-processing failed on {fp32_path.name}: {one_line(err, 300, typed=True)}",
-                              "re-export the model (static C/H/W, opset >= 13)") from err
+        _pre_process(quant_pre_process, fp32_path.resolve(), pre, Path(tmp))
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress on stdout
                 cache = None
@@ -150,6 +147,34 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
     return QuantizeResult(path=out_path, method=method, target=target, activation_type=act_name,
                           weight_type="int8", per_channel=per_channel, quantize_nodes=n_q, opset=int(opset),
                           seconds=time.perf_counter() - start, size_bytes=len(data), reduce_range=reduce_range)
+
+
+def _pre_process(quant_pre_process, fp32: Path, pre: Path, tmp: Path) -> None:
+    """``quant_pre_process`` into ``pre``: symbolic shape inference first; where it cannot complete (e.g. the
+    shapes of an upsampling's Resize), ONNX's own shape inference, which static input shapes make enough.
+
+    It runs inside ``tmp``: onnxruntime's symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a
+    ``<uuid>.data`` file into the working directory and leaves them there when it fails."""
+    errors = []
+    for symbolic in (True, False):
+        try:
+            with _working_dir(tmp):
+                quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=not symbolic)
+            return
+        except Exception as err:
+            errors.append(one_line(err, 200, typed=True))
+    raise ExportError(f"onnxruntime pre-processing failed on {fp32.name}: {'; then without symbolic shapes: '.join(errors)}",
+                      "re-export the model (static C/H/W, opset >= 13)")
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def saturating_u8s8(path: str | Path | None = None, machine: str | None = None) -> bool:

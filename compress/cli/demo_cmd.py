@@ -71,19 +71,7 @@ def _segment(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> 
     assets = make_seg_demo_assets(root / "seg-assets", seed=seed)
     if assets.eval_miou is not None:
         output.info(f"demo: checkpoint {assets.checkpoint} ({assets.eval_miou:.2%} mIoU on {assets.eval_dir})")
-    formats = _without_int8(formats, "the segmenter", "onnxruntime's INT8 pre-processing fails on its resize to the "
-                            "input size: incomplete symbolic shape inference")
     _prune(assets, root / "seg-pruned", ratio, target_speedup, batch, formats, bench, seed)
-
-
-def _without_int8(formats: str, who: str, why: str) -> str:
-    """``formats`` less int8, with a warning saying why, where it was asked for."""
-    from compress.cli import output
-
-    kept = [f.strip() for f in formats.split(",") if f.strip() and f.strip() != "int8"] if formats else []
-    if formats and "int8" in formats:
-        output.warn(f"demo: {who} is exported without int8 ({why})")
-    return ",".join(kept)
 
 
 def _detect(root: Path, ratio, target_speedup, batch, formats, bench, seed) -> None:
