@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
-        cli.main(args=argv, prog_name="compress", standalone_mode=False)
+        with _stdout_for(ARGV):
+            cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("interrupted", 130)
     except click.ClickException as err:
@@ -95,11 +96,24 @@ def main(argv: list[str] | None = None) -> None:
 
         rank = f"[rank {os.environ['RANK']}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
         code = getattr(err, "exit_code", 1)
+        if os.environ.get("COMPRESS_DEBUG"):  # the one-line error's traceback, with what caused it
+            import traceback
+
+            traceback.print_exc()
         click.echo(f"error: {rank}{err}", err=True)
         _json_error(getattr(err, "message", str(err)), code, getattr(err, "hint", None))
         sys.exit(code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+
+
+def _stdout_for(args: list[str]):
+    """With ``--json``, stdout is the JSON's alone while the command works (:func:`compress.cli.output.json_stdout`)."""
+    import contextlib
+
+    from compress.cli.output import json_stdout
+
+    return json_stdout() if "--json" in args else contextlib.nullcontext()
 
 
 def _fail(message: str, code: int) -> None:

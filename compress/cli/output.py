@@ -2,21 +2,77 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import os
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 import click
 
 
 EMITTED: list[bool] = []  # set once this process printed its JSON object (an error then adds none)
+_JSON_OUT: list[TextIO] = []  # the real stdout while json_stdout() holds it
+QUIET_ENV = {"YOLO_VERBOSE": "False"}  # libraries' own switches for their banners (Ultralytics' first-run settings note)
 
 
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (and nothing else there)."""
-    click.echo(json.dumps(obj, indent=2, default=_jsonable))
+    click.echo(json.dumps(obj, indent=2, default=_jsonable), file=real_stdout())
     EMITTED.append(True)
+
+
+def real_stdout() -> TextIO:
+    """Where the JSON goes: the command's stdout, also while :func:`json_stdout` sends everything else to stderr."""
+    return _JSON_OUT[-1] if _JSON_OUT else sys.stdout
+
+
+def json_fd() -> int | None:
+    """The real stdout's file descriptor while :func:`json_stdout` holds it (for a child process), else None."""
+    return _fileno(_JSON_OUT[-1]) if _JSON_OUT and _JSON_OUT[-1] is not sys.stdout else None
+
+
+@contextlib.contextmanager
+def json_stdout() -> Iterator[None]:
+    """While a ``--json`` command works, stdout holds nothing but its JSON: whatever else is written there (a
+    library's first-run banner, a ``print``, C code writing to file descriptor 1, a child process) goes to
+    stderr, and :func:`emit_json` writes to the real stdout. Libraries' own quiet switches are set as well
+    (:data:`QUIET_ENV`, unless the user set them)."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    real = sys.stdout
+    real.flush()
+    fd = _fileno(real)
+    err_fd = _fileno(sys.stderr)
+    if fd is None or err_fd is None:  # an in-memory stdout (tests' CliRunner): Python-level writes only
+        out, saved = real, None
+    else:
+        saved = os.dup(fd)
+        out = io.TextIOWrapper(os.fdopen(saved, "wb", closefd=False), encoding=getattr(real, "encoding", None) or "utf-8",
+                               line_buffering=True)
+        os.dup2(err_fd, fd)
+    sys.stdout = sys.stderr
+    _JSON_OUT.append(out)
+    try:
+        yield
+    finally:
+        _JSON_OUT.pop()
+        sys.stdout = real
+        out.flush()
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            out.detach()
+            os.close(saved)
+
+
+def _fileno(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return None
 
 
 def emit_json_error(message: str, exit_code: int, hint: str | None = None) -> None:

@@ -199,7 +199,10 @@ def _relaunch(devices: int) -> None:
         elif not arg.startswith("--devices="):
             args.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}", "-m", "compress", *args]
-    raise SystemExit(subprocess.call(cmd))
+    from compress.cli.output import json_fd
+
+    # with --json the children's JSON goes to the real stdout (each child keeps its other output on stderr)
+    raise SystemExit(subprocess.call(cmd, stdout=json_fd()))
 
 
 def _show(result, as_json: bool) -> None:
