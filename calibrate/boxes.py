@@ -10,7 +10,8 @@ Two layouts are read (``--eval DIR``):
   or ``DIR``. Images the JSON does not list are not evaluated.
 
 Class numbers are taken as they are: they must be the model's own label indices (YOLO class ids for a
-YOLO model, COCO category ids for torchvision's COCO detectors, 0-9 for the embedded digits detector).
+YOLO model, COCO category ids for torchvision's COCO detectors, 0-9 for the embedded digits detector);
+given the model's number of classes (``classes``), a class it does not have is an error naming the line.
 Every file is read and checked before any image is decoded; a bad line or annotation is one error
 naming the file and the line (or annotation) and what is wrong (exit code 4). Boxes follow the image's
 geometry (resize of the shorter side and centre crop, or a straight resize to the input size) and are
@@ -43,20 +44,26 @@ class Labelled:
     crowd: list[int]
 
 
-def read_boxes(root: str | Path) -> list[Labelled]:
-    """Every image of a labelled detection folder with its objects, all label files checked."""
+def read_boxes(root: str | Path, classes: int | None = None) -> list[Labelled]:
+    """Every image of a labelled detection folder with its objects, all label files checked (class numbers
+    below ``classes``, the model's number of class scores, when given)."""
     root = Path(root)
     if (root / "labels").is_dir():
-        return _read_yolo(root)
+        return _read_yolo(root, classes)
     jsons = sorted(root.glob("*.json"))
     chosen = root / "annotations.json" if (root / "annotations.json").is_file() else (jsons[0] if len(jsons) == 1 else None)
     if chosen is None:
         found = f"{len(jsons)} JSON files" if jsons else "no labels/ and no JSON file"
         raise CalibrationError(f"{root} is not a labelled detection folder ({found})", _LAYOUT_HINT)
-    return _read_coco(chosen)
+    return _read_coco(chosen, classes)
 
 
-def _read_yolo(root: Path) -> list[Labelled]:
+def class_error(classes: int) -> str:
+    """The words for a class number the model does not have."""
+    return f"the model has {classes} classes (0-{classes - 1})"
+
+
+def _read_yolo(root: Path, classes: int | None) -> list[Labelled]:
     images_dir, labels_dir = root / "images", root / "labels"
     if not images_dir.is_dir():
         raise CalibrationError(f"{root} has labels/ but no images/", _LAYOUT_HINT)
@@ -65,14 +72,14 @@ def _read_yolo(root: Path) -> list[Labelled]:
     out = []
     for image in find_images(images_dir):
         txt = labels_dir / image.relative_to(images_dir).with_suffix(".txt")
-        boxes, labels = _yolo_file(txt) if txt.is_file() else ([], [])
+        boxes, labels = _yolo_file(txt, classes) if txt.is_file() else ([], [])
         out.append(Labelled(image, boxes, labels, [0] * len(labels)))
     if not out:
         raise CalibrationError(f"no images in {images_dir}", "put the evaluation images in images/")
     return out
 
 
-def _yolo_file(txt: Path) -> tuple[list[tuple[float, float, float, float]], list[int]]:
+def _yolo_file(txt: Path, classes: int | None = None) -> tuple[list[tuple[float, float, float, float]], list[int]]:
     boxes, labels = [], []
     try:
         text = txt.read_text(encoding="utf-8")
@@ -92,6 +99,8 @@ def _yolo_file(txt: Path) -> tuple[list[tuple[float, float, float, float]], list
             raise bad("not numbers") from None
         if cls < 0:
             raise bad("negative class")
+        if classes is not None and cls >= classes:
+            raise bad(f"class {cls}, but {class_error(classes)}")
         if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in (cx, cy, w, h)) or w <= 0 or h <= 0:
             raise bad("coordinates outside [0, 1] or an empty box")
         boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
@@ -99,7 +108,7 @@ def _yolo_file(txt: Path) -> tuple[list[tuple[float, float, float, float]], list
     return boxes, labels
 
 
-def _read_coco(path: Path) -> list[Labelled]:
+def _read_coco(path: Path, classes: int | None) -> list[Labelled]:
     hint = "COCO JSON needs images [{id, file_name, width, height}] and annotations [{image_id, category_id, bbox}]"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -133,6 +142,9 @@ def _read_coco(path: Path) -> list[Labelled]:
         if len(bbox) != 4 or not all(math.isfinite(v) for v in bbox) or bbox[2] <= 0 or bbox[3] <= 0 or cls < 0:
             raise CalibrationError(f"{where}: bad bbox {ann['bbox']!r} or category {cls}",
                                    "bbox is [x, y, width, height] in pixels, width and height > 0")
+        if classes is not None and cls >= classes:
+            raise CalibrationError(f"{where}: category_id {cls}, but {class_error(classes)}",
+                                   "category ids must be the model's own class indices")
         _, width, height, boxes, labels, crowd = entries[image_id]
         x, y, w, h = bbox
         boxes.append((x / width, y / height, (x + w) / width, (y + h) / height))
@@ -159,9 +171,10 @@ def box_geometry(boxes: torch.Tensor, size: tuple[int, int], preprocess: Preproc
     return torch.stack([px[:, 0].clamp(0, w), px[:, 1].clamp(0, h), px[:, 2].clamp(0, w), px[:, 3].clamp(0, h)], 1)
 
 
-def load_detection(root: str | Path, preprocess: Preprocess) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+def load_detection(root: str | Path, preprocess: Preprocess,
+                   classes: int | None = None) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """(images (N, 3, H, W) float, per image ``{"boxes" (m, 4) pixels, "labels" (m,), "iscrowd" (m,)}``)."""
-    items = read_boxes(root)  # every label checked before the first image is decoded
+    items = read_boxes(root, classes)  # every label checked before the first image is decoded
     xs, targets = [], []
     for item in items:
         img = load_rgb(item.image)

@@ -1,7 +1,8 @@
 """Labelled segmentation folders: ``images/`` and ``masks/`` side by side (the common layout).
 
 ``masks/NAME.png`` holds the class index of each pixel of ``images/NAME.*`` (a greyscale or palette
-PNG; 255 = ignore). A mask goes through the image's geometry (resize of the shorter side, centre crop
+PNG; 255 = ignore) and has its image's size; given the model's number of classes, any other value is an
+error naming the mask, checked before the model sees an image. A mask goes through the image's geometry (resize of the shorter side, centre crop
 or a straight resize to the input size) with nearest-neighbour sampling, so each label stays on its
 pixel; the crop's padding is 255 (ignored), never a class.
 """
@@ -71,15 +72,33 @@ def _center_crop(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
-def load_segmentation(root: str | Path, preprocess: Preprocess) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, 3, H, W) float, masks (N, H, W) int64) of a segmentation folder, preprocessed."""
+def load_segmentation(root: str | Path, preprocess: Preprocess,
+                      classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 3, H, W) float, masks (N, H, W) int64) of a segmentation folder, preprocessed; every mask
+    the size of its image and, given ``classes``, of values below it or 255."""
     xs, ys = [], []
     for image, mask in mask_pairs(root):
-        xs.append(preprocess(load_rgb(image)))
+        img = load_rgb(image)
         try:
             with Image.open(mask) as m:
                 m.load()
+                _check_mask(m, mask, img.size, image, classes)
                 ys.append(torch.from_numpy(mask_geometry(m, preprocess)))
         except OSError as err:
             raise CalibrationError(f"cannot read mask {mask}: {err}", "re-save it as a PNG") from err
+        xs.append(preprocess(img))
     return torch.stack(xs), torch.stack(ys)
+
+
+def _check_mask(m: Image.Image, path: Path, size: tuple[int, int], image: Path, classes: int | None) -> None:
+    if m.size != size:
+        raise CalibrationError(f"mask {path} is {m.size[0]}x{m.size[1]} but its image {image} is {size[0]}x{size[1]}",
+                               "a mask holds one class index per pixel of its image: save it at the image's size")
+    if classes is None or m.mode not in ("L", "P", "I", "I;16"):
+        return  # a mode mask_geometry refuses is named there
+    values = np.unique(np.asarray(m))
+    bad = values[((values < 0) | (values >= classes)) & (values != IGNORE)]
+    if bad.size:
+        raise CalibrationError(f"mask {path} holds class {int(bad[0])}, but the model has {classes} classes "
+                               f"(0-{classes - 1}; {IGNORE} = ignore)",
+                               "mask values must be the model's own class indices, or 255 for pixels to ignore")

@@ -45,11 +45,13 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
         raise UsageError(f"the two models take different inputs ({original.spec.input_size} vs {compressed.spec.input_size})",
                          "compare models of the same input size")
     alt = load_baseline(baseline[0], baseline[1], compressed, say) if baseline else None
+    task = _task(original)
+    # the labelled data is read (and its labels checked against the model's classes) before any file is written
+    evaluation = task.labelled(eval_dir, compressed.preprocess(), batch_size=BATCH) if eval_dir else None
     out_dir.mkdir(parents=True, exist_ok=True)
     sides = [_side(names[0], original, out_dir, load), _side(names[1], compressed, out_dir, load)]
-    task = _task(original)
     if eval_dir:
-        _accuracy(sides, eval_dir, compressed, say, task)
+        _accuracy(sides, eval_dir, evaluation, say, task)
     elif calib and Path(calib).is_dir():
         _agreement(sides, calib, compressed, say, task)
     if alt is not None:
@@ -107,8 +109,7 @@ def _checked(sides: list[Side], task, batches):
     return _kept(sides, batches) if task.name == "classify" else batches
 
 
-def _accuracy(sides: list[Side], eval_dir: str, loaded: LoadedModel, say, task) -> None:
-    data = task.labelled(eval_dir, loaded.preprocess(), batch_size=BATCH)
+def _accuracy(sides: list[Side], eval_dir: str, data, say, task) -> None:
     metrics, agreement = compare_models(task, [side.module for side in sides], _checked(sides, task, labelled_pairs(data, BATCH)))
     sides[0].top1, sides[1].top1 = metrics
     sides[0].agreement, sides[1].agreement = 1.0, agreement

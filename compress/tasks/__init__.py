@@ -37,19 +37,25 @@ def default_task() -> Task:
 
 
 def resolve_task(name: str, output: Any, example: torch.Tensor) -> tuple[Task, str]:
-    """(task, how it was chosen) for a model's ``output`` on ``example``; a named task must claim it too."""
+    """(task, how it was chosen) for a model's ``output`` on ``example``; a named task must claim it too.
+    The task keeps the model's number of classes (``Task.classes``) to check labelled data against."""
     if name != "auto":
         task = get_task(name)
         if not task.claims(output, example):
             raise UsageError(f"--task {name} does not fit the model's output ({task.describe(output)})",
                              f"use --task auto or one of {', '.join(TASKS)}")
-        return task, "as given"
+        return _with_classes(task, output), "as given"
     for candidate in AUTO_ORDER:
         task = get_task(candidate)
         if task.claims(output, example):
-            return task, f"auto: the output is {task.describe(output)}"
+            return _with_classes(task, output), f"auto: the output is {task.describe(output)}"
     raise UsageError(f"no task fits the model's output ({get_task('classify').describe(output)})",
                      f"compress handles {', '.join(TASKS)} outputs: (N, classes) logits or (N, classes, H, W) maps")
+
+
+def _with_classes(task: Task, output: Any) -> Task:
+    task.classes = task.class_count(output)
+    return task
 
 
 def task_of(model: torch.nn.Module, example: torch.Tensor, name: str = "auto") -> Task:

@@ -64,12 +64,18 @@ class Task:
     agreement_column = "agreement"  # ...and its short form in report and sweep columns
     auto_samples: int | None = None  # augmented images of the automatic recovery budget (None: distill's default)
     distill_lr = 0.01  # distillation's peak learning rate unless one is given (SGD, cosine)
+    classes: int | None = None  # the model's number of classes, set when the task is resolved on its output:
+    # labelled data (``labelled``) naming a class beyond it is refused before any long work
 
     def claims(self, output: Any, example: torch.Tensor) -> bool:
         raise NotImplementedError
 
     def primary(self, output: Any) -> torch.Tensor:
         return first_output(output)
+
+    def class_count(self, output: Any) -> int | None:
+        """How many classes the model's output scores (the class axis of the primary tensor)."""
+        return int(self.primary(output).shape[1])
 
     def importance_outputs(self, output: Any) -> list[torch.Tensor]:
         return [t for t in flatten_outputs(output) if t.is_floating_point()]
@@ -92,7 +98,8 @@ class Task:
         return {"task": self.name, "metric": self.metric_label, "agreement": self.agreement_column}
 
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
-        """The labelled evaluation data of ``--eval``: (images, targets) tensors, or a loader of batches."""
+        """The labelled evaluation data of ``--eval``: (images, targets) tensors, or a loader of batches; a
+        label naming a class the model lacks (``self.classes``) is a one-line error naming the file (exit 4)."""
         raise NotImplementedError
 
     def labelled_output(self, model: Any, x: torch.Tensor, output: Any = None) -> Any:

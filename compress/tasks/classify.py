@@ -33,6 +33,12 @@ class ClassifyTask(Task):
         from compress.calibrate import LabelledFolder, make_loader, preload_labelled
 
         data = LabelledFolder(folder, preprocess)
+        if self.classes is not None and len(data.classes) > self.classes:
+            from compress.calibrate.errors import CalibrationError
+
+            raise CalibrationError(f"{folder} has {len(data.classes)} class folders, but the model has {self.classes} "
+                                   f"classes: {data.root / data.classes[self.classes]} would be class {self.classes}",
+                                   "one folder per model class, named so that they sort in the model's class order")
         pre = preload_labelled(data)
         return pre if pre is not None else make_loader(data, batch_size=batch_size)
 

@@ -86,6 +86,11 @@ class DetectTask(Task):
             raise UsageError("the detector's output has no class scores", f"name them as in {sorted(OUTPUT_KINDS)}")
         return scores[0][2]
 
+    def class_count(self, output: Any) -> int | None:
+        """The class scores per location of the widest score output (Faster R-CNN's ``class_logits``, not its
+        one-column ``objectness``); softmax outputs count the background as class 0, as their labels do."""
+        return max(int(t.shape[-1]) for _, _, t in score_outputs(output)) if score_outputs(output) else None
+
     def distill_loss(self, student: Any, teacher: Any, temperature: float) -> torch.Tensor:
         T = float(temperature)
         loss = torch.zeros((), device=self.primary(student).device)
@@ -125,7 +130,7 @@ class DetectTask(Task):
         from compress.calibrate.boxes import load_detection
 
         self._preprocess = preprocess
-        self._evaluation = load_detection(folder, preprocess)
+        self._evaluation = load_detection(folder, preprocess, classes=self.classes)
         return self._evaluation
 
     def labelled_output(self, model: Any, x: torch.Tensor, output: Any = None) -> Any:

@@ -53,7 +53,7 @@ class SegmentTask(Task):
     def labelled(self, folder: str, preprocess, batch_size: int = 256):
         from compress.calibrate.masks import load_segmentation
 
-        return load_segmentation(folder, preprocess)
+        return load_segmentation(folder, preprocess, classes=self.classes)
 
 
 def confusion(pred: torch.Tensor, ref: torch.Tensor, classes: int, ignore: int = 255) -> torch.Tensor:
