@@ -7,6 +7,9 @@ op, so every channel flowing through it is protected instead of the whole model 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -68,13 +71,13 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
     model.eval()
     try:
         gm, opaque = _trace_with_fallback(model)
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints a traceback before raising
             ShapeProp(gm).propagate(example)
     except GraphError:
         raise
     except Exception as err:  # shape propagation of a traced graph failing is a model problem
         raise GraphError(
-            f"running the traced model on an input of shape {tuple(example.shape)} failed: {_first_line(err)}",
+            f"running the traced model on an input of shape {tuple(example.shape)} failed: {_node_error(err)}",
             "check --input-size / --preset for this model",
         ) from err
     finally:
@@ -82,12 +85,21 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
     return TracedModel(gm=gm, example_shape=tuple(example.shape), opaque=opaque, root=model)
 
 
+def _node_error(err: BaseException) -> str:
+    """ShapeProp wraps a node's failure in a RuntimeError naming the node: the node's own error, and where."""
+    cause = err.__cause__ if isinstance(err, RuntimeError) and err.__cause__ is not None else None
+    if cause is None:
+        return _first_line(err)
+    node = re.search(r"node=(%\S+)", str(err))
+    return _first_line(cause) + (f" (at the traced graph's {node.group(1)})" if node else "")
+
+
 def _trace_with_fallback(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
     opaque: dict[str, str] = {}
     for _ in range(MAX_OPAQUE_RETRIES):
         tracer = _Tracer(set(opaque))
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_call_defaults(model))
         except Exception as err:
             name = tracer.failed_at
             if not name or name in opaque:
@@ -99,6 +111,21 @@ def _trace_with_fallback(model: nn.Module) -> tuple[fx.GraphModule, dict[str, st
             continue
         return fx.GraphModule(tracer.root, graph, type(model).__name__), opaque
     raise GraphError(f"torch.fx cannot trace {type(model).__name__}: more than {MAX_OPAQUE_RETRIES} untraceable modules")
+
+
+def _call_defaults(model: nn.Module) -> dict | None:
+    """The forward's arguments after the input whose defaults are plain constants (``mask=None``,
+    ``return_all=False``): the model is only ever called as ``model(x)``, so they are traced as those constants
+    (as fx ``concrete_args``) instead of as proxies that ``if mask is not None`` would take for given."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    constants = {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.default is not p.empty and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
+    return constants or None
 
 
 def _first_line(err: BaseException) -> str:
