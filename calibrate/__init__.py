@@ -3,7 +3,7 @@
 from .errors import CalibrationError
 from .folder import IMAGE_EXTENSIONS, ImageList, find_images, load_rgb, scan_folder
 from .labels import read_labels_csv
-from .loader import ImageDataset, LabelledFolder, default_workers, make_loader, preload, preload_labelled
+from .loader import ImageDataset, LabelledFolder, default_workers, make_loader, preload, preload_fitting, preload_labelled
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Preprocess, parse_input_size, resolve_preprocess
 from .split import CalibrationSplit, split_images
 
@@ -24,6 +24,7 @@ __all__ = [
     "make_loader",
     "parse_input_size",
     "preload",
+    "preload_fitting",
     "preload_labelled",
     "read_labels_csv",
     "resolve_preprocess",

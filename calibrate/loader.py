@@ -141,10 +141,7 @@ def _fill(n: int, shape: tuple[int, ...], get: Callable[[int], torch.Tensor], th
 
 
 def _fits(n: int, shape: tuple[int, ...], max_bytes: int) -> bool:
-    size = n * 4
-    for d in shape:
-        size *= d
-    return size <= max_bytes
+    return n * _bytes(shape) <= max_bytes
 
 
 def preload(dataset: Dataset, *, max_bytes: int = 2**31, workers: int | None = None,
@@ -161,6 +158,28 @@ def preload(dataset: Dataset, *, max_bytes: int = 2**31, workers: int | None = N
     if not _fits(n, shape, max_bytes):
         return None
     return _fill(n, shape, lambda i: dataset[i][0], workers or default_threads(), progress, "decoding images")
+
+
+def preload_fitting(dataset: Dataset, *, max_bytes: int = 2**31, workers: int | None = None,
+                    progress: bool | None = None) -> torch.Tensor:
+    """The first of ``dataset``'s images that fit in ``max_bytes`` together (all of them where they fit), as one
+    tensor; for a fixed-size sample such as INT8 calibration. An image larger than ``max_bytes`` alone is an error."""
+    n = len(dataset)
+    if n == 0:
+        raise CalibrationError("nothing to preload: the dataset is empty")
+    shape = _item_shape(dataset)
+    fit = min(n, max_bytes // _bytes(shape))
+    if fit == 0:
+        raise CalibrationError(f"one preprocessed image of shape {'x'.join(map(str, shape))} takes more than "
+                               f"{max_bytes / 2**30:.1f} GiB", "use a smaller --input-size")
+    return _fill(fit, shape, lambda i: dataset[i][0], workers or default_threads(), progress, "decoding images")
+
+
+def _bytes(shape: tuple[int, ...]) -> int:
+    size = 4
+    for d in shape:
+        size *= d
+    return size
 
 
 def preload_labelled(folder: LabelledFolder, *, max_bytes: int = 2**31, workers: int | None = None,

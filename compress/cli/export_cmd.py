@@ -65,14 +65,23 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
         output.info(f"wrote {folder}/export.json")
 
 
+PRELOAD_BYTES = 2**31  # the calibration images held in memory at once
+
+
 def _images(calib, loaded):
+    """Up to CALIBRATION_IMAGES images of ``calib``, as many as fit in PRELOAD_BYTES (saying so when fewer)."""
     if not calib or not Path(calib).is_dir():
         return None
-    from compress.calibrate import ImageDataset, preload, scan_folder
+    from compress.calibrate import ImageDataset, preload_fitting, scan_folder
+    from compress.cli import output
     from compress.run.deploy import CALIBRATION_IMAGES
 
     paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths
-    return preload(ImageDataset(paths, loaded.preprocess()))
+    images = preload_fitting(ImageDataset(paths, loaded.preprocess()), max_bytes=PRELOAD_BYTES)
+    if len(images) < len(paths):
+        output.warn(f"calibration: {len(images)} of {len(paths)} images of {calib} fit in "
+                    f"{PRELOAD_BYTES / 2**30:.1f} GiB at this input size; verifying and calibrating on those")
+    return images
 
 
 def torch_randn(loaded):
