@@ -72,14 +72,15 @@ class AOTIRuntime(Runtime):
 
         torch.empty(1)
 
-    def compiled(self, artifact: Path, threads: int | None):
-        """``(callable on torch tensors, its metadata)`` of a ``.pt2`` package."""
+    def compiled(self, artifact: Path, threads: int | None, device: str | None = None):
+        """``(callable on torch tensors, its metadata)`` of a ``.pt2`` package (a CUDA one on ``device``'s index)."""
         import torch
 
         if threads:
             torch.set_num_threads(int(threads))
+        index = torch.device(device).index if device is not None else None
         try:
-            loaded = torch._inductor.aoti_load_package(str(artifact))
+            loaded = torch._inductor.aoti_load_package(str(artifact), device_index=-1 if index is None else index)
         except Exception as err:
             first = (str(err).strip().splitlines() or [""])[0][:200]
             raise ExportError(f"cannot load AOTInductor package {Path(artifact).name}: {type(err).__name__}: {first}",
@@ -104,7 +105,7 @@ class AOTIRuntime(Runtime):
     def runner(self, artifact, module, example, threads, device):
         import torch
 
-        run, meta = self.compiled(Path(artifact), threads)
+        run, meta = self.compiled(Path(artifact), threads, device)
         kind = package_device(meta)
         if torch.device(device).type != kind:
             raise ExportError(f"{Path(artifact).name} is compiled for {kind}, not {device}",
