@@ -14,8 +14,9 @@ on: backend, its version, device, threads, CPU model — the cache key of a late
 * ``openvino``: the same ONNX models compiled by OpenVINO on the CPU (``export.runtimes.openvino_rt``).
 * ``executorch``: the layer as an ``nn`` module, the network itself, each lowered to an XNNPACK
   ``.pte`` (``export.runtimes.executorch_rt``; lowering takes seconds per entry).
-* ``aoti``: the same ``nn`` modules compiled to AOTInductor packages on the CPU or CUDA
-  (``export.runtimes.aoti_rt``; compiling takes seconds per entry).
+* ``aoti``: networks compiled to AOTInductor packages on the CPU or CUDA (``export.runtimes.aoti_rt``;
+  seconds per network); layers alone in eager torch, a proxy the fit to compiled networks corrects
+  (:class:`AOTITimer`).
 """
 
 from __future__ import annotations
@@ -160,8 +161,12 @@ class ExecuTorchTimer(Timer):
 
 
 class AOTITimer(Timer):
-    """AOTInductor: each layer (an ``nn`` module) and each network compiled to a ``.pt2`` package on the CPU or
-    ``device`` (``export.runtimes.aoti_rt``; compiling takes seconds per entry)."""
+    """AOTInductor: each network compiled to a ``.pt2`` package on the CPU or ``device`` and timed as such
+    (``export.runtimes.aoti_rt``; compiling takes seconds per network). A layer alone is timed in eager torch
+    on the same device: an AOTInductor package runs a lone convolution or linear layer as the same extern
+    kernel eager torch calls, and one compile per table entry (tens of entries) would take many minutes. The
+    table's sum is a proxy fitted to the compiled networks (``LatencyModel.fit``: ms = a·sum + b over measured
+    packages), and the held-out prediction error says how good it is."""
 
     backend = "aoti"
 
@@ -173,11 +178,10 @@ class AOTITimer(Timer):
         self.plugin.require()
 
     def describe(self) -> dict:
-        return {**super().describe(), **self.plugin.describe()}
+        return {**super().describe(), **self.plugin.describe(), "aoti_layers": "torch eager"}
 
     def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
-        return self.plugin.runner_for(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch),
-                                      self.threads, self.device)
+        return torch_runner(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.device)
 
     def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
         return self.plugin.runner_for(model, example, self.threads, self.device)

@@ -115,7 +115,10 @@ def test_latency_timer_compiles_networks_to_packages():
 
     assert LatencyConfig(backend="aoti").backend == "aoti"
     timer = make_timer("aoti", batch=2, threads=1)
-    assert timer.backend == "aoti" and timer.describe()["aoti_cxx"]
+    assert timer.backend == "aoti" and timer.describe()["aoti_cxx"] and timer.describe()["aoti_layers"] == "torch eager"
+    from compress.export.layer_models import LayerSpec
+
+    assert timer.time_layer(LayerSpec("conv", (8, 8, 8), 8, 8, (3, 3), (1, 1), (1, 1), (1, 1)), 8, 8) > 0
     assert timer.time_model(tiny(0), timer.example((3, 16, 16)), seconds=0.1) > 0
 
 
