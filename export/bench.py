@@ -8,10 +8,11 @@ Rows: one per (model, backend, precision, batch). Backends are runtime plugins
 (``export.runtimes``): ``torch`` (eager, fp32, CPU or ``device``), ``onnxruntime`` (CPU; fp32 from
 ``onnx_path``, int8 from ``int8_path``), ``tensorrt`` (``engine_path``, needs TensorRT + GPU),
 ``openvino`` and ``executorch`` (CPU; files in ``artifacts`` under ``"openvino"``/``"openvino.int8"``
-etc.). A runtime that cannot run here is listed under ``skipped`` with the reason (which extra to
+etc.), ``aoti`` (an AOTInductor ``.pt2`` under ``"aoti"``, compiled for the CPU or ``device``) and
+``torch-compile`` (the module under ``torch.compile``, CUDA graphs on CUDA). A runtime that cannot run here is listed under ``skipped`` with the reason (which extra to
 install). All runners of one (backend, batch) are timed interleaved (``export.latency``).
 Memory: peak RSS of a fresh process per row (``export.memory``), and for torch on CUDA the peak
-GPU memory allocated (``gpu_peak_bytes``). Each row records the ``device`` it ran on.
+GPU memory allocated (``gpu_peak_bytes``), also for a CUDA AOTInductor package. Each row records the ``device`` it ran on.
 
 Comparisons: every row against the baseline model's fp32 row of the same backend and batch:
 ``speedup`` = baseline p50 / row p50; ``mac_ratio`` = baseline MACs / model MACs (the speed-up
@@ -90,6 +91,8 @@ def environment(threads: int | None, backends: Sequence[str] | None = None) -> d
     except Exception:
         pass
     optional = {name: get(name).version() for name in ("openvino", "executorch") if name in (backends or ())}
+    if "aoti" in (backends or ()):
+        optional["aoti_cxx"] = get("aoti").describe()["aoti_cxx"]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),

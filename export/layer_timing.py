@@ -14,6 +14,9 @@ on: backend, its version, device, threads, CPU model — the cache key of a late
 * ``openvino``: the same ONNX models compiled by OpenVINO on the CPU (``export.runtimes.openvino_rt``).
 * ``executorch``: the layer as an ``nn`` module, the network itself, each lowered to an XNNPACK
   ``.pte`` (``export.runtimes.executorch_rt``; lowering takes seconds per entry).
+* ``aoti``: networks compiled to AOTInductor packages on the CPU or CUDA (``export.runtimes.aoti_rt``;
+  seconds per network); layers alone in eager torch, a proxy the fit to compiled networks corrects
+  (:class:`AOTITimer`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from compress.export.cpu_load import cpu_model
 from compress.export.latency import Runner, time_interleaved, torch_runner
 from compress.export.onnx import export_onnx
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch", "aoti")
 LAYER_SECONDS = 0.15  # per table entry: enough rounds for a stable median of a µs-scale layer
 MODEL_SECONDS = 1.0  # per whole-network measurement
 
@@ -157,6 +160,33 @@ class ExecuTorchTimer(Timer):
         return self.plugin.runner_for(model, example, self.threads)
 
 
+class AOTITimer(Timer):
+    """AOTInductor: each network compiled to a ``.pt2`` package on the CPU or ``device`` and timed as such
+    (``export.runtimes.aoti_rt``; compiling takes seconds per network). A layer alone is timed in eager torch
+    on the same device: an AOTInductor package runs a lone convolution or linear layer as the same extern
+    kernel eager torch calls, and one compile per table entry (tens of entries) would take many minutes. The
+    table's sum is a proxy fitted to the compiled networks (``LatencyModel.fit``: ms = a·sum + b over measured
+    packages), and the held-out prediction error says how good it is."""
+
+    backend = "aoti"
+
+    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+        from compress.export.runtimes import get
+
+        super().__init__(batch, threads, device)
+        self.plugin = get("aoti")
+        self.plugin.require()
+
+    def describe(self) -> dict:
+        return {**super().describe(), **self.plugin.describe(), "aoti_layers": "torch eager"}
+
+    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
+        return torch_runner(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.device)
+
+    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
+        return self.plugin.runner_for(model, example, self.threads, self.device)
+
+
 def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, device: str = "cpu") -> Timer:
     if backend == "onnxruntime":
         return OrtTimer(batch, threads, "cpu")
@@ -164,6 +194,8 @@ def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, devi
         return TorchTimer(batch, threads, device)
     if backend == "executorch":
         return ExecuTorchTimer(batch, threads)
+    if backend == "aoti":
+        return AOTITimer(batch, threads, device)
     if backend not in BACKENDS:
         raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")
     from compress.export.runtimes import get

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from compress.export.errors import ExportError
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "executorch")  # runtimes whose files the probe loads
+BACKENDS = ("torch", "onnxruntime", "openvino", "executorch", "aoti")  # runtimes whose files the probe loads
 
 
 @dataclass

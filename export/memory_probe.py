@@ -90,7 +90,17 @@ def probe(spec: dict) -> dict:
         run = runtime.load(spec["onnx_path"], threads, batch=batch)
         for _ in range(iters):
             run(x)
+        gpu_peak = _gpu_peak()
     return {"peak_rss_bytes": max_rss_bytes(), "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
+
+
+def _gpu_peak() -> int | None:
+    """Peak CUDA memory torch's allocator handed out, when a runtime (an AOTInductor CUDA package) used it."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    torch.cuda.synchronize()
+    return int(torch.cuda.max_memory_allocated())
 
 
 def main(argv: list[str]) -> int:

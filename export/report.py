@@ -154,7 +154,8 @@ def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
     trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
-    trt += "".join(f", {label} {e[key]}" for key, label in (("openvino", "OpenVINO"), ("executorch", "ExecuTorch"))
+    trt += "".join(f", {label} {e[key]}" for key, label in (("openvino", "OpenVINO"), ("executorch", "ExecuTorch"),
+                                                                  ("aoti_cxx", "AOTInductor with"))
                    if e.get(key))
     load = f"; load average {e['load_average'][0]:.1f}" if e.get("load_average") else ""
     return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "

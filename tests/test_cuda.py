@@ -82,3 +82,65 @@ def test_prune_on_the_gpu_then_bench_times_torch_there_with_gpu_memory(tiny_asse
     assert all(r["device"] == "cpu" for r in report["rows"] if r["backend"] == "onnxruntime")
     assert all(c["gpu_memory_change"] is not None for c in report["comparisons"] if c["backend"] == "torch")
     assert "torch cuda" in (report_dir / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- AOTInductor and torch.compile on the GPU
+def test_an_aoti_package_compiled_for_cuda_runs_there_and_matches_pytorch(tmp_path):
+    from compress.export.runtimes import get
+    from compress.export.runtimes.aoti_rt import package
+
+    aoti = get("aoti")
+    if not aoti.available()[0]:
+        pytest.skip(aoti.available()[1])
+    model, _ = build("residual")
+    x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    path = package(model, (3, 8, 8), tmp_path / "m.cuda.pt2", device="cuda", max_batch=16)
+    run, meta = aoti.compiled(path, None)
+    assert meta["AOTI_DEVICE_KEY"].startswith("cuda") and _on_cpu(model)
+    with torch.no_grad():
+        ref = model.eval()(x).numpy()
+    got = aoti.load(path, None)(x.numpy())  # numpy in and out: the input is moved to the package's device
+    scale = max(1.0, float(np.abs(ref).max()))  # TF32 convolutions: relative, not bitwise, agreement
+    np.testing.assert_allclose(got, ref, atol=2e-2 * scale)
+    assert aoti.runner(path, model, x, 1, "cuda") is not None
+    with pytest.raises(Exception, match="compiled for cuda, not cpu"):
+        aoti.runner(path, model, x, 1, "cpu")
+
+
+def test_bench_on_the_gpu_has_torch_compiled_and_aoti_rows_with_gpu_memory(tiny_assets, tmp_path, capsys):
+    from compress.export.runtimes import get
+
+    if not get("aoti").available()[0]:
+        pytest.skip(get("aoti").available()[1])
+    out = tmp_path / "pruned"
+    code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                            "--ratio", "0.5", "--no-recover", "-o", out, "--no-progress"], capsys)
+    assert code == 0, err
+    report_dir = tmp_path / "report"
+    code, stdout, err = run_cli(["bench", out, "--backend", "torch,torch-compile,aoti", "--batch", "1,8", "--iters",
+                                 "5", "--warmup", "3", "--min-seconds", "0", "--device", "cuda", "-o", report_dir,
+                                 "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    rows = {(r["model"], r["backend"], r["batch"]): r for r in report["rows"]}
+    for backend in ("torch", "torch-compile", "aoti"):
+        assert {(m, backend, b) for m in ("original", "compressed") for b in (1, 8)} <= set(rows)
+    assert all(r["device"] == "cuda" and r["latency_ms"]["p50"] > 0 for r in rows.values())
+    # each side's AOTInductor package was compiled for the GPU into bench/ (an exported CPU package cannot run there)
+    assert (report_dir / "bench" / "original.cuda.aoti.pt2").is_file()
+    assert (report_dir / "bench" / "compressed.cuda.aoti.pt2").is_file()
+    assert all(rows[(m, "aoti", b)]["memory"]["gpu_peak_bytes"] > 0 for m in ("original", "compressed") for b in (1, 8))
+    assert all(rows[(m, "torch-compile", 1)]["memory_note"] for m in ("original", "compressed"))
+    assert all(rows[(m, "aoti", 1)]["agreement"] is not None for m in ("original", "compressed"))
+
+
+def test_latency_timer_on_the_gpu_compiles_cuda_packages():
+    from compress.export.layer_timing import make_timer
+    from compress.export.runtimes import get
+
+    if not get("aoti").available()[0]:
+        pytest.skip(get("aoti").available()[1])
+    model, _ = build("residual")
+    timer = make_timer("aoti", batch=4, threads=1, device="cuda")
+    assert timer.describe()["device"] == "cuda" and timer.describe()["gpu"]
+    assert timer.time_model(model, timer.example((3, 8, 8)), seconds=0.1) > 0

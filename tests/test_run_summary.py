@@ -18,7 +18,7 @@ MODEL = ["checkpoint", "arch", "input_size", "importance", "importance_seconds",
 RECOVERY = ["agreement_pruned", "agreement_recovered", "kl_pruned", "kl_recovered", "recover_seconds", "recover_steps",
             "recover_epochs", "recover_planned_steps", "recover_max_minutes", "recover_device", "recover_precision",
             "recover_stopped", "recover_best_step", "recover_checks", "agreement_train", "kl_train",
-            "agreement_train_images", "distill"]
+            "agreement_train_images", "recover_images_per_second", "distill"]
 # the keys of summary.json as the dict-based pipeline wrote them (commit 83fca61), one list per kind of run
 GOLDEN = {
     "recover_eval": MODEL + ["top1_before", "top1_pruned", *RECOVERY, "top1_recovered", "seconds_total", "processes"],

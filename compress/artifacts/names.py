@@ -17,11 +17,12 @@ BENCH_DIR = "bench"  # the benchmark's own ONNX files and the original's spec
 ONNX = "model.onnx"
 INT8 = "model.int8.onnx"
 ENGINE = "model.engine"
-FORMATS = ("onnx", "int8", "trt", "openvino", "openvino-int8", "executorch", "executorch-int8")  # what --export / --format accept
+FORMATS = ("onnx", "int8", "trt", "openvino", "openvino-int8", "executorch", "executorch-int8",
+           "aoti")  # what --export / --format accept
 MODEL_FILES = {"onnx": ONNX, "int8": INT8, "engine": ENGINE}  # exported formats, by bench attribute
 # the runtime plugins' files (compress.export.runtimes), by bench artifact key
 RUNTIME_FILES = {"openvino": "model.openvino.xml", "openvino.int8": "model.int8.openvino.xml",
-                 "executorch": "model.pte", "executorch.int8": "model.int8.pte"}
+                 "executorch": "model.pte", "executorch.int8": "model.int8.pte", "aoti": "model.aoti.pt2"}
 SWEEP_RECORD = "sweep.json"  # marks a folder `compress sweep` wrote (compress.artifacts.outputs)
 SWEEP_PLOT = "sweep.png"
 

@@ -50,6 +50,7 @@ class Recovery:
     agreement_train: float | None = field(default=None, metadata=OMIT_NONE)
     kl_train: float | None = field(default=None, metadata=OMIT_NONE)
     agreement_train_images: int | None = field(default=None, metadata=OMIT_NONE)
+    recover_images_per_second: float | None = field(default=None, metadata=OMIT_NONE)  # of the step loop
     distill: dict[str, Any] = field(default_factory=dict)  # the distillation config used
 
 

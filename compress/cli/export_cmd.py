@@ -16,7 +16,7 @@ from compress.cli.options import comma_choice, json_option, load_kwargs, model_o
 @click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
 @click.option("--format", "formats", callback=comma_choice(FORMATS), default="onnx,int8", show_default=True,
               help="Comma-separated: onnx, int8, trt, openvino, openvino-int8 (extra: openvino), executorch, "
-                   "executorch-int8 (extra: executorch).")
+                   "executorch-int8 (extra: executorch), aoti (AOTInductor .pt2; a C++ compiler).")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,

@@ -63,6 +63,7 @@ class DistillResult:
     teacher_views: int = 0  # views per image in the pool of teacher outputs (0: none, fresh every step)
     views_note: str | None = None  # why a requested pool was not used
     views_seconds: float = 0.0  # spent building the pool (teacher passes over its views), within ``seconds``
+    images_per_second: float | None = None  # training images per second of the step loop (held-out checks in it)
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ class _Run:
                 pooled = iter(pool) if pool is not None else None
         views_seconds = time.perf_counter() - t_views
         budget.start_loop()
+        t_loop, seen = time.perf_counter(), 0
         bar = _progress_bar(p.progress)
         with bar:
             bar_task = bar.add_task("distill", total=p.total, status="")
@@ -261,7 +263,7 @@ class _Run:
                         stopped = f"non-finite loss at step {step}"
                         break
                     loss_v, match_v = figures
-                    done = step
+                    done, seen = step, seen + len(x)
                     ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
                     if step == CAP_FIRST_CHECK or step % p.every == 0:
                         budget.check(step)
@@ -269,7 +271,8 @@ class _Run:
                     if step % p.every == 0 or step == budget.total:
                         self.check(step)
                     held = self.history[-1]["holdout_agreement"]
-                    bar.update(bar_task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}")
+                    bar.update(bar_task, advance=1, status=f"loss {loss_v:.3f}  agree {ema_agree:.1%}  held-out {held:.1%}  "
+                               f"{seen / max(time.perf_counter() - t_loop, 1e-9):,.0f} img/s")
             except KeyboardInterrupt:
                 stopped = f"interrupted at step {done + 1}"
             finally:
@@ -282,7 +285,8 @@ class _Run:
                              best_step=sel.step, history=self.history, stopped=stopped,
                              config=p.config.to_dict(), planned_steps=budget.planned, max_minutes=budget.minutes,
                              teacher_views=views if pooled is not None else 0, views_note=note,
-                             views_seconds=views_seconds)
+                             views_seconds=views_seconds,
+                             images_per_second=seen / (time.perf_counter() - t_loop) if done else None)
 
 
 def _optimizer(student: nn.Module, config: DistillConfig) -> torch.optim.Optimizer:

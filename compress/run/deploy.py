@@ -23,7 +23,7 @@ from compress.export.bench import BenchModel, bench_plan, run_bench
 from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
 from compress.export.report import render_table, verdict, write_report
-from compress.export.runtimes import get
+from compress.export.runtimes import NAMES, get
 from compress.export.tensorrt import build_engine
 from compress.export.verify import compare_sessions, torch_logits, verify_onnx
 from compress.export.widths import misaligned_widths
@@ -34,7 +34,7 @@ from compress.spec import ModelSpec
 from compress.tasks import get_task
 from compress.util.atomic import atomic_file, write_text
 
-RUNTIME_FORMATS = {"openvino": ("openvino", "openvino-int8"), "executorch": ("executorch", "executorch-int8")}
+RUNTIME_FORMATS = {name: tuple(get(name).formats) for name in NAMES if get(name).formats}  # plugin -> its --format names
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
 
@@ -183,7 +183,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
             (out_dir / artifacts.BENCH_DIR).mkdir(exist_ok=True)
             side.onnx = out_dir / artifacts.BENCH_DIR / f"{side.name}.onnx"
             export_onnx(side.module, example, side.onnx)
-        _runtime_files(side, out_dir / "bench", backends, input_shape, max(batches))
+        _runtime_files(side, out_dir / "bench", backends, input_shape, max(batches), device)
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
             engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
@@ -227,7 +227,7 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
         for model, precision, path in variants:
             if backend == "torch":
                 logits = torch_logits(model.module, images)
-            elif backend == "tensorrt":
+            elif backend in ("tensorrt", "torch-compile"):  # no file to run apart from the timing
                 continue
             else:
                 logits = runtime.predict(path, images.numpy())
@@ -244,9 +244,9 @@ def _needs(side: Side, runtime: str, backends) -> bool:
     return runtime in backends and runtime not in side.artifacts and get(runtime).available()[0]
 
 
-def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch: int) -> None:
-    """FP32 files for the OpenVINO / ExecuTorch rows of a side that has none (its INT8 files come from
-    ``compress export``, which has the calibration images)."""
+def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch: int, device: str = "cpu") -> None:
+    """FP32 files for the OpenVINO / ExecuTorch / AOTInductor rows of a side that has none (its INT8 files come
+    from ``compress export``, which has the calibration images)."""
 
     if _needs(side, "openvino", backends):
         bench_dir.mkdir(exist_ok=True)
@@ -259,6 +259,22 @@ def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch
         with atomic_file(path, "wb") as handle:
             handle.write(lower(side.module.cpu().eval(), tuple(input_shape), max_batch=max(MAX_BATCH, max_batch)))
         side.artifacts["executorch"] = path
+    if "aoti" in backends and get("aoti").available()[0]:
+        _aoti_file(side, bench_dir, input_shape, max_batch, device)
+
+
+def _aoti_file(side: Side, bench_dir: Path, input_shape, max_batch: int, device: str) -> None:
+    """An AOTInductor package of a side compiled for ``device`` unless it has one for that device kind
+    (``compress export`` writes the CPU one; a package runs only where it was compiled)."""
+    from compress.export.runtimes.aoti_rt import MAX_BATCH, package, package_device
+
+    kind = torch.device(device).type
+    found = side.artifacts.get("aoti")
+    if found is not None and package_device(get("aoti").compiled(found, None)[1]) == kind:
+        return
+    bench_dir.mkdir(exist_ok=True)
+    side.artifacts["aoti"] = package(side.module, tuple(input_shape), bench_dir / f"{side.name}.{kind}.aoti.pt2",
+                                     device=device, max_batch=max(MAX_BATCH, max_batch))
 
 
 def _macs(module: nn.Module, input_shape) -> int:

@@ -216,8 +216,8 @@ def recover(run: RunContext) -> None:
     capped = result.steps < result.planned_steps and not result.stopped
     cap = f" (the {result.max_minutes:g}-minute cap: {result.planned_steps} planned)" if capped else ""
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
-             f"{result.device} ({result.precision}); held-out agreement {result.agreement_before:.1%} -> "
-             f"{result.agreement_after:.1%}")
+             f"{result.device} ({result.precision}{_rate(result.images_per_second)}); held-out agreement "
+             f"{result.agreement_before:.1%} -> {result.agreement_after:.1%}")
     fit = _fit_on_training_images(result, teacher, data, config, say, run.task)
     run.student = result.student
     run.summary.recovery = Recovery(
@@ -238,8 +238,13 @@ def recover(run: RunContext) -> None:
                          "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None}
                         for h in result.history],
         **fit,
+        recover_images_per_second=None if result.images_per_second is None else round(result.images_per_second, 1),
         distill=result.config,
     )
+
+
+def _rate(images_per_second: float | None) -> str:
+    return "" if images_per_second is None else f", {images_per_second:,.0f} images/s"
 
 
 def recalibrate(run: RunContext) -> None:

@@ -2,7 +2,8 @@
 latency table learn how to run a model there.
 
 Each module defines a :class:`~compress.export.runtimes.base.Runtime` subclass; :func:`get` returns
-an instance by name. Optional runtimes (``tensorrt``, ``openvino``, ``executorch``) import their
+an instance by name. Optional runtimes (``tensorrt``, ``openvino``, ``executorch``; ``aoti`` and
+``torch-compile`` need only torch and a C++ compiler) import their
 package inside their methods, so importing this registry costs nothing; ``available()`` says why a
 runtime cannot run here (which extra to install) and ``require()`` raises that as an
 :class:`~compress.export.errors.RuntimeUnavailable`.
@@ -21,8 +22,12 @@ REGISTRY = {
     "tensorrt": "compress.export.runtimes.trt:TensorRTRuntime",
     "openvino": "compress.export.runtimes.openvino_rt:OpenVINORuntime",
     "executorch": "compress.export.runtimes.executorch_rt:ExecuTorchRuntime",
+    "aoti": "compress.export.runtimes.aoti_rt:AOTIRuntime",
+    "torch-compile": "compress.export.runtimes.compile_rt:TorchCompileRuntime",
 }
 NAMES = tuple(REGISTRY)
+# runtimes a command asks for by name that may be missing here: asked for, they must be present (exit 5)
+OPTIONAL = ("openvino", "executorch", "aoti", "torch-compile")
 _cache: dict = {}
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from compress.errors import UsageError
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch", "aoti")
 UNITS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 
 
