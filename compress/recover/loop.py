@@ -28,7 +28,7 @@ from compress import distributed
 from compress.devices import device_of, resolve_device
 from compress.recover.augment import BatchAugment
 from compress.recover.budget import StepBudget, TrainStream, lr_lambda, planned_steps, time_cap
-from compress.recover.config import AUTO_EVALS, CAP_FIRST_CHECK, DistillConfig, DistillConfigError
+from compress.recover.config import AUTO_EVALS, DistillConfig, DistillConfigError
 from compress.recover.ema import WeightAverage
 from compress.recover.feature_match import FeatureMatch
 from compress.recover.metrics import agreement_logits, first_tensor, image_batches, on_device
@@ -150,7 +150,7 @@ class _Run:
                  reshape: Reshape | None = None):
         self.student, self.teacher, self.holdout, self.plan, self.reshape = student, teacher, holdout, plan, reshape
         config, dev, cl = plan.config, plan.device, plan.channels_last
-        self.budget = StepBudget(plan.total, time_cap(config))
+        self.budget = StepBudget(plan.total, time_cap(config), plan.every)
         self.bs_eval = max(256, config.batch_size)
         first = holdout[:2] if isinstance(holdout, torch.Tensor) else first_tensor(next(iter(holdout)))[:2]
         self.example = on_device(first, dev, cl)
@@ -291,7 +291,7 @@ class _Run:
                     done = step
                     self.restage(step)
                     ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
-                    if step == CAP_FIRST_CHECK or step % p.every == 0:
+                    if budget.due(step):
                         budget.check(step)
                         bar.update(bar_task, total=budget.total)
                     if step % p.every == 0 or step == budget.total:
