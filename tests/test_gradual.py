@@ -120,6 +120,9 @@ def test_gradual_needs_recovery(tiny_assets, tmp_path, capsys):
         _config(tiny_assets, tmp_path / "x", "gradual", recover=False)
     with pytest.raises(UsageError, match="schedule"):
         _config(tiny_assets, tmp_path / "x", "sometimes")
+    with pytest.raises(UsageError, match="feature matching"):
+        PruneConfig(checkpoint="c", calib="d", policy=PrunePolicy(ratio=0.5), schedule="gradual",
+                    distill=DistillConfig(features=1.0))
     code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
                             "--schedule", "gradual", "--no-recover", "-o", tmp_path / "y"], capsys)
     assert code == 2 and "--schedule gradual" in err and not (tmp_path / "y").exists()

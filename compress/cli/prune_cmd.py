@@ -240,8 +240,9 @@ def _show(result, as_json: bool) -> None:
         rows.append((f"{task.metric_label} (eval)", output.pct(s.metric_before), output.pct(metric),
                      f"one-shot {output.pct(s.labelled.get('pruned'))}"))
     if agree is not None:
+        first = "stage 1" if s.recovery is not None and s.recovery.recover_stages else "one-shot"  # gradual: its first cut
         rows.append((f"{task.agreement_label} (held out)", "100 %", output.pct(agree),
-                     f"one-shot {output.pct(s.one_shot_agreement)}"))
+                     f"{first} {output.pct(s.one_shot_agreement)}"))
     if s.recovery is not None and s.recovery.agreement_train is not None:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
                      f"{s.recovery.agreement_train_images:,} images, no augmentation"))
@@ -252,6 +253,11 @@ def _show(result, as_json: bool) -> None:
         rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(figures["map50_vs_original"]),
                      f"{output.pct(figures['map_vs_original'])} at 0.5:0.95; {figures.get('original_boxes', 0)} boxes"))
     output.table("summary", ["", "original", "pruned", "change"], rows)
+    stages = s.recovery.recover_stages if s.recovery is not None else None
+    if stages:  # --schedule gradual: each stage's cut (compress.run.gradual)
+        output.table(f"gradual stages ({len(stages)})", ["stage", "step", "of the way", "MACs", "held-out agreement"],
+                     [(g["stage"], g["step"], f"{g['share']:.0%}", f"{g['macs']:,} ({_ratio(g['macs'], s.macs_before)})",
+                       output.pct(g.get("agreement"))) for g in stages])
     for p in s.protected_groups[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
         output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")

@@ -61,6 +61,9 @@ class PruneConfig:
             raise UsageError(f"unknown schedule {self.schedule!r}", "choose oneshot or gradual")
         if self.schedule == "gradual" and not self.recover:
             raise UsageError("the gradual schedule cuts during recovery", "use recover=True, or the oneshot schedule")
+        if self.schedule == "gradual" and self.distill.features > 0:
+            raise UsageError("the gradual schedule changes stage widths that feature matching pairs by shape",
+                             "drop --recover-features, or use the oneshot schedule")
 
 
 class Reporter(Protocol):
