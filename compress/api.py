@@ -30,7 +30,7 @@ __all__ = ["LayerHandler", "load", "per_channel", "prune", "register_layer", "sw
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,
           arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, out: str | None = None,
           importance: str = "taylor-sq", recover: bool = True, recover_epochs: float | None = None,
-          recalibrate_bn: bool = True, task: str = "auto",
+          recalibrate_bn: bool = True, task: str = "auto", schedule: str = "oneshot",
           eval_dir: str | None = None, export: tuple[str, ...] = (), bench: bool = False,
           round_to: int = 8, max_layer_ratio: float | None = None, keep: tuple[str, ...] = (), seed: int = 0,
           device: str = "auto", overwrite: bool = False, progress: bool = True, quiet: bool = False,
@@ -40,6 +40,7 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
     ``load`` takes the loader's options (``trust``, ``preset``, ``input_size``, ``mean``, ``std``).
     Without ``recover``, ``recalibrate_bn`` re-estimates BatchNorm statistics on the calibration images.
     ``task``: ``auto`` (from the output's structure), ``classify`` or ``segment`` (``compress.tasks``).
+    ``schedule``: ``oneshot`` or ``gradual`` (the cut in stages during recovery, ``compress.run.gradual``).
     """
     if ratio is None and target_macs is None:
         ratio = 0.5
@@ -49,8 +50,8 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
         policy=PrunePolicy(ratio=ratio, target_macs=target_macs, round_to=round_to, max_layer_ratio=max_layer_ratio,
                            keep=tuple(keep)),
         importance=ImportanceConfig(name=importance, seed=seed, device=device, progress=progress),
-        recover=recover, recalibrate_bn=recalibrate_bn, task=task, distill=DistillConfig(epochs=recover_epochs, seed=seed),
-        eval_dir=eval_dir,
+        recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
+        distill=DistillConfig(epochs=recover_epochs, seed=seed), eval_dir=eval_dir,
         export=tuple(export), bench=bench, seed=seed, device=device, overwrite=overwrite, progress=progress,
     )
     return run_prune(config, QUIET if quiet else STDERR)

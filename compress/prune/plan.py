@@ -295,3 +295,23 @@ def plan_for_units(groups: Groups, removed: list[int]) -> Plan:
     mask[list(removed)] = True
     prunable = sum(groups.units[r].size for r in groups.prunable_units)
     return _make_plan(groups, list(removed), model.macs(np.zeros_like(mask)), model.macs(mask), prunable)
+
+
+def select_widths(groups: Groups, scores: dict[int, float], widths: dict[str, int]) -> Plan:
+    """A plan that brings each width slot named in ``widths`` ("layer:role" -> width) down to that width,
+    removing the lowest-scored units first (a stage of gradual pruning, ``compress.run.gradual``). A unit is
+    taken only while every named slot it touches still has room; one that touches no named slot is kept.
+    A slot whose units cannot meet its width exactly stays wider (the caller compares the widths)."""
+    room = {}
+    for i, slot in enumerate(groups.slots):
+        key = f"{slot.name}:{slot.role}"
+        if key in widths:
+            room[i] = max(0, len(slot.ids) - widths[key])
+    removed = []
+    for root in sorted(groups.prunable_units, key=lambda r: (scores.get(r, 0.0), r)):
+        touched = [(i, c) for i, c in groups.units[root].slots if i in room]
+        if touched and all(room[i] >= c for i, c in touched):
+            for i, c in touched:
+                room[i] -= c
+            removed.append(root)
+    return plan_for_units(groups, removed)

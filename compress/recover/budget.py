@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from typing import Any, Iterator
 
 import torch
 
 from compress import distributed
-from compress.recover.config import AUTO_MINUTES, AUTO_SAMPLES, DistillConfig, DistillConfigError, auto_epochs
+from compress.recover.config import AUTO_MINUTES, AUTO_SAMPLES, CAP_FIRST_CHECK, DistillConfig, DistillConfigError, auto_epochs
 from compress.recover.metrics import first_tensor
 
 
@@ -71,24 +72,40 @@ def time_cap(config: DistillConfig) -> float | None:
 
 
 class StepBudget:
-    """The run's total steps, at most the planned ones, set so it ends within ``minutes`` of wall time: after
-    the first steps and at each held-out check, the time per step so far says how many still fit (the first
-    estimate runs high while kernels warm up; later ones correct it, both ways). All ranks take rank 0's."""
+    """The run's total steps, at most the planned ones, set so it ends within ``minutes`` of wall time. From
+    ``CAP_FIRST_CHECK`` steps on, every quarter of a held-out interval (``every`` steps), the time per step of
+    the *recent* steps -- the last ``every`` or more, so one held-out check is always inside -- says how many
+    still fit: when the machine gets busier (or quieter) during the run, the estimate follows within an
+    interval instead of averaging the change away (a run-long mean overshot the cap about 2x when the load
+    rose late). All ranks take rank 0's."""
 
-    def __init__(self, total: int, minutes: float | None):
+    def __init__(self, total: int, minutes: float | None, every: int | None = None):
         self.total = self.planned = total
         self.minutes = minutes
         self.seconds = None if minutes is None else 60.0 * minutes
+        self.span = max(1, every or CAP_FIRST_CHECK)  # steps the recent time per step is measured over, at least
         self.t_run = self.t_loop = time.perf_counter()
+        self.marks: deque[tuple[int, float]] = deque([(0, self.t_loop)])
 
     def start_loop(self) -> None:
         self.t_loop = time.perf_counter()
+        self.marks = deque([(0, self.t_loop)])
+
+    def due(self, step: int) -> bool:
+        """Whether :meth:`check` runs after ``step`` (the same steps on every rank)."""
+        if self.seconds is None or step < CAP_FIRST_CHECK:
+            return False
+        return step == CAP_FIRST_CHECK or step % max(1, self.span // 4) == 0
 
     def check(self, step: int) -> None:
         if self.seconds is None or step < 1:
             return
         now = time.perf_counter()
-        per_step = (now - self.t_loop) / step
+        self.marks.append((step, now))
+        while len(self.marks) > 2 and self.marks[1][0] <= step - self.span:
+            self.marks.popleft()
+        s0, t0 = self.marks[0]
+        per_step = (now - t0) / max(1, step - s0)
         fit = step + int(max(0.0, self.seconds - (now - self.t_run)) / max(per_step, 1e-9))
         self.total = max(step, min(self.planned, int(distributed.broadcast(fit))))
 

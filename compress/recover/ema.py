@@ -18,6 +18,12 @@ class WeightAverage:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.rebind(model)
+
+    def rebind(self, model: nn.Module) -> None:
+        """Pair the average with ``model``'s tensors again (after both were cut alike: new parameter objects)."""
+        for p in self.model.parameters():
+            p.requires_grad_(False)
         pairs = list(zip(self.model.parameters(), model.parameters()))
         pairs += [(a, b) for a, b in zip(self.model.buffers(), model.buffers()) if a.is_floating_point()]
         self.dst, self.src = [a for a, _ in pairs], [b for _, b in pairs]

@@ -28,11 +28,12 @@ from compress import distributed
 from compress.devices import device_of, resolve_device
 from compress.recover.augment import BatchAugment
 from compress.recover.budget import StepBudget, TrainStream, lr_lambda, planned_steps, time_cap
-from compress.recover.config import AUTO_EVALS, CAP_FIRST_CHECK, DistillConfig, DistillConfigError
+from compress.recover.config import AUTO_EVALS, DistillConfig, DistillConfigError
 from compress.recover.ema import WeightAverage
 from compress.recover.feature_match import FeatureMatch
 from compress.recover.metrics import agreement_logits, first_tensor, image_batches, on_device
 from compress.recover.precision import amp_dtype, precision_name
+from compress.recover.reshape import Reshape, cut_student
 from compress.recover.selection import Selection
 from compress.recover.teacher import folded_teacher
 from compress.recover.views import build_pool, declined
@@ -82,19 +83,24 @@ class RunPlan:
 
 def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_images: Any,
             config: DistillConfig | None = None, *, device: str | torch.device = "cpu",
-            progress: bool = True, task: Task | None = None) -> DistillResult:
+            progress: bool = True, task: Task | None = None, reshape: Reshape | None = None) -> DistillResult:
     """Train ``student`` to match ``teacher`` on unlabeled images; return the best student.
 
     ``train_images`` / ``holdout_images``: preprocessed float tensors (N, 3, H, W), or loaders
     yielding tensors or ``(tensor, index)`` tuples. A non-finite loss or Ctrl-C stops the run
     without raising: the best weights so far are restored and ``stopped`` says why. ``task``
     (``compress.tasks``; default: a classifier) gives the loss, the held-out figure and the automatic budget.
+    ``reshape`` (``compress.recover.reshape``), called after every step, may cut the student during the run
+    (gradual pruning); what comes back is then the best check since the last cut.
     """
     config = config or DistillConfig()
     task = task or default_task()
     if config.lr is None:
         config = dataclasses.replace(config, lr=task.distill_lr)
     dev = resolve_device(device)
+    if reshape is not None and (distributed.active() or config.features > 0):
+        raise DistillConfigError("a student cut during its run trains in one process without feature matching",
+                                 "use the one-shot schedule, or drop torchrun / --recover-features")
     autocast_dtype = amp_dtype(config, dev)
     # channels-last: on CUDA, and on CPUs too (oneDNN; a float32 ResNet-32 step 1.27x faster here)
     cl = config.channels_last in ("on", "auto")
@@ -122,7 +128,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: Any, holdout_i
         cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_ids):
             torch.manual_seed(config.seed)  # dropout and the like in the student
-            result = _Run(student, teacher, holdout_images, plan).train(stream, augment)
+            result = _Run(student, teacher, holdout_images, plan, reshape).train(stream, augment)
     finally:
         if cl:
             student.to(memory_format=torch.contiguous_format)
@@ -141,10 +147,11 @@ class _Run:
     """One run: the teacher as it runs (folded, its held-out outputs cached), the judged weights, the
     optimizer and schedule, the selection of what comes back and the history of held-out checks."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, holdout: Any, plan: RunPlan):
-        self.student, self.teacher, self.holdout, self.plan = student, teacher, holdout, plan
+    def __init__(self, student: nn.Module, teacher: nn.Module, holdout: Any, plan: RunPlan,
+                 reshape: Reshape | None = None):
+        self.student, self.teacher, self.holdout, self.plan, self.reshape = student, teacher, holdout, plan, reshape
         config, dev, cl = plan.config, plan.device, plan.channels_last
-        self.budget = StepBudget(plan.total, time_cap(config))
+        self.budget = StepBudget(plan.total, time_cap(config), plan.every)
         self.bs_eval = max(256, config.batch_size)
         first = holdout[:2] if isinstance(holdout, torch.Tensor) else first_tensor(next(iter(holdout)))[:2]
         self.example = on_device(first, dev, cl)
@@ -184,6 +191,26 @@ class _Run:
         self.window_loss.clear()
         self.window_agree.clear()
         self.selection.offer(step, agree, kl, hits)
+
+    def restage(self, step: int) -> None:
+        """Cut the student now if ``reshape`` says so: the optimizer state and the average are cut alike, and the
+        selection starts again from the cut weights (a check of another shape cannot come back)."""
+        cut = self.reshape(step, self.budget.total, self.student) if self.reshape is not None else None
+        if cut is None:
+            return
+        cut_student(self.student, self.opt, cut, self.plan.channels_last)
+        if self.ema is not None:
+            cut(self.ema.model)
+            if self.plan.channels_last:
+                self.ema.model.to(memory_format=torch.channels_last)
+            self.ema.rebind(self.student)
+        agree, kl, hits = self.evaluate()
+        self.selection = Selection(self.judged, agree, kl, hits)
+        self.selection.step = step
+        self.history.append({"step": step, "loss": None, "lr": self.opt.param_groups[0]["lr"], "train_agreement": None,
+                             "holdout_agreement": agree, "holdout_kl": kl, "stage": True,
+                             "seconds": time.perf_counter() - self.t_start})
+        self.reshape.measured(step, agree, kl)
 
     def autocast(self):
         p = self.plan
@@ -264,8 +291,9 @@ class _Run:
                         break
                     loss_v, match_v = figures
                     done, seen = step, seen + len(x)
+                    self.restage(step)
                     ema_agree = match_v if ema_agree is None else 0.95 * ema_agree + 0.05 * match_v
-                    if step == CAP_FIRST_CHECK or step % p.every == 0:
+                    if budget.due(step):
                         budget.check(step)
                         bar.update(bar_task, total=budget.total)
                     if step % p.every == 0 or step == budget.total:

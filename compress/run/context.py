@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 import torch.nn as nn
 
 from compress.artifacts.summary import RunSummary
+from compress.errors import UsageError
 from compress.calibration import CalibrationData
 from compress.recover import DistillConfig
 from compress.graph.groups import Groups
@@ -36,6 +37,7 @@ class PruneConfig:
     importance: ImportanceConfig = ImportanceConfig()
     latency: LatencyConfig = LatencyConfig()  # used with a latency target only
     recover: bool = True
+    schedule: str = "oneshot"  # compress.run.gradual.SCHEDULES: the whole cut before recovery, or in stages during it
     distill: DistillConfig = DistillConfig()
     recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
     task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
@@ -53,6 +55,15 @@ class PruneConfig:
     progress: bool = True
     baseline: str | None = None  # --bench: an off-the-shelf alternative benched beside original and compressed
     baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
+
+    def __post_init__(self):
+        if self.schedule not in ("oneshot", "gradual"):
+            raise UsageError(f"unknown schedule {self.schedule!r}", "choose oneshot or gradual")
+        if self.schedule == "gradual" and not self.recover:
+            raise UsageError("the gradual schedule cuts during recovery", "use recover=True, or the oneshot schedule")
+        if self.schedule == "gradual" and self.distill.features > 0:
+            raise UsageError("the gradual schedule changes stage widths that feature matching pairs by shape",
+                             "drop --recover-features, or use the oneshot schedule")
 
 
 class Reporter(Protocol):

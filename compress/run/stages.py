@@ -26,6 +26,7 @@ from compress.calibration import load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
+from compress.run.gradual import Gradual
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
 from compress.recover import agreement, distill
@@ -205,8 +206,12 @@ def recover(run: RunContext) -> None:
     config, say, data, teacher = run.config, run.say, run.data, run.loaded.model
     if not config.recover:
         return
-    result = distill(run.student, teacher, data.distill, data.holdout, config.distill, device=config.device,
-                     progress=config.progress, task=run.task)
+    gradual = Gradual(run) if config.schedule == "gradual" else None  # compress.run.gradual
+    student = gradual.start() if gradual is not None else run.student
+    result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
+                     progress=config.progress, task=run.task, reshape=gradual)
+    if gradual is not None:
+        result.student = gradual.finish(result.student, result.steps, result.agreement_before)
     if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
         raise RecoveryError(f"recovery cannot run: {result.stopped} (the original or the pruned model gives inf/NaN "
                             f"on the images of {config.calib})", "check the checkpoint and its preprocessing, try "
@@ -235,8 +240,11 @@ def recover(run: RunContext) -> None:
         recover_stopped=result.stopped,
         recover_best_step=result.best_step,
         recover_checks=[{"step": h["step"], "agreement": round(h["holdout_agreement"], 5),
-                         "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None}
+                         "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None,
+                         **({"stage": True} if h.get("stage") else {})}
                         for h in result.history],
+        recover_schedule=config.schedule if gradual is not None else None,  # absent: oneshot
+        recover_stages=gradual.stages if gradual is not None else None,
         **fit,
         recover_images_per_second=None if result.images_per_second is None else round(result.images_per_second, 1),
         distill=result.config,
