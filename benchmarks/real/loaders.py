@@ -67,7 +67,7 @@ def command(name: str, target: str, root: Path | None = None) -> list[str]:
 
 def load(name: str, root: Path | None = None):
     """(model, preprocess, eval data, calib image list) of asset ``name``, read by compress's own loaders."""
-    from compress.calibrate import LabelledFolder, scan_folder
+    from compress.calibrate import LabelledFolder, Preprocess, scan_folder
     from compress.calibrate.boxes import read_boxes
     from compress.models.loading import load_model
 
@@ -75,7 +75,7 @@ def load(name: str, root: Path | None = None):
     kwargs = dict(kv.split("=", 1) for kv in a.arch_kwargs.split(","))
     kwargs = {k: (False if v == "False" else v) for k, v in kwargs.items()}
     loaded = load_model(folder / a.weights, arch=a.arch, arch_kwargs=kwargs)
-    preprocess = loaded.spec.preprocess
+    preprocess = Preprocess.from_dict(loaded.spec.preprocess)
     if a.task == "detect":
         labelled = read_boxes(folder / "eval")
     else:
