@@ -1,4 +1,4 @@
-"""Trained float weights from an OpenVINO INT8 IR of an Ultralytics model, as a state dict of the unfused model.
+"""Trained float weights from INT8 files (an OpenVINO IR, a quantized TorchScript), as state dicts of unfused models.
 
 The snapshots that `fetch` brings hold no file of 4 MiB or more, so the 6 MB ``yolov8n.pt`` that many
 repositories carry never arrives; the 3.2 MB INT8 OpenVINO export of the same checkpoint does. Its
