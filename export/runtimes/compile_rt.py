@@ -10,12 +10,14 @@ next replay, which timing never reads.
 
 from __future__ import annotations
 
-from compress.export.runtimes.base import Runtime
+from compress.export.runtimes.torch_rt import TorchRuntime
 
 CUDA_MODE, CPU_MODE = "reduce-overhead", "default"
 
 
-class TorchCompileRuntime(Runtime):
+class TorchCompileRuntime(TorchRuntime):
+    """The torch rows' model, sizes and devices (:class:`TorchRuntime`), run compiled."""
+
     name = "torch-compile"
     title = "torch.compile"
     memory = False
@@ -29,22 +31,8 @@ class TorchCompileRuntime(Runtime):
             return False, reason.replace("AOTInductor", "torch.compile")
         return True, f"torch.compile (torch {self.version()})"
 
-    def version(self) -> str | None:
-        import torch
-
-        return torch.__version__
-
     def describe(self):
         return {"torch": self.version(), "compile_mode_cuda": CUDA_MODE, "compile_mode_cpu": CPU_MODE}
-
-    def variants(self, model):
-        return [("fp32", None)], []
-
-    def size_key(self, precision: str) -> str:
-        return "checkpoint"
-
-    def row_device(self, device: str) -> str:
-        return str(device)
 
     def runner(self, artifact, module, example, threads, device):
         return compiled_runner(module, example, device)

@@ -14,7 +14,7 @@ import torch
 from compress.export.bench import BenchModel, run_bench
 from compress.export.errors import ExportError, RuntimeUnavailable
 from compress.export.runtimes import get
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import assert_refused_before_writing, run_cli
 from tests.export.factories import tiny
 
 pytestmark = pytest.mark.skipif(not get("aoti").available()[0], reason=get("aoti").available()[1])
@@ -143,9 +143,4 @@ def test_without_a_cpp_compiler_commands_say_so_in_one_line(args, tiny_assets, t
         with pytest.raises(RuntimeUnavailable):
             get("aoti").require()
         assert not get("torch-compile").available()[0]
-        argv = [a.format(ckpt=tiny_assets / "ckpt.pt", calib=tiny_assets / "calib") for a in args]
-        code, _, err = run_cli([*argv, "-o", tmp_path / "out"], capsys)
-    assert code == 5, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "C++ compiler" in lines[0]
-    assert not (tmp_path / "out" / "model.onnx").exists()  # failed before writing anything
+        assert_refused_before_writing(args, tiny_assets, tmp_path / "out", capsys, "C++ compiler")

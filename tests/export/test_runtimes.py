@@ -11,7 +11,7 @@ import torch
 from compress.export.bench import BenchModel, run_bench
 from compress.export.errors import ExportError, RuntimeUnavailable
 from compress.export.runtimes import NAMES, get
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import assert_refused_before_writing, run_cli
 from tests.export.factories import tiny
 
 
@@ -45,12 +45,7 @@ def test_a_missing_extra_is_named(name, monkeypatch):
                                    "1.2", "--backend", "openvino"]])
 def test_commands_without_the_extra_say_which_to_install(args, tiny_assets, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "openvino", None)
-    argv = [a.format(ckpt=tiny_assets / "ckpt.pt", calib=tiny_assets / "calib") for a in args]
-    code, _, err = run_cli([*argv, "-o", tmp_path / "out"], capsys)
-    assert code == 5, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "pip install 'compress[openvino]'" in lines[0]
-    assert not (tmp_path / "out" / "model.onnx").exists()  # failed before writing anything
+    assert_refused_before_writing(args, tiny_assets, tmp_path / "out", capsys, "pip install 'compress[openvino]'")
 
 
 # ---------------------------------------------------------------- OpenVINO
