@@ -21,6 +21,8 @@ from .errors import CalibrationError
 from .folder import _check_root, check_images, default_threads, find_images, load_rgb, log, warn_skipped
 from .preprocess import Preprocess
 
+EMPTY_SHOWN = 8  # empty class folders named in the warning; the rest are counted (a 1,000-class folder stays one line)
+
 
 def _load(path: Path, preprocess: Preprocess) -> torch.Tensor:
     try:
@@ -74,7 +76,10 @@ class LabelledFolder(Dataset):
             counts[label] += 1
         self.empty_classes = [c for c, n in zip(self.classes, counts) if n == 0]
         if self.empty_classes:
-            log.warning("class folders without a usable image in %s: %s", self.root, ", ".join(self.empty_classes))
+            shown = ", ".join(self.empty_classes[:EMPTY_SHOWN])
+            more = len(self.empty_classes) - EMPTY_SHOWN
+            log.warning("%d of %d class folders without a usable image in %s: %s%s", len(self.empty_classes),
+                        len(self.classes), self.root, shown, f" and {more} more" if more > 0 else "")
         self.paths = [p for p, _ in self.samples]
         self.targets = [label for _, label in self.samples]
 

@@ -127,6 +127,8 @@ def derive(name: str, folder: Path) -> dict:
 
     from compress.calibrate import ImageDataset, resolve_preprocess, scan_folder
 
+    if name == "cifar":
+        return {}  # the checkpoint is used as fetched
     if name == "imagenet":
         split_by_class(folder / "source" / "images", folder / "eval", folder / "calib")
     preset, made = {"yolo": ("yolo", "weights.pt"), "imagenet": ("imagenet", "model.pth")}[name]

@@ -40,6 +40,9 @@ IOS_DEMO_COMMIT = "b8f52b772b98a48f4d3bb14e8eb977724a66836b"
 IMAGENET_SAMPLES = "EliSchwartz/imagenet-sample-images"
 IMAGENET_SAMPLES_COMMIT = "bc69043e2862758a1906c6a24a792bb28c6bb2ff"
 
+CIFAR_RESNETS = "akamaster/pytorch_resnet_cifar10"
+CIFAR_RESNETS_COMMIT = "d5489e8995e81e91ce6b1d69dcc98ad579b0b153"
+
 ASSETS: dict[str, tuple[Source, ...]] = {
     # Ultralytics YOLOv8n (COCO), as its INT8 OpenVINO export (Ultralytics 8.3.237, metadata.yaml); the weights
     # are dequantized and BatchNorm unfolded by benchmarks/real/unfold.py into weights.pt.
@@ -71,5 +74,13 @@ ASSETS: dict[str, tuple[Source, ...]] = {
         Source(IMAGENET_SAMPLES, IMAGENET_SAMPLES_COMMIT,
                "no LICENSE file; ImageNet images, for non-commercial research (image-net.org terms)",
                (Part(".", "source/images", "6a53e3c489f04bb4d6488080cd2db73cd1b8ddeec10bc7aa23ef4fb0772e0324", 1000, ".JPEG"),)),
+    ),
+    # A deeper CIFAR-10 ResNet than the two in ../shared (which are this repository's resnet20 and resnet32 files,
+    # byte for byte): ResNet-56, the same trainer and checkpoint format (legacy torch.save, CUDA tensors, module.
+    # prefixes), --arch cifar_resnet56. Images: ../shared/data/cifar10 (calib/ unlabeled, eval/ labelled).
+    "cifar": (
+        Source(CIFAR_RESNETS, CIFAR_RESNETS_COMMIT, "BSD-2-Clause (repository LICENSE, Copyright (c) 2018 Yerlan Idelbayev)",
+               (Part("pretrained_models/resnet56-4bfd9763.th", "resnet56-cifar10.th",
+                     "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367"),)),
     ),
 }

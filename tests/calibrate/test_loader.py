@@ -85,6 +85,20 @@ def test_labelled_folder(tmp_path, caplog):
     assert preload_labelled(folder, max_bytes=16) is None
 
 
+def test_many_empty_class_folders_are_one_short_warning(tmp_path, caplog):
+    """A labelled folder with a folder per class of a 1,000-class model, most of them empty (a split by class),
+    names the first few empty ones and counts the rest, instead of one line with every name."""
+    for k in range(30):
+        (tmp_path / f"c{k:02d}").mkdir()
+    write_rgb(tmp_path / "c03" / "a.png", (5, 5))
+    with caplog.at_level(logging.WARNING, logger="compress.calibrate"):
+        folder = LabelledFolder(tmp_path, CIFAR)
+    assert folder.targets == [3] and len(folder.empty_classes) == 29
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("29 of 30 class folders without a usable image")
+    assert message.endswith("c00, c01, c02, c04, c05, c06, c07, c08 and 21 more")
+
+
 def test_labelled_folder_errors(tmp_path):
     write_rgb(tmp_path / "loose.png")
     with pytest.raises(CalibrationError, match="no class folders") as exc:
