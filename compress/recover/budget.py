@@ -73,11 +73,17 @@ def time_cap(config: DistillConfig) -> float | None:
 
 class StepBudget:
     """The run's total steps, at most the planned ones, set so it ends within ``minutes`` of wall time. From
-    ``CAP_FIRST_CHECK`` steps on, every quarter of a held-out interval (``every`` steps), the time per step of
-    the *recent* steps -- the last ``every`` or more, so one held-out check is always inside -- says how many
-    still fit: when the machine gets busier (or quieter) during the run, the estimate follows within an
-    interval instead of averaging the change away (a run-long mean overshot the cap about 2x when the load
-    rose late). All ranks take rank 0's."""
+    ``CAP_FIRST_CHECK`` steps on, the time per step of the *recent* steps -- the last ``every`` or more, so one
+    held-out check is always inside -- says how many still fit: when the machine gets busier (or quieter)
+    during the run, the estimate follows instead of averaging the change away (a run-long mean overshot the
+    cap about 2x when the load rose late).
+
+    In one process the estimate is redone after every step (a clock read), and before ``CAP_FIRST_CHECK`` a
+    run whose time is spent stops: a machine that turns many times slower between two checks, or a model
+    whose first steps alone outlast the cap, still ends within a step of it (checked every quarter of a
+    held-out interval, a 9.5-minute run went on for 27 minutes when other jobs made its steps 10-30x slower).
+    Under torchrun the check is a collective, so it runs at the same steps on every rank: every quarter of a
+    held-out interval (``every`` steps) from ``CAP_FIRST_CHECK`` on, all ranks taking rank 0's figure."""
 
     def __init__(self, total: int, minutes: float | None, every: int | None = None):
         self.total = self.planned = total
@@ -92,15 +98,22 @@ class StepBudget:
         self.marks = deque([(0, self.t_loop)])
 
     def due(self, step: int) -> bool:
-        """Whether :meth:`check` runs after ``step`` (the same steps on every rank)."""
-        if self.seconds is None or step < CAP_FIRST_CHECK:
+        """Whether :meth:`check` runs after ``step``: every step in one process; under torchrun the same steps
+        on every rank."""
+        if self.seconds is None:
             return False
-        return step == CAP_FIRST_CHECK or step % max(1, self.span // 4) == 0
+        if not distributed.active():
+            return True
+        return step == CAP_FIRST_CHECK or (step > CAP_FIRST_CHECK and step % max(1, self.span // 4) == 0)
 
     def check(self, step: int) -> None:
         if self.seconds is None or step < 1:
             return
         now = time.perf_counter()
+        if step < CAP_FIRST_CHECK:  # too few steps to estimate from: only stop once the time is spent
+            if now - self.t_run >= self.seconds:
+                self.total = step
+            return
         self.marks.append((step, now))
         while len(self.marks) > 2 and self.marks[1][0] <= step - self.span:
             self.marks.popleft()
