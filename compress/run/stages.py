@@ -40,6 +40,7 @@ from compress.prune.latency.stage import latency_plan
 from compress.models.loading import load_model
 from compress.prune.plan import select
 from compress.prune.profile import count_macs, count_params
+from compress.artifacts.cuts import cuts_to_json
 from compress.artifacts.saved import save_pruned
 from compress.artifacts.summary import Recalibration, Recovery, RunSummary
 from compress.prune.surgery import apply_cuts
@@ -320,7 +321,7 @@ def save(run: RunContext) -> None:
     })
     scores = {"estimator": run.importance.name, "units": _unit_rows(run.groups, run.importance)}
     write_text(folder / artifacts.IMPORTANCE, json.dumps(scores))
-    write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
+    write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": cuts_to_json(plan.cuts),
                                                  "widths": plan.widths}, default=list))
 
 
