@@ -19,6 +19,7 @@ from compress.artifacts.summary import RunSummary
 from compress.run.context import QUIET, STDERR, Lines, PruneConfig, Reporter, RunContext
 from compress.devices import resolve_device
 from compress.recover import amp_dtype
+from compress.tasks import Task
 from compress.util.atomic import atomic_dir
 
 # the stages, in order: what the run measures, then what it writes (inside the output's atomic folder)
@@ -34,6 +35,7 @@ class PruneResult:
     summary: RunSummary  # summary.to_json() is summary.json
     model: nn.Module
     widths: list[tuple[str, int, int]]
+    task: Task  # what the model's output means: its display and figures (compress.tasks)
 
 
 def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneResult:
@@ -61,7 +63,7 @@ def run_prune(config: PruneConfig, reporter: Reporter | None = None) -> PruneRes
                 stage(run)
     distributed.barrier()
     widths = [(name, before, after) for name, (before, after) in run.plan.widths.items()]
-    return PruneResult(out=out, summary=run.summary, model=run.student, widths=widths)
+    return PruneResult(out=out, summary=run.summary, model=run.student, widths=widths, task=run.task)
 
 
 def _per_rank(config: PruneConfig, device: str) -> PruneConfig:

@@ -357,7 +357,8 @@ def bench(run: RunContext) -> None:
     side = baseline_side(run.alternative, run.loaded.model, run.folder / artifacts.BENCH_DIR,
                          trust=config.baseline_load.get("trust", False), eval_dir=config.eval_dir, task=run.task,
                          say=run.say.info) if run.alternative is not None else None
-    run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side)
+    run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side,
+                                   task=run.task)
 
 
 def write_summary(run: RunContext) -> None:
