@@ -24,6 +24,7 @@ import torch.nn as nn
 
 FAMILIES = (  # "module" holding FAMILY, asked in this order
     "compress.detection.embedded",
+    "compress.detection.maskrcnn",
     "compress.detection.torchvision_raw",
     "compress.detection.yolo",
 )
