@@ -155,7 +155,7 @@ def measure_pruned(run: RunContext) -> None:
     loaded, student, plan, importance, policy = run.loaded, run.student, run.plan, run.importance, run.config.policy
     shape = tuple(loaded.spec.input_size)
     run.summary = RunSummary(
-        checkpoint=str(Path(run.config.checkpoint).resolve()),
+        checkpoint=str(Path(run.config.checkpoint).resolve()) if loaded.spec.kind != "memory" else run.config.checkpoint,
         arch=loaded.spec.arch,
         input_size=list(shape),
         importance=importance.name,
