@@ -49,7 +49,7 @@ def one(spec: str, size: int, ratio: float, layernorm: bool) -> str:
             mismatched.append(f"{name}.{attr}={getattr(module, attr, None)} (plan {now})")
     dims_cut = sum(1 for k, (was, now) in plan.widths.items() if k.endswith(":head_dim") and was != now)
     norms = {name for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)}
-    embed = sum(1 for c in plan.cuts if c["name"] in norms)
+    embed = sum(1 for c in plan.cuts if c.name in norms)
     if layernorm and not embed:  # what kept every LayerNorm width
         from zoo_timm import _reasons
 

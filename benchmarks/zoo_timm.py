@@ -122,7 +122,7 @@ def run(spec: str, size: int, kwargs: dict, images: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(pruned, x, Path(tmp) / "m.onnx")
         check = verify_onnx(Path(tmp) / "m.onnx", pruned, x)
-    heads = sum(1 for c in plan.cuts if c["role"] in ("heads", "head_dim"))
+    heads = sum(1 for c in plan.cuts if c.role in ("heads", "head_dim"))
     note = f"{after / before:.3f}x  proof {diff:.1e}  onnx {check.max_abs_diff:.1e}" + (f"  attention cuts {heads}" if heads else "")
     if after / before > 0.85:
         note += f"  | limited by: {_reasons(groups)}"

@@ -4,6 +4,7 @@
     result = compress.prune("ckpt.pt", "imgs/", arch="torchvision:resnet18", ratio=0.5)
     result.model          # the pruned (and recovered) nn.Module
     result.summary        # a RunSummary: the figures of summary.json by attribute (.to_json(): the file)
+    compress.prune_model(module, images, ratio=0.5)  # in memory: a module and a (N, C, H, W) tensor, nothing written
     compress.load("ckpt.pruned")  # reload later, no pickle involved
     compress.sweep("ckpt.pt", "imgs/", ratios=(0.2, 0.4, 0.6), arch="torchvision:resnet18").rows
 
@@ -15,16 +16,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn as nn
+
+from compress.calibrate.preprocess import Preprocess
+
 from compress.prune.importance import ImportanceConfig
 from compress.layers.base import LayerHandler, per_channel
 from compress.layers.registry import register_layer
 from compress.models.loading import load_model
 from compress.run.pipeline import QUIET, STDERR, PruneConfig, PruneResult, Reporter, run_prune
+from compress.run.pipeline import prune_model as run_prune_model
 from compress.prune.plan import PrunePolicy
 from compress.recover import DistillConfig
 from compress.run.sweep import SweepResult, run_sweep
 
-__all__ = ["LayerHandler", "load", "per_channel", "prune", "register_layer", "sweep"]
+__all__ = ["LayerHandler", "load", "per_channel", "prune", "prune_model", "register_layer", "sweep"]
 
 
 def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_macs: float | None = None,
@@ -42,19 +49,42 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
     ``task``: ``auto`` (from the output's structure), ``classify`` or ``segment`` (``compress.tasks``).
     ``schedule``: ``oneshot`` or ``gradual`` (the cut in stages during recovery, ``compress.run.gradual``).
     """
+    config = _config(str(checkpoint), str(calib), ratio=ratio, target_macs=target_macs, round_to=round_to,
+                     max_layer_ratio=max_layer_ratio, keep=keep, importance=importance, seed=seed, device=device,
+                     progress=progress, recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
+                     recover_epochs=recover_epochs, out=out, load={"arch": arch, "arch_kwargs": arch_kwargs or {}, **load},
+                     eval_dir=eval_dir, export=tuple(export), bench=bench, overwrite=overwrite)
+    return run_prune(config, QUIET if quiet else STDERR)
+
+
+def prune_model(module: nn.Module, images: torch.Tensor, *, ratio: float | None = None,
+                target_macs: float | None = None, importance: str = "taylor-sq", recover: bool = True,
+                recover_epochs: float | None = None, recalibrate_bn: bool = True, task: str = "auto",
+                schedule: str = "oneshot", round_to: int = 8, max_layer_ratio: float | None = None,
+                keep: tuple[str, ...] = (), seed: int = 0, device: str = "auto", progress: bool = False,
+                quiet: bool = True, preprocess: Preprocess | None = None) -> PruneResult:
+    """Prune ``module`` in memory with importance from ``images`` (a float (N, C, H, W) tensor, already
+    preprocessed for it): what ``prune`` does between loading and writing, the same stages
+    (``compress.run.pipeline.prune_model``). ``result.out`` is None; ``result.model`` and ``result.summary``
+    are the pruned module and its figures."""
+    config = _config("<in memory>", "<in memory>", ratio=ratio, target_macs=target_macs, round_to=round_to,
+                     max_layer_ratio=max_layer_ratio, keep=keep, importance=importance, seed=seed, device=device,
+                     progress=progress, recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
+                     recover_epochs=recover_epochs)
+    return run_prune_model(module, images, config=config, preprocess=preprocess, reporter=QUIET if quiet else STDERR)
+
+
+def _config(checkpoint: str, calib: str, *, ratio, target_macs, round_to, max_layer_ratio, keep, importance, seed,
+            device, progress, recover, schedule, recalibrate_bn, task, recover_epochs, **more: Any) -> PruneConfig:
     if ratio is None and target_macs is None:
         ratio = 0.5
-    config = PruneConfig(
-        checkpoint=str(checkpoint), calib=str(calib), out=out,
-        load={"arch": arch, "arch_kwargs": arch_kwargs or {}, **load},
+    return PruneConfig(
+        checkpoint=checkpoint, calib=calib,
         policy=PrunePolicy(ratio=ratio, target_macs=target_macs, round_to=round_to, max_layer_ratio=max_layer_ratio,
                            keep=tuple(keep)),
         importance=ImportanceConfig(name=importance, seed=seed, device=device, progress=progress),
         recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
-        distill=DistillConfig(epochs=recover_epochs, seed=seed), eval_dir=eval_dir,
-        export=tuple(export), bench=bench, seed=seed, device=device, overwrite=overwrite, progress=progress,
-    )
-    return run_prune(config, QUIET if quiet else STDERR)
+        distill=DistillConfig(epochs=recover_epochs, seed=seed), seed=seed, device=device, progress=progress, **more)
 
 
 def sweep(checkpoint: str, calib: str, ratios: tuple[float, ...] = (0.2, 0.4, 0.6), *, out: str | None = None,

@@ -1,7 +1,11 @@
-"""From a folder of unlabeled images to the tensors each stage uses.
+"""From unlabeled images to the tensors each stage uses: a folder (:func:`load_calibration`) or images
+already in memory (:func:`calibration_from_tensor`), split alike. The one path from a folder to tensors:
+what ``compress bench`` compares on (:func:`unlabelled_batches`) and ``compress export`` verifies and
+calibrates on (:func:`unlabelled_tensor`) are decoded here too.
 
 One seeded split: importance and distillation share the non-held-out images (the method uses
-the same images for both); the held-out part only measures agreement with the original.
+the same images for both); the held-out part only measures agreement with the original. A tensor's
+images split as the sorted files of a folder holding them in that order would.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Any
 
 import torch
 
-from compress.calibrate import ImageDataset, make_loader, preload, scan_folder, split_images
+from compress.calibrate import ImageDataset, make_loader, preload, preload_fitting, scan_folder, split_images
 from compress.calibrate.preprocess import Preprocess
+from compress.errors import UsageError
 
 
 @dataclass
@@ -51,3 +56,43 @@ def load_calibration(folder: str | Path, preprocess: Preprocess, *, seed: int = 
                 "holdout": len(split.holdout)},
         skipped=len(images.skipped),
     )
+
+
+def calibration_from_tensor(images: torch.Tensor, *, seed: int = 0, importance_max: int | None = None,
+                            holdout_fraction: float = 0.1) -> CalibrationData:
+    """The split of :func:`load_calibration` over ``images`` (N, C, H, W), already preprocessed for the model."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise UsageError(f"calibration images must be a float (N, C, H, W) tensor, not {_what(images)}",
+                         "pass preprocessed images, e.g. torch.stack of the model's inputs")
+    names = [Path(f"{i:012d}") for i in range(images.shape[0])]  # sorted as the tensor is ordered
+    split = split_images(names, seed=seed, holdout_fraction=holdout_fraction, importance_max=importance_max)
+    pick = lambda paths: images[[int(p.name) for p in paths]].contiguous()  # noqa: E731
+    distill = pick(split.distill)
+    importance = distill if list(split.importance) == list(split.distill) else pick(split.importance)
+    return CalibrationData(
+        importance=importance, distill=distill, holdout=pick(split.holdout), importance_paths=list(split.importance),
+        counts={"found": len(names), "importance": len(split.importance), "distill": len(split.distill),
+                "holdout": len(split.holdout)},
+        skipped=0,
+    )
+
+
+def _what(images) -> str:
+    return f"a {images.dim()}-d {images.dtype} tensor" if isinstance(images, torch.Tensor) else type(images).__name__
+
+
+def unlabelled_batches(folder: str | Path, preprocess: Preprocess, *, max_images: int, batch_size: int):
+    """(``batch_size`` batches of the first ``max_images`` images of ``folder``, their number): decoded once
+    into memory where they fit, else streamed from disk."""
+    dataset = ImageDataset(scan_folder(folder, max_images=max_images).paths, preprocess)
+    images = preload(dataset)
+    if images is None:
+        return (x for x, _ in make_loader(dataset, batch_size=batch_size)), len(dataset)
+    return (images[i:i + batch_size] for i in range(0, len(images), batch_size)), len(images)
+
+
+def unlabelled_tensor(folder: str | Path, preprocess: Preprocess, *, max_images: int,
+                      max_bytes: int) -> tuple[torch.Tensor, int]:
+    """(as many of the first ``max_images`` images of ``folder`` as fit in ``max_bytes``, how many there were)."""
+    paths = scan_folder(folder, max_images=max_images).paths
+    return preload_fitting(ImageDataset(paths, preprocess), max_bytes=max_bytes), len(paths)

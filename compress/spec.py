@@ -55,6 +55,16 @@ class LoadedModel:
     pruned: bool = False  # True for a compress output folder
     record: dict[str, Any] | None = None  # for pruned models: the saved cut record
 
+    @property
+    def recorded_calib(self) -> str | None:
+        """For a compress output folder: the calibration folder its run read (``config.calib`` of its record)."""
+        return ((self.record or {}).get("config") or {}).get("calib")
+
+    @property
+    def recorded_round_to(self) -> int | None:
+        """For a compress output folder: the width multiple its run rounded to (``config.policy.round_to``)."""
+        return (((self.record or {}).get("config") or {}).get("policy") or {}).get("round_to")
+
     def preprocess(self) -> Preprocess:
         """The preprocessing the model expects (recorded in ``spec.preprocess``)."""
         return Preprocess.from_dict(self.spec.preprocess)

@@ -16,22 +16,10 @@ Targets pick the integer types:
   ``WeightSymmetric``), biases left in float (``QuantizeBias=False``): TensorRT's explicit
   quantization supports only symmetric int8 scales with zero point 0, and fuses float bias itself.
 
-Measured on this machine (2-core AMD EPYC with AVX512-VNNI, shared with other jobs; onnxruntime
-1.32, 2 threads), CIFAR ResNet-20 at opset 18, minmax calibration on 512 images of
-``shared/data/cifar10/calib``, with ``benchmarks/bench_int8.py`` (p50 of interleaved runs):
-INT8 (cpu target) 2.11x faster than FP32 at batch 32 (16.1 -> 7.6 ms) and 1.65x at batch 1
-(0.84 -> 0.51 ms), the same ratios within 0.01 over two runs; file 1.16 MB -> 0.37 MB;
-top-1 on the 2,000 ``eval`` images 81.35 % -> 81.95 % (98.4 % top-1 agreement with FP32).
-Opsets 18, 20, 21 and 23 (and the TorchScript exporter's 17) gave the same 38 QuantizeLinear nodes
-and the same INT8 latency within noise (2.1-2.3x faster than FP32 at batch 32 each).
-
-Calibration methods, same model and images, top-1 on ``eval`` (FP32 81.35 %), cpu / tensorrt
-target: minmax 81.95 / 81.85 %, percentile (99.999) 81.55 / 81.45 %, entropy 77.20 / 76.85 %.
-Minmax is the default. Entropy here is the real KL-divergence search (2048 bins, see
-:func:`_entropy_ranges`); it clips ResNet-20's post-ReLU ranges to 25-50 % of their maximum, which
-costs 4 points; it takes ~1 min for 512 images on this machine. The tensorrt-target model also
-runs on the CPU but slower than FP32 there (batch 32: 19.2 ms vs FP32 12.9 ms vs cpu-target
-6.1 ms): onnxruntime's fast x86 kernels want unsigned activations; use it for TensorRT only.
+Minmax calibration is the default; ``entropy`` is the real KL-divergence search (2048 bins, see
+:func:`_entropy_ranges`) and ``percentile`` clips at 99.999 %. The tensorrt-target model also runs on the
+CPU, but onnxruntime's fast x86 kernels want unsigned activations: use it for TensorRT only. What each
+target and method measured (speed, size, top-1, opsets): ``benchmarks/RESULTS.md``, "INT8 vs FP32".
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 import compress
+from compress.artifacts.cuts import Cut
 from compress.errors import UsageError
 from compress.graph.analysis import analyze
 from compress.graph.groups import build_groups
@@ -42,8 +43,8 @@ def test_select_widths_takes_the_lowest_scored_units_down_to_the_widths():
     scores = {r: float(i) for i, r in enumerate(sorted(groups.prunable_units))}
     plan = select_widths(groups, scores, {"0:out": 8})
     assert plan.widths["0:out"] == (len(slot.ids), 8)
-    cut = next(c for c in plan.cuts if c["name"] == "0" and c["role"] == "out")
-    assert len(cut["keep"]) == 8
+    cut = next(c for c in plan.cuts if c.name == "0" and c.role == "out")
+    assert len(cut.keep) == 8
 
 
 def test_cut_student_carries_momentum_over_to_the_cut_parameters():
@@ -56,9 +57,7 @@ def test_cut_student_carries_momentum_over_to_the_cut_parameters():
         opt.step()
     before = {n: opt.state[p]["momentum_buffer"].clone() for n, p in model.named_parameters()}
     keep = [0, 2, 3, 5, 7, 8, 11, 12]
-    cuts = [{"name": "0", "role": "out", "dim": 0, "size": 16, "keep": keep},
-            {"name": "1", "role": "chan", "dim": 0, "size": 16, "keep": keep},
-            {"name": "3", "role": "in", "dim": 1, "size": 16, "keep": keep}]
+    cuts = [Cut("0", "out", 0, 16, tuple(keep)), Cut("1", "chan", 0, 16, tuple(keep)), Cut("3", "in", 1, 16, tuple(keep))]
     cut_student(model, opt, lambda m: apply_cuts(m, cuts), channels_last=False)
     params = dict(model.named_parameters())
     assert params["0.weight"].shape[0] == 8 and {id(p) for g in opt.param_groups for p in g["params"]} == \

@@ -73,16 +73,14 @@ def test_exported_program(tmp_path):
 
 def test_pruned_folder(tmp_path, ckpt):
     from compress.models.loading import load_model
+    from compress.artifacts.cuts import Cut
     from compress.artifacts.saved import save_pruned
     from compress.prune.surgery import apply_cuts
 
     loaded = load_model(ckpt, arch="digits")
     keep = list(range(0, 16, 2))  # stem: 16 -> 8 channels
-    cuts = [
-        {"name": "stem.0", "role": "out", "dim": 0, "size": 16, "keep": keep},
-        {"name": "stem.1", "role": "chan", "dim": 0, "size": 16, "keep": keep},
-        {"name": "down1.0", "role": "in", "dim": 1, "size": 16, "keep": keep},
-    ]
+    cuts = [Cut("stem.0", "out", 0, 16, tuple(keep)), Cut("stem.1", "chan", 0, 16, tuple(keep)),
+            Cut("down1.0", "in", 1, 16, tuple(keep))]
     pruned = apply_cuts(loaded.model, cuts)
     save_pruned(tmp_path / "out", pruned, loaded.spec, cuts)
     result = invoke(["inspect", str(tmp_path / "out")])

@@ -5,6 +5,7 @@ an exact cut is confirmed in float64; a wrong cut is refused at any precision.""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_exact_cut_in_an_ill_conditioned_model_is_confirmed_in_float64():
     model, x = Chaotic().eval(), torch.randn(2, 3, 16, 16)
     groups = groups_of(model, x, prune_stem=True)  # conv1 is the stem
     plan = plan_for_units(groups, groups.prunable_units[:3])
-    assert any(c["name"] == "conv1" and c["role"] == "out" for c in plan.cuts)
+    assert any(c.name == "conv1" and c.role == "out" for c in plan.cuts)
     pruned = apply_cuts(copy.deepcopy(model), plan.cuts)
     assert max_difference(zeroed_reference(model, plan.cuts), pruned, x) > 1e-2  # float32 alone cannot tell
     assert check_cut(model, pruned, plan.cuts, x) <= 1e-6  # float64 can: the cut is exact
@@ -50,7 +51,7 @@ def test_wrong_cut_is_refused_at_any_precision():
     model, x = Chaotic().eval(), torch.randn(2, 3, 16, 16)
     groups = groups_of(model, x, prune_stem=True)  # conv1 is the stem
     plan = plan_for_units(groups, groups.prunable_units[:3])
-    wrong = [dict(c, keep=list(range(len(c["keep"])))) for c in plan.cuts]  # the last channels go instead
+    wrong = [dataclasses.replace(c, keep=tuple(range(len(c.keep)))) for c in plan.cuts]  # the last channels go instead
     assert wrong != plan.cuts
     pruned = apply_cuts(copy.deepcopy(model), wrong)
     with pytest.raises(PruneError, match="differs from the original"):

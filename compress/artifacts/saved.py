@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut, cuts_to_json
 from compress.artifacts.names import RECORD, WEIGHTS
 from compress.errors import CheckpointError, CompressError, one_line
 from compress.spec import ModelSpec
@@ -37,7 +38,7 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: list[dict], *,
+def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: list[Cut], *,
                 extra: dict[str, Any] | None = None) -> Path:
     """Write the weights and the record into ``folder`` (which the caller creates atomically)."""
     from safetensors.torch import save_file
@@ -54,7 +55,7 @@ def save_pruned(folder: str | Path, model: nn.Module, spec: ModelSpec, cuts: lis
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         "spec": spec.to_dict(),
-        "cuts": cuts,
+        "cuts": cuts_to_json(cuts),
         **(extra or {}),
     }
     write_text(folder / RECORD, json.dumps(record, indent=1))

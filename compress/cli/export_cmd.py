@@ -46,8 +46,8 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
 
     require_runtimes(formats)  # a missing extra: one line, exit 5, before loading anything
     loaded = load_model(model_path, on_note=output.info, **load_kwargs(model_params))
-    if calib is None and loaded.record:
-        calib = loaded.record.get("config", {}).get("calib")
+    if calib is None:
+        calib = loaded.recorded_calib
     images = _images(calib, loaded)
     if images is None:
         if {"int8", "openvino-int8", "executorch-int8"} & set(formats):
@@ -58,7 +58,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
         folder.mkdir(parents=True, exist_ok=True)
         record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
                                 say_info=output.info, say_warn=output.warn,
-                                round_to=((loaded.record or {}).get("config", {}).get("policy") or {}).get("round_to"))
+                                round_to=loaded.recorded_round_to)
     if as_json:
         output.emit_json({"out": str(folder), **record})
     else:
@@ -72,14 +72,13 @@ def _images(calib, loaded):
     """Up to CALIBRATION_IMAGES images of ``calib``, as many as fit in PRELOAD_BYTES (saying so when fewer)."""
     if not calib or not Path(calib).is_dir():
         return None
-    from compress.calibrate import ImageDataset, preload_fitting, scan_folder
+    from compress.calibration import unlabelled_tensor
     from compress.cli import output
     from compress.run.deploy import CALIBRATION_IMAGES
 
-    paths = scan_folder(calib, max_images=CALIBRATION_IMAGES).paths
-    images = preload_fitting(ImageDataset(paths, loaded.preprocess()), max_bytes=PRELOAD_BYTES)
-    if len(images) < len(paths):
-        output.warn(f"calibration: {len(images)} of {len(paths)} images of {calib} fit in "
+    images, found = unlabelled_tensor(calib, loaded.preprocess(), max_images=CALIBRATION_IMAGES, max_bytes=PRELOAD_BYTES)
+    if len(images) < found:
+        output.warn(f"calibration: {len(images)} of {found} images of {calib} fit in "
                     f"{PRELOAD_BYTES / 2**30:.1f} GiB at this input size; verifying and calibrating on those")
     return images
 

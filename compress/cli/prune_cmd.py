@@ -213,7 +213,6 @@ def _relaunch(devices: int) -> None:
 def _show(result, as_json: bool) -> None:
     from compress import distributed
     from compress.cli import output
-    from compress.tasks import get_task
 
     if not distributed.is_main():
         return
@@ -237,7 +236,7 @@ def _show(result, as_json: bool) -> None:
                      f"predicted {lat['predicted_ms']:.3f}"))
         rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
                      f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
-    task = get_task(s.task)
+    task = result.task
     metric, agree = s.written_figures()
     if "before" in s.labelled:
         rows.append((f"{task.metric_label} (eval)", output.pct(s.metric_before), output.pct(metric),
@@ -249,12 +248,7 @@ def _show(result, as_json: bool) -> None:
     if s.recovery is not None and s.recovery.agreement_train is not None:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
                      f"{s.recovery.agreement_train_images:,} images, no augmentation"))
-    figures = s.task_figures
-    if "map_before" in figures:  # detection with --eval: labelled mAP@0.5:0.95 of the original and the written model
-        rows.append(("mAP@0.5:0.95 (eval)", output.pct(figures["map_before"]), output.pct(figures["map_after"]), ""))
-    if "map50_vs_original" in figures:  # detection (compress.tasks.detect)
-        rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", output.pct(figures["map50_vs_original"]),
-                     f"{output.pct(figures['map_vs_original'])} at 0.5:0.95; {figures.get('original_boxes', 0)} boxes"))
+    rows += task.summary_rows(s.task_figures, output.pct)  # the task's own figures (detection: mAP)
     output.table("summary", ["", "original", "pruned", "change"], rows)
     stages = s.recovery.recover_stages if s.recovery is not None else None
     if stages:  # --schedule gradual: each stage's cut (compress.run.gradual)

@@ -69,7 +69,7 @@ def sweep(checkpoint, calib, ratios, out, eval_dir, recover, recover_epochs, imp
         output.emit_json({"task": task.name, "metric": task.metric, "rows": rows, "report": str(result.report),
                           **({"baseline": result.baseline} if result.baseline else {})})
         return
-    extra = [("mAP@0.5 vs original", "map50_vs_original")] if any("map50_vs_original" in r for r in rows) else []
+    extra = [(name, key) for name, key in task.sweep_columns() if any(key in r for r in rows)]
     output.table(f"sweep ({backend}, batch {batch})",
                  ["ratio", "MACs", "params", "p50 ms", "speed-up", task.metric_label, task.agreement_column,
                   *(name for name, _ in extra)],

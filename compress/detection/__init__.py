@@ -8,8 +8,8 @@ detector's own submodules under their own names, so its state dict is the detect
 strictly, a pruned folder reloads by replaying the cuts), and every cut reaches the detector, whose
 untraced glue is left as it is: ``wrapper.detector`` is the whole (pruned) detection model.
 
-Recognised: torchvision SSD/SSDlite, FCOS, RetinaNet, Faster R-CNN (``compress.detection.torchvision_raw``)
-and Ultralytics YOLO detection/segmentation models (``compress.detection.yolo``). Any other model is
+Which detectors are recognised, and how each is wrapped, decoded and timed, is said by the detector
+families (``compress.detection.family``: one file each, listed in ``FAMILIES``). Any other model is
 returned unchanged.
 """
 
@@ -19,17 +19,11 @@ import torch.nn as nn
 
 
 def raw_network(model: nn.Module) -> nn.Module:
-    """``model``'s raw-output network when it is a recognised detector, else ``model`` itself."""
-    module = type(model).__module__ or ""
-    if module.startswith("torchvision.models.detection"):
-        from compress.detection.torchvision_raw import wrap
+    """``model``'s raw-output network when a detector family claims it, else ``model`` itself."""
+    from compress.detection.family import family_of
 
-        return wrap(model)
-    if module.startswith("ultralytics"):
-        from compress.detection.yolo import wrap as wrap_yolo
-
-        return wrap_yolo(model)
-    return model
+    family = family_of(model)
+    return family.wrap(model) if family is not None else model
 
 
 def is_raw_network(model: nn.Module) -> bool:

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 SCORE_THRESHOLD = 0.3  # the original's boxes that count as ground truth
+MAP50, MAP, BOXES = "map50_vs_original", "map_vs_original", "original_boxes"  # the summary keys (RunSummary.task_figures)
 BATCH = 16
 
 
@@ -27,13 +28,10 @@ def _images(x: torch.Tensor, mean, std) -> torch.Tensor:
 @torch.no_grad()
 def detections(raw: nn.Module, x: torch.Tensor, mean, std) -> list[dict[str, torch.Tensor]]:
     """The whole detector's boxes, scores and labels per image of the preprocessed batch ``x``."""
-    from compress.detection.yolo_nms import is_yolo, yolo_detections
+    from compress.detection.family import family_of, listed_images
 
-    det = raw.detector.eval()
-    images = _images(x, mean, std)
-    if is_yolo(det):
-        return yolo_detections(det, images)
-    return [{k: d[k].cpu() for k in ("boxes", "scores", "labels")} for d in det(list(images))]
+    family = family_of(raw)
+    return (family.detections if family is not None else listed_images)(raw.detector.eval(), _images(x, mean, std))
 
 
 def _batches(images: Any):
@@ -44,7 +42,7 @@ def _batches(images: Any):
 
 def map_vs_original(student: nn.Module, teacher: nn.Module, images: Any, mean, std,
                     score: float = SCORE_THRESHOLD) -> dict[str, Any]:
-    """``{"map50_vs_original", "map_vs_original", "original_boxes"}`` over ``images`` (tensor or batches)."""
+    """``{MAP50, MAP, BOXES}`` (mAP@0.5, mAP@0.5:0.95, the original's boxes) over ``images`` (tensor or batches)."""
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(iou_type="bbox", backend="pycocotools")
@@ -55,7 +53,6 @@ def map_vs_original(student: nn.Module, teacher: nn.Module, images: Any, mean, s
         boxes += sum(int(t["boxes"].shape[0]) for t in targets)
         metric.update(detections(student, x, mean, std), targets)
     if boxes == 0:
-        return {"map50_vs_original": None, "map_vs_original": None, "original_boxes": 0}
+        return {MAP50: None, MAP: None, BOXES: 0}
     result = metric.compute()
-    return {"map50_vs_original": round(float(result["map_50"]), 4), "map_vs_original": round(float(result["map"]), 4),
-            "original_boxes": boxes}
+    return {MAP50: round(float(result["map_50"]), 4), MAP: round(float(result["map"]), 4), BOXES: boxes}

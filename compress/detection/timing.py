@@ -4,9 +4,9 @@
 it. This module times them separately, in torch on the CPU, on the raw outputs the network gives for the
 timed input shape (random images, as the latency rows use):
 
-- a network with ``postprocess(outputs, image_size)`` (the embedded DetDigitNet): decoding + NMS alone;
-- another detector with a whole model (``raw.detector``: torchvision, Ultralytics): the whole detector
-  (its transforms, network, decoding, NMS), reported as such, beside the raw network's own time.
+- a network whose family decodes apart (``Family.postprocess``: the embedded DetDigitNet): decoding + NMS alone;
+- another detector with a whole model (``raw.detector``): the whole detector (its transforms, network,
+  decoding, NMS; ``Family.detections``), reported as such, beside the raw network's own time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
+from compress.detection.family import family_of
 
 ITERS, WARMUP = 20, 2
 BUDGET_S = 2.0  # at most this long per figure after the first 3 runs (a whole detector at batch 32 is slow)
@@ -43,20 +45,17 @@ def postprocess_ms(module: nn.Module, input_shape, batch: int, iters: int = ITER
     module = module.cpu().eval()
     x = torch.randn(batch, *input_shape)
     network = _p50(lambda: module(x), iters)
-    if hasattr(module, "postprocess"):
+    family = family_of(module)
+    if family is not None and family.postprocess is not None:
         raw = module(x)
         size = tuple(input_shape[-2:])
-        ms, what = _p50(lambda: module.postprocess(raw, size), iters), "decode + NMS"
+        ms, what = _p50(lambda: family.postprocess(module, raw, size), iters), "decode + NMS"
     else:
         images = (x - x.amin()) / (x.amax() - x.amin())  # the whole detector reads [0, 1] images
         whole = module.detector.eval()
-        ms, what = _p50(lambda: whole(list(images)) if not _is_yolo(whole) else whole(images), iters), \
-            "whole detector (transforms, network, decoding, NMS)"
+        run = (lambda: family.detections(whole, images)) if family is not None else (lambda: whole(list(images)))
+        ms, what = _p50(run, iters), "whole detector (transforms, network, decoding, NMS)"
     return {"what": what, "batch": batch, "p50_ms": round(ms, 3), "network_p50_ms": round(network, 3)}
-
-
-def _is_yolo(model) -> bool:
-    return type(model).__module__.startswith("ultralytics")
 
 
 def postprocess_note(name: str, figures: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Raw-output networks of torchvision detectors: SSD/SSDlite, FCOS, RetinaNet, Faster R-CNN.
+"""The torchvision detector family: raw-output networks of SSD/SSDlite, FCOS, RetinaNet, Faster R-CNN.
 
 Each runs the detector's own layers in the order its forward does, from the preprocessed (normalised,
 resized) batch, and reshapes head outputs as torchvision does (``(N, locations x anchors, K)``, levels
@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from compress.detection.base import RawDetector, per_location
+from compress.detection.family import Family, module_of
 from compress.errors import UsageError
 
 
@@ -86,7 +87,10 @@ class FasterRCNNRaw(RawDetector):
         self.fixed_rois = FixedRoIs(int(detector.rpn._post_nms_top_n["testing"]))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)
+        return self.heads(self.backbone(x), x)
+
+    def heads(self, features: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The RPN head's and the box branch's raw outputs from the backbone's ``features`` of ``x``."""
         objectness, deltas = self.rpn.head(list(features.values()))
         pooled = self.fixed_rois(self.roi_heads.box_roi_pool, features, x)
         hidden = self.roi_heads.box_head(pooled).flatten(1)
@@ -116,3 +120,6 @@ def wrap(detector: nn.Module) -> nn.Module:
             raise UsageError(f"torchvision {type(detector).__name__} is not supported as a detector",
                              "compress handles SSD/SSDlite, FCOS, RetinaNet and Faster R-CNN")
     return detector
+
+
+FAMILY = Family("torchvision", claims=lambda m: module_of(m).startswith("torchvision.models.detection"), wrap=wrap)

@@ -1,4 +1,4 @@
-"""Raw-output networks of Ultralytics YOLO detection and segmentation models (the ``compress[yolo]`` extra).
+"""The Ultralytics family: YOLO detection and segmentation models (the ``compress[yolo]`` extra).
 
 The network runs the model's layers as ``DetectionModel._predict_once`` does (each layer's inputs picked
 by its ``f`` indices) and, for the last layer (Detect / Segment), its ``forward_head`` only: the raw box
@@ -8,6 +8,8 @@ model's own glue, unchanged. Outputs are ``(N, locations, K)`` (``proto``: ``(N,
 
 C2f/C3k2's ``list(x.chunk(2, 1))`` is traced by ``compress.graph.iterable``; attention blocks (PSA,
 C2PSA's ``Attention``) are traced as plain ops, and whatever the graph does not know is protected.
+
+Detections for mAP: the decoded head output through the library's own NMS at its validation settings.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import torch
 import torch.nn as nn
 
 from compress.detection.base import RawDetector
+from compress.detection.family import Family, module_of
 from compress.errors import UsageError
 
 PREPROCESS = "yolo"  # Ultralytics models read RGB in [0, 1], not normalised (images are resized, not letterboxed)
+CONF, IOU, MAX_DET = 0.001, 0.7, 100  # NMS at Ultralytics' validation settings
 
 
 class YOLORaw(RawDetector):
@@ -56,6 +60,18 @@ def wrap(model: nn.Module) -> nn.Module:
     return YOLORaw(model.float())  # checkpoints are often saved in half precision
 
 
+@torch.no_grad()
+def detections(model: nn.Module, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    from ultralytics.utils.nms import non_max_suppression
+
+    out = model(images)
+    decoded = out[0] if isinstance(out, (list, tuple)) else out
+    if isinstance(decoded, (list, tuple)):  # Segment: (detections with mask coefficients, prototypes)
+        decoded = decoded[0]
+    kept = non_max_suppression(decoded, CONF, IOU, max_det=MAX_DET, nc=model.model[-1].nc)
+    return [{"boxes": k[:, :4].cpu(), "scores": k[:, 4].cpu(), "labels": k[:, 5].long().cpu()} for k in kept]
+
+
 def build(cfg: str = "yolov8n.yaml", nc: int = 80, weights: str | None = None) -> nn.Module:
     """An Ultralytics detection model from its yaml (offline, random init), optionally with ``weights``
     (a state dict file); the factory for ``--arch compress.detection.yolo:build --arch-kwargs cfg=yolo11n.yaml``."""
@@ -69,3 +85,7 @@ def build(cfg: str = "yolov8n.yaml", nc: int = 80, weights: str | None = None) -
     if weights:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+FAMILY = Family("Ultralytics", claims=lambda m: module_of(m).startswith("ultralytics"), wrap=wrap,
+                detections=detections, modules=("ultralytics",), preset=PREPROCESS)

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.graph import attention_tv
 from compress.graph.rules import MIX_REASON, Value, _lose
@@ -229,7 +230,7 @@ def _rows(h: int, d: int, heads: list[int], dims: list[int]) -> torch.Tensor:
     return torch.as_tensor([s * h * d + i * d + j for s in range(3) for i in heads for j in dims], dtype=torch.long)
 
 
-def cut(name: str, module: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, module: nn.Module, roles: dict[str, Cut]) -> None:
     """Keep the heads and head dims the cut records name; rewrite the module's attributes."""
 
     handler = _handler(module)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.graph import attention
 from compress.layers import registry
 from compress.layers.base import LayerHandler
 
 
-def _zero_attention(module: nn.Module, cut: dict, removed: list[int]) -> None:
-    attention.zero(module, cut["role"], removed)
+def _zero_attention(module: nn.Module, cut: Cut, removed: list[int]) -> None:
+    attention.zero(module, cut.role, removed)
 
 
 ATTENTION = LayerHandler(

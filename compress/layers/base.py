@@ -18,12 +18,13 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.layers.slicing import keep_index, set_param
 from compress.layers.values import Value, lose
 
 Rule = Callable[..., Any]  # rule(an, node, args, kwargs, module) -> Value (see compress.layers.values)
-Cut = Callable[[str, nn.Module, dict], None]  # cut(name, module, {role: cut record}): edit in place
-Zero = Callable[[nn.Module, dict, list], Any]  # zero(module, cut record, removed) -> replacement or None
+Slice = Callable[[str, nn.Module, dict], None]  # cut(name, module, {role: Cut record}): edit in place
+Zero = Callable[[nn.Module, Cut, list], Any]  # zero(module, Cut record, removed) -> replacement or None
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LayerHandler:
     """What one layer type does to channels and how to cut it. Only ``rule`` and ``cut`` are required."""
 
     rule: Rule
-    cut: Cut
+    cut: Slice
     # the proof's reference: make ``module`` (a copy of the original's) ignore the ``removed``
     # indices of the cut record; return a module to put in its place, or None (edited in place).
     # None: the layer never reads one channel into another, nothing to zero.

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.export.layer_models import LayerSpec
 from compress.layers.base import LayerHandler
@@ -79,7 +80,7 @@ def _whole(keep: torch.Tensor | None, per: int, g: int) -> list[int] | None:
     return kept if keep.tolist() == [k * per + i for k in kept for i in range(per)] else None
 
 
-def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, m: nn.Module, roles: dict[str, Cut]) -> None:
     keep_in = keep_index(roles.get("in"), m.in_channels, name)
     keep_out = keep_index(roles.get("out"), m.out_channels, name)
     g = m.groups
@@ -123,16 +124,16 @@ def _take(w: torch.Tensor, dim: int, keep: torch.Tensor, groups: int, total: int
     return w.index_select(dim, torch.as_tensor(local, dtype=torch.long))
 
 
-def zero(m: nn.Module, cut: dict, removed: list[int]) -> None:
+def zero(m: nn.Module, cut: Cut, removed: list[int]) -> None:
     """Removed inputs read by no kept output: their weights are zeroed. Grouped convs losing whole
     groups only ever feed removed outputs with their removed inputs: nothing to zero; a grouped
     conv keeping its groups reads the removed local channels of each group: those are zeroed."""
-    if cut["role"] != "in" or m.transposed and m.groups != 1:
+    if cut.role != "in" or m.transposed and m.groups != 1:
         return None
     idx = torch.as_tensor(removed, dtype=torch.long)
     if m.groups > 1:
         ipg = m.in_channels // m.groups
-        keep = torch.as_tensor(cut["keep"], dtype=torch.long)
+        keep = torch.as_tensor(cut.keep, dtype=torch.long)
         if _whole(keep, ipg, m.groups) is not None:
             return None
         m.weight[:, sorted({int(r) % ipg for r in removed})] = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.layers.base import LayerHandler, slice_attrs
 from compress.layers.slicing import keep_index
 from compress.layers.values import MIX_REASON, Value, lose
@@ -32,7 +33,7 @@ def rule(an, node, args, kwargs, module):
     return an.value(node, len(an.shape(node)) - 1, out)
 
 
-def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, m: nn.Module, roles: dict[str, Cut]) -> None:
     keep = keep_index(roles.get("out"), m.embedding_dim, name)
     slice_attrs(m, ("weight",), keep, dim=1)
     m.embedding_dim = len(keep)

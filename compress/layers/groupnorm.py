@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.layers.base import LayerHandler, per_channel_rule, slice_attrs
 from compress.layers.slicing import keep_index
 from compress.layers.values import MIX_REASON
@@ -23,7 +24,7 @@ def rule(an, node, args, kwargs, module):
     return out
 
 
-def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, m: nn.Module, roles: dict[str, Cut]) -> None:
     keep = keep_index(roles.get("chan"), m.num_channels, name)
     per = m.num_channels // m.num_groups
     slice_attrs(m, ("weight", "bias"), keep)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from compress.artifacts.cuts import Cut
 from compress.layers.base import LayerHandler, slice_attrs
 from compress.layers.slicing import keep_index
 from compress.layers.values import MIX_REASON, keep_layout, lose
@@ -33,15 +34,15 @@ def rule(an, node, args, kwargs, module):
     return lose(an, node, x, MIX_REASON.format(op="LayerNorm"))
 
 
-def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, m: nn.Module, roles: dict[str, Cut]) -> None:
     keep = keep_index(roles.get("chan"), m.normalized_shape[-1], name)
     slice_attrs(m, ("weight", "bias"), keep)
     m.normalized_shape = (len(keep),)
 
 
-def zero(m: nn.Module, cut: dict, removed: list[int]) -> nn.Module:
+def zero(m: nn.Module, cut: Cut, removed: list[int]) -> nn.Module:
     """An opted-in LayerNorm width: the reference normalises over the kept channels only."""
-    return KeptLayerNorm(m, cut["keep"])
+    return KeptLayerNorm(m, list(cut.keep))
 
 
 class KeptLayerNorm(nn.Module):

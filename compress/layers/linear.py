@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.export.layer_models import LayerSpec
 from compress.layers.base import LayerHandler
 from compress.layers.slicing import keep_index, set_param
@@ -32,7 +33,7 @@ def rule(an, node, args, kwargs, module):
     return result
 
 
-def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
+def cut(name: str, m: nn.Module, roles: dict[str, Cut]) -> None:
     keep_in = keep_index(roles.get("in"), m.in_features, name)
     keep_out = keep_index(roles.get("out"), m.out_features, name)
     if keep_out is not None:
@@ -45,8 +46,8 @@ def cut(name: str, m: nn.Module, roles: dict[str, dict]) -> None:
         m.in_features = len(keep_in)
 
 
-def zero(m: nn.Module, cut: dict, removed: list[int]) -> None:
-    if cut["role"] == "in":
+def zero(m: nn.Module, cut: Cut, removed: list[int]) -> None:
+    if cut.role == "in":
         m.weight[:, torch.as_tensor(removed, dtype=torch.long)] = 0
     return None
 

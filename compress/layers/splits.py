@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.layers.base import LayerHandler
 from compress.layers.slicing import keep_index
@@ -31,7 +32,7 @@ def pieces(sizes, total: int) -> list[int] | None:
     return None
 
 
-def kept_per_piece(name: str, sizes: list[int], cut: dict) -> list[int]:
+def kept_per_piece(name: str, sizes: list[int], cut: Cut) -> list[int]:
     """Channels each piece keeps; refuses a cut that empties a piece (its conv would have no input)."""
     keep = keep_index(cut, sum(sizes), name).tolist()
     kept, start = [], 0

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from compress.detection.family import preset_for_class
 from compress.errors import ArchError, one_line
 
 ALIASES: dict[str, str] = {
@@ -145,8 +146,9 @@ def default_preset_for(spec: str | None) -> str | None:
         return None
     if prefix in ("torchvision", "timm"):
         return "imagenet"
-    if prefix.startswith("ultralytics."):  # a pickled Ultralytics model: RGB in [0, 1] at 640 (compress.detection.yolo)
-        return "yolo"
+    family_preset = preset_for_class(prefix)  # a pickled detector's class path (compress.detection.family)
+    if family_preset is not None:
+        return family_preset
     try:
         module = _import_file(prefix) if _looks_like_path(prefix) else _import_module(prefix)
     except ArchError:

@@ -25,6 +25,7 @@ from compress.calibrate.preprocess import PRESETS, Preprocess, resolve_preproces
 from compress.models.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
 from compress.errors import CheckpointError, UsageError
 from compress.models.arch import canonical_arch, default_preset_for, resolve_arch
+from compress.artifacts.cuts import Cut, cuts_from_json
 from compress.artifacts.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
 from compress.prune.surgery import apply_cuts
@@ -141,7 +142,7 @@ def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
     return loaded
 
 
-def build_pruned(spec: ModelSpec, cuts: list[dict], *, trust: bool = False) -> nn.Module:
+def build_pruned(spec: ModelSpec, cuts: list[Cut], *, trust: bool = False) -> nn.Module:
     """The pruned architecture with the original's initial weights (then overwritten by loading)."""
     if spec.kind == "state_dict":
         model = resolve_arch(spec.arch, dict(spec.arch_kwargs))
@@ -161,7 +162,7 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     if record.get("program"):  # self-contained: no pickle to run
         model = program_module(read_checkpoint(folder / record["program"], trust=False))
     else:
-        model = build_pruned(spec, record["cuts"], trust=trust)
+        model = build_pruned(spec, cuts_from_json(record.get("cuts")), trust=trust)
     size = load_weights_into(model, folder)
     return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
 

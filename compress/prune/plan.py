@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.checks import check_targets
 from compress.graph import attention
@@ -70,7 +71,7 @@ class PrunePolicy:
 @dataclass
 class Plan:
     removed: list[int]  # unit roots removed
-    cuts: list[dict]  # surgery records (see compress.prune.surgery)
+    cuts: list[Cut]  # the cut records (compress.artifacts.cuts), replayed by compress.prune.surgery
     widths: dict[str, tuple[int, int]]  # "layer:role" -> (before, after) for width slots
     channels_prunable: int
     channels_removed: int
@@ -273,10 +274,8 @@ def _make_plan(groups: Groups, removed: list[int], macs_before: int, macs_after:
         if slot.role in WIDTH_ROLES:
             widths[f"{slot.name}:{slot.role}"] = (len(roots), len(keep))
         if len(keep) < len(roots):
-            cut = {"name": slot.name, "role": slot.role, "dim": slot.dim, "size": len(roots), "keep": keep.tolist()}
-            if slot.consumes:  # a functional conv/linear's input dim: the proof zeroes it
-                cut["consumes"] = True
-            cuts.append(cut)
+            # consumes: a functional conv/linear's input dim, which the proof zeroes
+            cuts.append(Cut(slot.name, slot.role, slot.dim, len(roots), tuple(keep.tolist()), bool(slot.consumes)))
     return Plan(
         removed=sorted(removed_set),
         cuts=cuts,

@@ -8,33 +8,34 @@ import copy
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.prune.compare import compare, max_abs_diff
 from compress.errors import PruneError
 from compress.graph.handlers import handler_for
 
 
-def zeroed_reference(original: nn.Module, cuts: list[dict]) -> nn.Module:
+def zeroed_reference(original: nn.Module, cuts: list[Cut]) -> nn.Module:
     """A copy of ``original`` whose channel-mixing layers ignore the removed input channels
     (each layer's handler says how: ``LayerHandler.zero``)."""
     ref = copy.deepcopy(original).eval()
     with torch.no_grad():
         for cut in cuts:
-            removed = sorted(set(range(cut["size"])) - set(cut["keep"]))
+            removed = cut.removed
             if not removed:
                 continue
-            if cut["role"] == "param":  # a weight a functional conv/linear reads: zero its inputs
-                if cut.get("consumes"):
-                    owner, _, attr = cut["name"].rpartition(".")
+            if cut.role == "param":  # a weight a functional conv/linear reads: zero its inputs
+                if cut.consumes:
+                    owner, _, attr = cut.name.rpartition(".")
                     idx = torch.as_tensor(removed, dtype=torch.long)
-                    getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut["dim"], idx, 0)
+                    getattr(ref.get_submodule(owner) if owner else ref, attr).index_fill_(cut.dim, idx, 0)
                 continue
-            m = ref.get_submodule(cut["name"])
+            m = ref.get_submodule(cut.name)
             handler = handler_for(m)
             if handler is None or handler.zero is None:
                 continue  # never reads one channel into another
             replacement = handler.zero(m, cut, removed)
             if replacement is not None:
-                _replace(ref, cut["name"], replacement)
+                _replace(ref, cut.name, replacement)
     return ref
 
 
@@ -50,7 +51,7 @@ def max_difference(a: nn.Module, b: nn.Module, example: torch.Tensor) -> float:
     return max_abs_diff(out_a, out_b)
 
 
-def check_cut(original: nn.Module, pruned: nn.Module, cuts: list[dict], example: torch.Tensor,
+def check_cut(original: nn.Module, pruned: nn.Module, cuts: list[Cut], example: torch.Tensor,
               *, tolerance: float = 1e-4) -> float:
     """Raise PruneError unless ``pruned`` matches the zeroed original, each output leaf (a tensor,
     a dict entry, a tuple element) relative to its own scale; return the largest difference.

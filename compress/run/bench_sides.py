@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 
 from compress import artifacts
-from compress.calibrate import ImageDataset, make_loader, preload, scan_folder
+from compress.calibration import unlabelled_batches
 from compress.run.deploy import Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.models.loading import load_from_spec, load_model
@@ -33,7 +33,7 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
             raise UsageError(f"{first} is not a compress output folder", "give two models: compress bench A B")
         original, compressed = load_from_spec(a.spec, trust=load.get("trust", False)), a
         out_dir = Path(out) if out else Path(first)
-        calib = calib or (a.record or {}).get("config", {}).get("calib")
+        calib = calib or a.recorded_calib
     else:
         original, compressed = a, load_model(second, on_note=say, **load)
         out_dir = Path(out) if out else Path("bench-report")
@@ -124,11 +124,6 @@ def _agreement(sides: list[Side], calib: str, loaded: LoadedModel, say, task) ->
 
 
 def _unlabelled(folder: str, loaded: LoadedModel):
-    """(``(images, None)`` batches of up to 500 images, their number): decoded once into memory where they
-    fit, else streamed from disk."""
-    pre = loaded.preprocess()
-    dataset = ImageDataset(scan_folder(folder, max_images=500).paths, pre)
-    images = preload(dataset)
-    if images is None:
-        return ((x, None) for x, _ in make_loader(dataset, batch_size=BATCH)), len(dataset)
-    return ((images[i:i + BATCH], None) for i in range(0, len(images), BATCH)), len(images)
+    """(``(images, None)`` batches of up to 500 images, their number)."""
+    batches, n = unlabelled_batches(folder, loaded.preprocess(), max_images=500, batch_size=BATCH)
+    return ((x, None) for x in batches), n

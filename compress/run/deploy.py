@@ -31,7 +31,7 @@ from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
 from compress.prune.profile import count_macs
 from compress.spec import ModelSpec
-from compress.tasks import get_task
+from compress.tasks import Task
 from compress.util.atomic import atomic_file, write_text
 
 RUNTIME_FORMATS = {name: tuple(get(name).formats) for name in NAMES if get(name).formats}  # plugin -> its --format names
@@ -282,7 +282,7 @@ def _macs(module: nn.Module, input_shape) -> int:
 
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say,
-               alternative: Side | None = None) -> dict[str, Any]:
+               alternative: Side | None = None, *, task: Task) -> dict[str, Any]:
     """The tail of ``compress prune --bench``: original vs compressed (and ``--baseline``'s alternative),
     written into the folder."""
     shape = tuple(loaded.spec.input_size)
@@ -301,8 +301,8 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     sides = [original, compressed, *([alternative] if alternative is not None else [])]
     report = benchmark(sides, folder, input_shape=shape, progress=config.progress, show=False,
-                       latency_target=summary.latency, device=device, task=get_task(summary.task).labels(),
-                       notes=_task_notes(summary),
+                       latency_target=summary.latency, device=device, task=task.labels(),
+                       notes=task.report_notes(summary.task_figures),
                        judge=(compressed.name, alternative.name) if alternative is not None else None)
     render_table(report, console=_stderr_console())  # stdout is the prune command's (its tables, or --json)
     out = {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
@@ -315,12 +315,3 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(file=sys.stderr, width=180)
-
-
-def _task_notes(summary: RunSummary) -> list[str]:
-    """Figures of the task beyond the table's columns, as report notes (detection: mAP vs the original)."""
-    figures = summary.task_figures
-    if figures.get("map50_vs_original") is None:
-        return []
-    return [f"compressed detector against the original's boxes (score >= 0.3, {figures.get('original_boxes')} boxes "
-            f"on held-out images): mAP@0.5 {figures['map50_vs_original']:.2%}, mAP@0.5:0.95 {figures['map_vs_original']:.2%}"]

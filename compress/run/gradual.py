@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.devices import device_of
 from compress.errors import PruneError
 from compress.graph.analysis import analyze
@@ -78,7 +79,7 @@ class Gradual:
         self.target = dict(run.plan.widths)
         self.example = run.data.example(4)
         self.shape = tuple(run.loaded.spec.input_size)
-        self.composed: dict[tuple[str, str], dict] = {}  # (layer, role) -> the cut relative to the original
+        self.composed: dict[tuple[str, str], Cut] = {}  # (layer, role) -> the cut relative to the original
         self.stages: list[dict] = []
 
     def start(self) -> nn.Module:
@@ -110,7 +111,7 @@ class Gradual:
         result = estimate(student, groups, self.run.data.importance, importance, outputs=task.importance_outputs)
         return groups, unit_scores(groups, result)
 
-    def _stage(self, student: nn.Module, groups, scores, step: int) -> list[dict]:
+    def _stage(self, student: nn.Module, groups, scores, step: int) -> list[Cut]:
         """Plan, prove and record stage ``len(stages) + 1`` on ``student``; return its cut records."""
         started = time.perf_counter()
         k = len(self.stages) + 1
@@ -129,18 +130,18 @@ class Gradual:
                           f"original); proved against the zeroed student (max diff {diff:.2e})")
         return plan.cuts
 
-    def _compose(self, cuts: list[dict]) -> None:
+    def _compose(self, cuts: list[Cut]) -> None:
         """Fold a stage's cuts (relative to the current student) into the record relative to the original."""
         for c in cuts:
-            key = (c["name"], c["role"])
+            key = (c.name, c.role)
             prev = self.composed.get(key)
             if prev is None:
-                self.composed[key] = dict(c, keep=list(c["keep"]))
+                self.composed[key] = c
                 continue
-            if len(prev["keep"]) != c["size"]:
-                raise PruneError(f"gradual pruning: {c['name']} ({c['role']}) has {c['size']} channels, the record "
-                                 f"says {len(prev['keep'])}", "this is a bug: please report it; nothing was written")
-            prev["keep"] = [prev["keep"][i] for i in c["keep"]]
+            if len(prev.keep) != c.size:
+                raise PruneError(f"gradual pruning: {c.name} ({c.role}) has {c.size} channels, the record "
+                                 f"says {len(prev.keep)}", "this is a bug: please report it; nothing was written")
+            self.composed[key] = prev.then(c)
 
     def finish(self, student: nn.Module, steps: int, agreement_before: float) -> nn.Module:
         """Any stage the run did not reach (stopped early, or too few steps) cut now; then the cumulative record
@@ -156,9 +157,9 @@ class Gradual:
         for slot, roots in zip(groups.slots, groups.slot_roots):
             c = self.composed.get((slot.name, slot.role))
             if c is not None:
-                removed |= {int(r) for r in np.delete(roots, c["keep"])}
+                removed |= {int(r) for r in np.delete(roots, list(c.keep))}
         plan = plan_for_units(groups, sorted(removed))
-        if _records(plan.cuts) != _records(self.composed.values()):
+        if sorted(map(_key, plan.cuts)) != sorted(map(_key, self.composed.values())):
             raise PruneError("gradual pruning: the stages' cuts do not compose into a plan of the original",
                              "this is a bug: please report it; nothing was written")
         rebuilt = apply_cuts(copy.deepcopy(original), plan.cuts)
@@ -191,5 +192,5 @@ class Gradual:
         return student
 
 
-def _records(cuts) -> list[tuple]:
-    return sorted((c["name"], c["role"], c["dim"], c["size"], tuple(c["keep"])) for c in cuts)
+def _key(cut: Cut) -> tuple:
+    return cut.name, cut.role, cut.dim, cut.size, cut.keep

@@ -40,6 +40,7 @@ from compress.prune.latency.stage import latency_plan
 from compress.models.loading import load_model
 from compress.prune.plan import select
 from compress.prune.profile import count_macs, count_params
+from compress.artifacts.cuts import cuts_to_json
 from compress.artifacts.saved import save_pruned
 from compress.artifacts.summary import Recalibration, Recovery, RunSummary
 from compress.prune.surgery import apply_cuts
@@ -154,7 +155,7 @@ def measure_pruned(run: RunContext) -> None:
     loaded, student, plan, importance, policy = run.loaded, run.student, run.plan, run.importance, run.config.policy
     shape = tuple(loaded.spec.input_size)
     run.summary = RunSummary(
-        checkpoint=str(Path(run.config.checkpoint).resolve()),
+        checkpoint=str(Path(run.config.checkpoint).resolve()) if loaded.spec.kind != "memory" else run.config.checkpoint,
         arch=loaded.spec.arch,
         input_size=list(shape),
         importance=importance.name,
@@ -320,7 +321,7 @@ def save(run: RunContext) -> None:
     })
     scores = {"estimator": run.importance.name, "units": _unit_rows(run.groups, run.importance)}
     write_text(folder / artifacts.IMPORTANCE, json.dumps(scores))
-    write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": plan.cuts,
+    write_text(folder / artifacts.PLAN, json.dumps({"removed_units": plan.removed, "cuts": cuts_to_json(plan.cuts),
                                                  "widths": plan.widths}, default=list))
 
 
@@ -356,7 +357,8 @@ def bench(run: RunContext) -> None:
     side = baseline_side(run.alternative, run.loaded.model, run.folder / artifacts.BENCH_DIR,
                          trust=config.baseline_load.get("trust", False), eval_dir=config.eval_dir, task=run.task,
                          say=run.say.info) if run.alternative is not None else None
-    run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side)
+    run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side,
+                                   task=run.task)
 
 
 def write_summary(run: RunContext) -> None:

@@ -19,7 +19,7 @@ from compress.models.loading import load_model
 from compress.artifacts.outputs import check_output, input_paths
 from compress.run.pipeline import STDERR, PruneConfig, PruneResult, Reporter, run_prune
 from compress.run.sibling import NAME as ALTERNATIVE, baseline_side, load_baseline
-from compress.tasks import Task, get_task
+from compress.tasks import Task
 from compress.util.atomic import write_text
 
 @dataclass
@@ -52,7 +52,7 @@ def run_sweep(base: PruneConfig, ratios: tuple[float, ...], root: str | Path, *,
         config = dataclasses.replace(base, out=str(root / f"ratio-{ratio:g}"), overwrite=True,
                                      policy=dataclasses.replace(base.policy, ratio=ratio))
         results.append((ratio, run_prune(config, reporter)))
-    task = get_task(results[0][1].summary.task)
+    task = results[0][1].task
     sides = [Side("original", original.model, "", sizes={"checkpoint": original.size_bytes})]
     sides += [Side(f"ratio-{r:g}", res.model, str(res.out)) for r, res in results]
     if alt is not None:
@@ -91,7 +91,7 @@ def sweep_rows(report: dict, results: list[tuple[float, PruneResult]], backend: 
         rows.append({"ratio": ratio, "macs": s.macs_after, "params": s.params_after, "latency_ms": p50.get(name),
                      "speedup": round(p50["original"] / p50[name], 3) if p50.get(name) else None,
                      "top1": top1, "agreement": agreement})
-        if "map50_vs_original" in s.task_figures:  # detection: the whole detector's mAP@0.5 against the original's boxes
-            rows[0]["map50_vs_original"] = 1.0
-            rows[-1]["map50_vs_original"] = s.task_figures["map50_vs_original"]
+        against = res.task.sweep_figures(s.task_figures)  # figures against the original (detection: mAP@0.5)
+        rows[0].update(dict.fromkeys(against, 1.0))
+        rows[-1].update(against)
     return rows

@@ -11,7 +11,10 @@ pipeline must know what the output means, so that the stages stay one path for a
   selection test of recovery (``compress.recover.selection.not_worse``);
 - ``metric_meter()`` and ``labelled(folder, preprocess)``: the labelled metric and its data
   (``labelled_output``: what the meter reads, the output unless the task decodes it);
-- ``metric`` / ``metric_label`` / ``agreement_label``: the summary key and the words of tables.
+- ``metric`` / ``metric_label`` / ``agreement_label``: the summary key and the words of tables;
+- ``extra_figures(...)``: the task's own figures (``RunSummary.task_figures``), and how they are shown:
+  ``summary_rows`` (the prune summary table), ``sweep_columns`` / ``sweep_figures`` (the sweep table),
+  ``report_notes`` (the bench report), so no other layer reads them by name.
 
 A new task (detection, a user's own) is one more subclass registered in ``compress.tasks.TASKS``.
 Outputs may be tensors, tuples, lists, dicts or named tuples; anything else is refused by name.
@@ -19,7 +22,7 @@ Outputs may be tensors, tuples, lists, dicts or named tuples; anything else is r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +114,24 @@ class Task:
         """Summary figures beyond the agreement meter, measured once on the held-out images for the model
         the run writes (detection: mAP against the original's boxes)."""
         return {}
+
+    def summary_rows(self, figures: dict[str, Any], pct: Callable[[Any], str]) -> list[tuple[str, str, str, str]]:
+        """Rows of the prune summary table (what, original, pruned, change) for ``extra_figures``' figures;
+        ``pct`` formats a fraction."""
+        return []
+
+    def sweep_columns(self) -> list[tuple[str, str]]:
+        """Extra sweep columns as (header, row key): figures of the written model against the original."""
+        return []
+
+    def sweep_figures(self, figures: dict[str, Any]) -> dict[str, Any]:
+        """The sweep row's values of :meth:`sweep_columns` from ``extra_figures``' figures ({} when not measured);
+        they compare against the original, whose own row shows 1.0."""
+        return {}
+
+    def report_notes(self, figures: dict[str, Any]) -> list[str]:
+        """Lines for the bench report about ``extra_figures``' figures."""
+        return []
 
     def describe(self, output: Any) -> str:
         shapes = ", ".join("x".join(str(d) for d in t.shape[1:]) for t in flatten_outputs(output))

@@ -22,8 +22,8 @@ YOLO's DFL bins). No decoding, anchors or NMS run here: they are outside the raw
   the whole detector's decoded boxes (``labelled_output``) against the labels, mAP@0.5 as the task's metric
   (``map50_before`` / ``map50_pruned`` / ``map50_recovered``) and mAP@0.5:0.95 of the original and the model
   the run writes (``map_before`` / ``map_after``), by torchmetrics. It needs a detector whose decoding
-  compress runs (``raw.detector``: torchvision, Ultralytics, the embedded DetDigitNet); other raw-output
-  models are refused with the reason.
+  compress runs (``raw.detector``, decoded as its family says: ``compress.detection.family``); other
+  raw-output models are refused with the reason.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from compress.detection.agreement import detections
+from compress.detection.agreement import BOXES, MAP, MAP50, SCORE_THRESHOLD, detections
+from compress.detection.family import names, output_kinds
 from compress.errors import UsageError
 from compress.tasks.base import Meter, Task
 
@@ -50,9 +51,11 @@ AUTO_SAMPLES = 51_200  # augmented images of the automatic recovery budget (800 
 
 
 def kinds(output: Any) -> dict[str, str]:
+    """The kind of each raw output the task reads (:data:`OUTPUT_KINDS`, and those a detector family adds)."""
     if not isinstance(output, dict):
         return {}
-    return {k: OUTPUT_KINDS[k] for k, v in output.items() if k in OUTPUT_KINDS and isinstance(v, torch.Tensor)}
+    known = {**OUTPUT_KINDS, **output_kinds()}
+    return {k: known[k] for k, v in output.items() if k in known and isinstance(v, torch.Tensor)}
 
 
 def confidence(kind: str, logits: torch.Tensor) -> torch.Tensor:
@@ -138,7 +141,7 @@ class DetectTask(Task):
             raise UsageError(f"labelled detection metrics (--eval) need a detector whose decoding compress runs; "
                              f"{type(model).__name__} returns only raw outputs",
                              "leave out --eval (the label-free agreement with the original is reported), or use a "
-                             "torchvision, Ultralytics or the embedded detector")
+                             f"detector of a family compress decodes: {names()}")
         pre = self._preprocess
         return detections(model, x, pre.mean, pre.std)
 
@@ -160,8 +163,28 @@ class DetectTask(Task):
                     out[f"map_{name}"] = round(meter.figures()["map"], 5)
             return out
         except ImportError as err:
-            return {"map50_vs_original": None, "map_vs_original": None,
-                    "map_note": f"not measured: {err} (pip install 'compress[detect]')"}
+            return {MAP50: None, MAP: None, "map_note": f"not measured: {err} (pip install 'compress[detect]')"}
+
+    def summary_rows(self, figures: dict[str, Any], pct) -> list[tuple[str, str, str, str]]:
+        rows = []
+        if "map_before" in figures:  # with --eval: labelled mAP@0.5:0.95 of the original and the written model
+            rows.append(("mAP@0.5:0.95 (eval)", pct(figures["map_before"]), pct(figures["map_after"]), ""))
+        if MAP50 in figures:
+            rows.append(("mAP@0.5 / 0.5:0.95 vs original's boxes", "100 %", pct(figures[MAP50]),
+                         f"{pct(figures[MAP])} at 0.5:0.95; {figures.get(BOXES, 0)} boxes"))
+        return rows
+
+    def sweep_columns(self) -> list[tuple[str, str]]:
+        return [("mAP@0.5 vs original", MAP50)]
+
+    def sweep_figures(self, figures: dict[str, Any]) -> dict[str, Any]:
+        return {MAP50: figures[MAP50]} if MAP50 in figures else {}
+
+    def report_notes(self, figures: dict[str, Any]) -> list[str]:
+        if figures.get(MAP50) is None:
+            return []
+        return [f"compressed detector against the original's boxes (score >= {SCORE_THRESHOLD}, {figures.get(BOXES)} "
+                f"boxes on held-out images): mAP@0.5 {figures[MAP50]:.2%}, mAP@0.5:0.95 {figures[MAP]:.2%}"]
 
     def describe(self, output: Any) -> str:
         if isinstance(output, dict):

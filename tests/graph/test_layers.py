@@ -55,7 +55,7 @@ def test_registered_user_layer_is_cut_proved_and_reloaded(tmp_path):
     group = next(g for g in groups.groups if "a:out" in g.layers)
     assert "s:chan" in group.layers and group.prunable == 8
     assert pruned.s.channels == pruned.s.weight.shape[0] == pruned.a.out_channels == pruned.b.in_channels < 8
-    assert {c["name"] for c in plan.cuts} >= {"a", "s", "b"}
+    assert {c.name for c in plan.cuts} >= {"a", "s", "b"}
 
 
 def test_unregistered_user_layer_stays_protected():

@@ -4,12 +4,14 @@ computed at run time (timm's SplitAttn, SelectiveKernelAttn), and flattened back
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import pytest
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.prune.surgery import apply_cuts
 from compress.prune.verify import check_cut
@@ -50,9 +52,9 @@ def test_radix_round_trip_is_cut_and_proved(k, card):
     paths = _group(groups, "conv:out")
     assert {"fc1:in", "fc2:out", "head:in"} <= set(paths.layers) and not paths.protected
     _, plan, pruned, diff = random_cut(model, x)
-    conv = next(c for c in plan.cuts if c["name"] == "conv" and c["role"] == "out")
-    local = [[i % 6 for i in conv["keep"] if i // 6 == p] for p in range(k)]
-    assert len(conv["keep"]) < k * 6 and all(lst == local[0] for lst in local)  # same channels in every path
+    conv = next(c for c in plan.cuts if c.name == "conv" and c.role == "out")
+    local = [[i % 6 for i in conv.keep if i // 6 == p] for p in range(k)]
+    assert len(conv.keep) < k * 6 and all(lst == local[0] for lst in local)  # same channels in every path
     assert pruned.conv.out_channels == k * pruned.head.in_channels == pruned.fc2.out_channels
     assert diff < 1e-5
     check_cut(model, pruned, plan.cuts, x)
@@ -62,9 +64,9 @@ def test_a_wrong_mapping_is_refused_by_the_proof():
     """Cutting contiguous channels (as if the view were (C/k, k)) instead of channel j of every path."""
     model, x = Radix().eval(), torch.randn(2, 3, 8, 8)
     _, plan, _, _ = random_cut(model, x)
-    conv = next(c for c in plan.cuts if c["name"] == "conv" and c["role"] == "out")
-    n = len(conv["keep"])
-    wrong = [dict(c, keep=list(range(n))) if c["name"] in ("conv", "fc2") and c["role"] == "out" else c
+    conv = next(c for c in plan.cuts if c.name == "conv" and c.role == "out")
+    n = len(conv.keep)
+    wrong = [dataclasses.replace(c, keep=tuple(range(n))) if c.name in ("conv", "fc2") and c.role == "out" else c
              for c in plan.cuts]
     assert wrong != plan.cuts
     pruned = apply_cuts(copy.deepcopy(model), wrong)
@@ -130,8 +132,8 @@ def test_grouped_conv_cut_refuses_a_pattern_of_neither_kind():
 
     conv = nn.Conv2d(4, 4, 1, groups=2)
     with pytest.raises(PruneError, match="neither whole groups"):
-        HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [0, 3]}})  # channel 0 of group 0, 1 of group 1
-    HANDLER.cut("conv", conv, {"out": {"size": 4, "keep": [1, 3]}})  # channel 1 of every group
+        HANDLER.cut("conv", conv, {"out": Cut("conv", "out", 0, 4, (0, 3))})  # channel 0 of group 0, 1 of group 1
+    HANDLER.cut("conv", conv, {"out": Cut("conv", "out", 0, 4, (1, 3))})  # channel 1 of every group
     assert (conv.groups, conv.out_channels, tuple(conv.weight.shape)) == (2, 2, (2, 2, 1, 1))
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from compress.artifacts.cuts import Cut
 from compress.errors import PruneError
 from compress.layers import registry
 from compress.layers.base import LayerHandler
@@ -66,7 +67,7 @@ def test_declared_split_is_cut_rewritten_proved_and_replayed():
     groups = groups_of(model, x, prune_stem=True)
     assert "mix:split" in _stem(groups).layers and not _stem(groups).protected
     _, plan, pruned, diff = random_cut(model, x, prune_stem=True)
-    split = next(c for c in plan.cuts if c["role"] == "split")
+    split = next(c for c in plan.cuts if c.role == "split")
     assert pruned.mix.splits == kept_per_piece("mix", [4, 3, 3], split) and sum(pruned.mix.splits) < 10
     assert [c.in_channels for c in pruned.mix.convs] == pruned.mix.splits
     assert diff < 1e-5
@@ -96,9 +97,9 @@ def test_split_with_other_sizes_than_declared_stays_protected():
 def test_pieces_and_a_cut_emptying_a_piece():
     assert pieces(4, 12) == [4, 4, 4] and pieces(5, 12) == [5, 5, 2] and pieces([4, 3, 3], 10) == [4, 3, 3]
     assert pieces([4, 3], 10) is None
-    assert kept_per_piece("m", [4, 3, 3], {"size": 10, "keep": [0, 4, 9]}) == [1, 1, 1]
+    assert kept_per_piece("m", [4, 3, 3], Cut("m", "split", 1, 10, (0, 4, 9))) == [1, 1, 1]
     with pytest.raises(PruneError, match="empties a piece"):
-        kept_per_piece("m", [4, 3, 3], {"size": 10, "keep": [0, 1, 9]})
+        kept_per_piece("m", [4, 3, 3], Cut("m", "split", 1, 10, (0, 1, 9)))
 
 
 def test_timm_mixed_conv_and_selective_kernel():
@@ -119,7 +120,7 @@ def test_timm_mixed_conv_and_selective_kernel():
     torch.manual_seed(0)
     model, x = TimmNet().eval(), torch.randn(2, 3, 16, 16)
     _, plan, pruned, diff = random_cut(model, x, prune_stem=True)
-    assert {c["name"] for c in plan.cuts if c["role"] == "split"} == {"mix", "pw", "sk"}
+    assert {c.name for c in plan.cuts if c.role == "split"} == {"mix", "pw", "sk"}
     assert sum(pruned.mix.splits) < 12 and pruned.sk.in_channels < 10
     assert pruned.sk.in_channels == pruned.sk.num_paths * pruned.sk.paths[0].conv.in_channels  # paths stay equal
     check_cut(model, pruned, plan.cuts, x)
