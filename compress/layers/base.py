@@ -75,17 +75,22 @@ def slice_attrs(module: nn.Module, attrs: tuple[str, ...], keep: torch.Tensor, d
             set_param(module, attr, value.index_select(dim, keep.to(value.device)))
 
 
-def per_channel(size_attr: str, params: tuple[str, ...], *, axis: int = 1, probe: str = "") -> LayerHandler:
+def per_channel(size_attr: str | None, params: tuple[str, ...], *, axis: int = 1, probe: str = "") -> LayerHandler:
     """The handler of a layer holding one value per channel of ``axis`` in each of ``params``
     (and the channel count in ``size_attr``): e.g. ``per_channel("num_features", ("weight", "bias"))``.
-    It never reads one channel into another, so the proof has nothing to zero."""
+    ``size_attr=None``: the layer keeps no count, the length of ``params[0]`` is its width (torchvision's
+    ``FrozenBatchNorm2d``). It never reads one channel into another, so the proof has nothing to zero."""
+
+    def size(module) -> int:
+        return getattr(module, size_attr) if size_attr else getattr(module, params[0]).shape[0]
 
     def rule(an, node, args, kwargs, module):
-        return per_channel_rule(an, node, args[0], module, getattr(module, size_attr), axis)
+        return per_channel_rule(an, node, args[0], module, size(module), axis)
 
     def cut(name, module, roles):
-        keep = keep_index(roles.get("chan"), getattr(module, size_attr), name)
+        keep = keep_index(roles.get("chan"), size(module), name)
         slice_attrs(module, params, keep)
-        setattr(module, size_attr, len(keep))
+        if size_attr:
+            setattr(module, size_attr, len(keep))
 
     return LayerHandler(rule=rule, cut=cut, probe=probe)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch.nn as nn
 
 from compress.errors import UsageError
-from compress.layers import batchnorm, conv, embedding, groupnorm, layernorm, linear, prelu, splits
+from compress.layers import batchnorm, conv, embedding, frozen_batchnorm, groupnorm, layernorm, linear, prelu, splits
 from compress.layers.base import LayerHandler
 
-BUILT_IN = (conv, linear, batchnorm, groupnorm, layernorm, prelu, embedding)  # each file: TYPES and HANDLER
+BUILT_IN = (conv, linear, batchnorm, frozen_batchnorm, groupnorm, layernorm, prelu, embedding)  # each file: TYPES and HANDLER
 
 _HANDLERS: dict[type, LayerHandler] = {}
 _NAMED: dict[str, LayerHandler] = dict(splits.NAMED)  # classes of optional packages, by qualified name
