@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from compress.export.runtimes import runtimes, safe_get
 from compress.util.atomic import atomic_file, write_text
 
 
@@ -54,9 +55,12 @@ def fmt_pct(x: float | None) -> str:
 
 
 def backend_label(row: dict) -> str:
-    """``torch`` on the CPU, ``torch cuda:0`` on a GPU: the device shows where it is not the obvious one."""
+    """``torch`` on the CPU, ``torch cuda:0`` on a GPU: the device shows where it is not the obvious one
+    (``Runtime.label_device``)."""
     device = row.get("device")
-    return f"{row['backend']} {device}" if row["backend"] == "torch" and device and device != "cpu" else row["backend"]
+    runtime = safe_get(row["backend"])
+    shown = runtime is not None and runtime.label_device and device and device != "cpu"
+    return f"{row['backend']} {device}" if shown else row["backend"]
 
 
 def _gpu_memory(report: dict) -> bool:
@@ -153,13 +157,10 @@ def verdict(report: dict, model: str, against: str) -> dict[str, Any]:
 def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
-    trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
-    trt += "".join(f", {label} {e[key]}" for key, label in (("openvino", "OpenVINO"), ("executorch", "ExecuTorch"),
-                                                                  ("aoti_cxx", "AOTInductor with"))
-                   if e.get(key))
+    versions = ", ".join(f"{label} {e[key]}" for runtime in runtimes() for key, label in runtime.env_labels
+                         if e.get(key))
     load = f"; load average {e['load_average'][0]:.1f}" if e.get("load_average") else ""
-    return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "
-            f"onnxruntime {e['onnxruntime']}{trt}{load}")
+    return f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; {versions}{load}"
 
 
 def _human(n: int | None) -> str:

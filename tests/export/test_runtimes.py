@@ -95,11 +95,11 @@ def test_bench_has_openvino_rows_with_memory_and_size(ov_export):
     rows = {(r["model"], r["precision"], r["batch"]): r for r in report["rows"]}
     assert set(rows) == {(m, p, b) for m, p in [("original", "fp32"), ("compressed", "fp32"), ("compressed", "int8")]
                          for b in (1, 4)}
-    for row in rows.values():
+    files = {"original": "original.openvino", "compressed": "model.openvino"}
+    for (name, precision, _), row in rows.items():
         assert row["latency_ms"]["p50"] > 0 and row["memory"]["model_rss_bytes"] >= 0
-        assert row["size_bytes"] > (folder / "model.openvino.xml").stat().st_size * 0  # xml + bin
-    assert rows[("compressed", "fp32", 1)]["size_bytes"] == sum(
-        (folder / n).stat().st_size for n in ("model.openvino.xml", "model.openvino.bin"))
+        stem = files[name] if precision == "fp32" else "model.int8.openvino"
+        assert row["size_bytes"] == sum((folder / f"{stem}{ext}").stat().st_size for ext in (".xml", ".bin"))
     speed = {(c["model"], c["precision"], c["batch"]): c for c in report["comparisons"]}
     assert speed[("compressed", "fp32", 4)]["mac_ratio"] == 4.0 and speed[("compressed", "int8", 1)]["speedup"] > 0
     assert report["environment"]["openvino"]
