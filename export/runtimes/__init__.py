@@ -25,6 +25,7 @@ REGISTRY = {
     "executorch": "compress.export.runtimes.executorch_rt:ExecuTorchRuntime",
     "aoti": "compress.export.runtimes.aoti_rt:AOTIRuntime",
     "torch-compile": "compress.export.runtimes.compile_rt:TorchCompileRuntime",
+    "ort-format": "compress.export.runtimes.ort_format:OrtFormatRuntime",
 }
 NAMES = tuple(REGISTRY)
 _cache: dict = {}
