@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from compress.export.records import LatencyRecord
 from compress.export.runtimes import runtimes, safe_get
 from compress.export.plotting import pyplot as _pyplot, save as _save, sweep_plot  # noqa: F401 (sweep_plot: re-exported)
 from compress.util.atomic import write_text
@@ -244,17 +245,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def latency_target_lines(t: dict | None) -> list[str]:
+def latency_target_lines(data: dict | None) -> list[str]:
     """The prune-time latency target (``compress prune --target-latency/--target-speedup``)."""
-    if not t:
+    if not data:
         return []
-    err = t["prediction_error"]
-    rows = [("target", f"{t['target_ms']:.3f} ms"), ("predicted", f"{t['predicted_ms']:.3f} ms"),
-            ("measured (interleaved with the original)", f"{t['measured_ms']:.3f} ms vs {t['original_ms']:.3f} ms, "
-                                                          f"{t['speedup']:.2f}x"),
-            ("importance kept", f"{t['importance_kept']:.1%}"),
-            ("latency model error, held out", f"mean {err['mean']:.1%}, max {err['max']:.1%} over {err['configs']}")]
-    return [f"## Latency target ({t['backend']}, batch {t['batch']}, {t['threads']} threads, at prune time)", "",
+    t = LatencyRecord.from_json(data)
+    err = t.prediction_error
+    rows = [("target", f"{t.target_ms:.3f} ms"), ("predicted", f"{t.predicted_ms:.3f} ms"),
+            ("measured (interleaved with the original)", f"{t.measured_ms:.3f} ms vs {t.original_ms:.3f} ms, "
+                                                          f"{t.speedup:.2f}x"),
+            ("importance kept", f"{t.importance_kept:.1%}"),
+            ("latency model error, held out", f"mean {err.mean:.1%}, max {err.max:.1%} over {err.configs}")]
+    return [f"## Latency target ({t.backend}, batch {t.batch}, {t.threads} threads, at prune time)", "",
             "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows], ""]
 
 

@@ -63,7 +63,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
                                 say_info=output.info, say_warn=output.warn,
                                 round_to=((loaded.record or {}).get("config", {}).get("policy") or {}).get("round_to"))
     if as_json:
-        output.emit_json({"out": str(folder), **record})
+        output.emit_json({"out": str(folder), **record.to_json()})
     else:
         output.info(f"wrote {folder}/export.json")
 

@@ -232,11 +232,11 @@ def _show(result, as_json: bool) -> None:
     ]
     if s.latency is not None:
         lat = s.latency
-        rows.append((f"latency, {lat['backend']} batch {lat['batch']} (ms)", f"{lat['original_ms']:.3f}",
-                     f"{lat['measured_ms']:.3f}", f"{lat['speedup']:.2f}x faster; target {lat['target_ms']:.3f}, "
-                     f"predicted {lat['predicted_ms']:.3f}"))
-        rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
-                     f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
+        rows.append((f"latency, {lat.backend} batch {lat.batch} (ms)", f"{lat.original_ms:.3f}",
+                     f"{lat.measured_ms:.3f}", f"{lat.speedup:.2f}x faster; target {lat.target_ms:.3f}, "
+                     f"predicted {lat.predicted_ms:.3f}"))
+        rows.append(("importance kept", "100 %", output.pct(lat.importance_kept),
+                     f"model error {lat.prediction_error.mean:.1%} mean on held-out"))
     task = get_task(s.task)
     metric, agree = s.written_figures()
     if "before" in s.labelled:

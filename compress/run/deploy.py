@@ -19,6 +19,7 @@ from compress.detection.timing import postprocess_report
 from compress.devices import resolve_device
 from compress.export.bench import BenchModel, bench_plan, run_bench
 from compress.export.onnx import export_onnx
+from compress.export.records import BenchRecord, ExportImages, ExportRecord, LatencyRecord
 from compress.export.report import render_table, verdict, write_report
 from compress.export.runtimes import get, runtimes
 from compress.export.runtimes.base import ExportJob
@@ -37,7 +38,7 @@ CALIBRATION_IMAGES = 256
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
-                   say_warn: Callable = print, round_to: int | None = None) -> dict[str, Any]:
+                   say_warn: Callable = print, round_to: int | None = None) -> ExportRecord:
     """Write ``formats`` into ``folder``, each by the runtime plugin that owns it (``export.runtimes``, in
     registry order: ``model.onnx`` first, which the others are made from), and return the figures recorded in
     ``export.json``. A missing optional runtime fails before anything is written; a plugin may instead record
@@ -46,20 +47,21 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
     require_runtimes(formats)
     formats = with_implied(formats)
     model = model.cpu().eval()
-    record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
-                                         "calibration": min(len(images), CALIBRATION_IMAGES)}}
     misaligned = misaligned_widths(model, 8, width_of=output_width)
     if misaligned:
         names = ", ".join(f"{n} ({w})" for n, w in misaligned[:4])
         say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}): TensorRT pads them, "
                  f"so the speed-up shrinks{_padding_advice(round_to)}")
-    record["misaligned_widths"] = [[n, w] for n, w in misaligned]
     job = ExportJob(model, folder, formats, images[:VERIFY_IMAGES], images[:CALIBRATION_IMAGES],
                     int8_method=int8_method, target=target, say_info=say_info, say_warn=say_warn)
+    entries: dict[str, Any] = {}
     for runtime in runtimes():
         if runtime.exports(formats):
-            record.update(runtime.export(job))
-    write_text(folder / artifacts.EXPORT, json.dumps(record, indent=1, default=str))
+            entries.update(runtime.export(job))
+    record = ExportRecord(ExportImages(verify=min(len(images), VERIFY_IMAGES),
+                                       calibration=min(len(images), CALIBRATION_IMAGES)),
+                          tuple((n, w) for n, w in misaligned), entries)
+    write_text(folder / artifacts.EXPORT, json.dumps(record.to_json(), indent=1, default=str))
     return record
 
 
@@ -81,7 +83,7 @@ def require_runtimes(formats) -> list[str]:
     return wanted
 
 
-def export_all(folder: Path, student: nn.Module, data, config, say) -> dict[str, Any]:
+def export_all(folder: Path, student: nn.Module, data, config, say) -> ExportRecord:
     """The tail of ``compress prune --export``: calibration images are the held-out + importance ones."""
     images = _calibration_tensor(data)
     return export_formats(student, folder, config.export, images, int8_method=config.int8_method,
@@ -141,7 +143,7 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
-              measure_memory=True, show: bool = True, latency_target: dict | None = None,
+              measure_memory=True, show: bool = True, latency_target: LatencyRecord | None = None,
               device: str = "cpu", task: dict | None = None, notes: list[str] | None = None,
               judge: tuple[str, str] | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
@@ -175,7 +177,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
                        measure_memory=measure_memory, device=device)
     if latency_target:
-        report["latency_target"] = latency_target
+        report["latency_target"] = latency_target.to_json()
     post, post_notes = postprocess_report([(side.name, side.module) for side in sides], input_shape, batches)
     if post:  # detectors: decoding + NMS are outside the timed raw-output network, timed apart
         report["postprocess"] = post
@@ -219,7 +221,7 @@ def _macs(module: nn.Module, input_shape) -> int:
 
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say,
-               alternative: Side | None = None) -> dict[str, Any]:
+               alternative: Side | None = None) -> BenchRecord:
     """The tail of ``compress prune --bench``: original vs compressed (and ``--baseline``'s alternative),
     written into the folder."""
     shape = tuple(loaded.spec.input_size)
@@ -242,10 +244,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
                        notes=_task_notes(summary),
                        judge=(compressed.name, alternative.name) if alternative is not None else None)
     render_table(report, console=_stderr_console())  # stdout is the prune command's (its tables, or --json)
-    out = {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
-    if "verdict" in report:
-        out["verdict"] = report["verdict"]
-    return out
+    return BenchRecord(artifacts.REPORT, tuple(report.get("comparisons", [])), report.get("verdict"))
 
 
 def _stderr_console():

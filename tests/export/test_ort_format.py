@@ -36,10 +36,10 @@ def test_ort_files_are_verified_and_the_int8_one_is_quantized(exported, images):
     assert (folder / "model.int8.onnx").is_file()  # ort-format-int8 is made from the calibrated INT8 ONNX model
     for name in ("model.ort", "model.int8.ort"):
         assert (folder / name).read_bytes()[4:8] == ORT_MAGIC
-    check = record["ort-format"]["verification"]
+    check = record.formats["ort-format"]["verification"]
     assert check["passed"] and check["max_abs_diff"] <= 1e-4 and check["n"] == len(images)
-    assert record["ort-format"]["size_bytes"] == (folder / "model.ort").stat().st_size
-    int8 = record["ort-format-int8"]["agreement_with_fp32"]
+    assert record.formats["ort-format"]["size_bytes"] == (folder / "model.ort").stat().st_size
+    int8 = record.formats["ort-format-int8"]["agreement_with_fp32"]
     assert int8["top1_agreement"] >= 0.8 and int8["max_abs_diff"] > 1e-4  # quantized, not the FP32 graph again
     assert json.loads((folder / "export.json").read_text())["ort-format-int8"]["source"] == "model.int8.onnx"
 

@@ -64,10 +64,10 @@ def ov_export(tmp_path_factory, images):
 def test_openvino_ir_is_verified_against_pytorch(ov_export, images):
     model, folder, record = ov_export
     assert (folder / "model.openvino.xml").is_file() and (folder / "model.openvino.bin").is_file()
-    check = record["openvino"]["verification"]
+    check = record.formats["openvino"]["verification"]
     assert check["passed"] and check["max_abs_diff"] <= 1e-4 and check["top1_agreement"] == 1.0
     assert (folder / "model.int8.onnx").is_file()  # openvino-int8 runs the calibrated Q/DQ model
-    int8 = record["openvino-int8"]
+    int8 = record.formats["openvino-int8"]
     assert int8["source"] == "model.int8.onnx" and int8["agreement_with_fp32"]["n"] == len(images)
     assert int8["agreement_with_fp32"]["top1_agreement"] >= 0.8
     ov = get("openvino")
@@ -132,9 +132,9 @@ def test_executorch_pte_fp32_and_int8_are_verified(tmp_path, images):
     model = tiny(0)
     record = export_formats(model, tmp_path, ("onnx", "executorch", "executorch-int8"), images,
                             say_info=lambda s: None, say_warn=lambda s: None)
-    check = record["executorch"]["verification"]
+    check = record.formats["executorch"]["verification"]
     assert check["passed"] and check["max_abs_diff"] <= 1e-4
-    int8 = record["executorch-int8"]["agreement_with_fp32"]
+    int8 = record.formats["executorch-int8"]["agreement_with_fp32"]
     assert int8["top1_agreement"] >= 0.8 and int8["max_abs_diff"] > 1e-4  # quantized, not the FP32 graph again
     et = get("executorch")
     report = run_bench([BenchModel("m", model, artifacts={"executorch": tmp_path / "model.pte",
