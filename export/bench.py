@@ -37,7 +37,7 @@ from compress.export.cpu_load import BUSY, cpu_model, others_busy
 from compress.export.errors import ExportError
 from compress.export.latency import passive_omp, preemption_notes, time_interleaved
 from compress.export.memory import peak_rss_subprocess
-from compress.export.runtimes import get as get_runtime
+from compress.export.runtimes import file_owner, get as get_runtime
 from compress.export.sizes import artifact_size
 
 SCHEMA = 1
@@ -120,7 +120,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
         files = {"onnx": m.onnx_path, "int8": m.int8_path, "engine": m.engine_path, **m.artifacts}
         for key, path in files.items():
             if path is not None and key not in m.sizes and Path(path).exists():
-                m.sizes[key] = artifact_size(path)
+                owner = file_owner(key)
+                m.sizes[key] = owner.file_size(path) if owner is not None else artifact_size(path)
     gen = torch.Generator().manual_seed(seed)
     examples = {b: torch.randn((b, *input_shape), generator=gen) for b in batches}
     rows: list[dict] = []

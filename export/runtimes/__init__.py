@@ -66,6 +66,11 @@ def files() -> dict[str, str]:
     return {key: name for runtime in runtimes() for key, name in runtime.files.items()}
 
 
+def file_owner(key: str):
+    """The plugin whose files include artifact key ``key`` (None for a key no plugin writes)."""
+    return next((runtime for runtime in runtimes() if key in runtime.files), None)
+
+
 def latency_backends() -> tuple[str, ...]:
     """Runtimes a latency table can be measured on (``compress prune --backend``)."""
     return tuple(runtime.name for runtime in runtimes() if runtime.latency)

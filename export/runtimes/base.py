@@ -124,6 +124,12 @@ class Runtime:
             rows.append(("int8", int8))
         return rows, missing
 
+    def file_size(self, path: Path) -> int:
+        """Bytes of one of its files, with any parts it loads beside it (``export.sizes.artifact_size``)."""
+        from compress.export.sizes import artifact_size
+
+        return artifact_size(path)
+
     def size_key(self, precision: str) -> str:
         """The ``BenchModel.sizes`` key of the file a row of this precision runs from."""
         return self.name if precision == "fp32" else f"{self.name}.{precision}"

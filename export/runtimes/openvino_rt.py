@@ -90,6 +90,9 @@ class OpenVINORuntime(Runtime):
         x = np.ascontiguousarray(example.detach().cpu().numpy(), dtype=np.float32)
         return lambda: request.infer({0: x}, share_inputs=True, share_outputs=True)
 
+    def file_size(self, path):
+        return ir_size(Path(path))  # the .xml and its .bin weights
+
     def wants_onnx(self, artifacts):
         return self.name not in artifacts and self.available()[0]  # its FP32 IR is converted from the ONNX
 
