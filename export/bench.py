@@ -4,15 +4,14 @@ Knows nothing of pruning: it takes ``BenchModel`` records (a module, its ONNX / 
 figures the caller computed) and returns one raw report dict (JSON-serialisable) that
 ``export.report`` renders. The first model is the baseline every other row is compared with.
 
-Rows: one per (model, backend, precision, batch). Backends are runtime plugins
-(``export.runtimes``): ``torch`` (eager, fp32, CPU or ``device``), ``onnxruntime`` (CPU; fp32 from
-``onnx_path``, int8 from ``int8_path``), ``tensorrt`` (``engine_path``, needs TensorRT + GPU),
-``openvino`` and ``executorch`` (CPU; files in ``artifacts`` under ``"openvino"``/``"openvino.int8"``
-etc.), ``aoti`` (an AOTInductor ``.pt2`` under ``"aoti"``, compiled for the CPU or ``device``) and
-``torch-compile`` (the module under ``torch.compile``, CUDA graphs on CUDA). A runtime that cannot run here is listed under ``skipped`` with the reason (which extra to
-install). All runners of one (backend, batch) are timed interleaved (``export.latency``).
+Rows: one per (model, backend, precision, batch). Backends are runtime plugins (``export.runtimes``):
+each says which (precision, file) rows a model has there (``Runtime.variants``: the module itself,
+``onnx_path`` / ``int8_path`` / ``engine_path``, or a plugin's files in ``artifacts`` under its artifact
+keys) and how one batch is run. A runtime that cannot run here is listed under ``skipped`` with the reason
+(which extra to install). All runners of one (backend, batch) are timed interleaved (``export.latency``).
 Memory: peak RSS of a fresh process per row (``export.memory``), and for torch on CUDA the peak
-GPU memory allocated (``gpu_peak_bytes``), also for a CUDA AOTInductor package. Each row records the ``device`` it ran on.
+GPU memory allocated (``gpu_peak_bytes``), also for a plugin that runs on torch's CUDA allocator. Each row
+records the ``device`` it ran on.
 
 Comparisons: every row against the baseline model's fp32 row of the same backend and batch:
 ``speedup`` = baseline p50 / row p50; ``mac_ratio`` = baseline MACs / model MACs (the speed-up
@@ -38,7 +37,7 @@ from compress.export.cpu_load import BUSY, cpu_model, others_busy
 from compress.export.errors import ExportError
 from compress.export.latency import passive_omp, preemption_notes, time_interleaved
 from compress.export.memory import peak_rss_subprocess
-from compress.export.runtimes import get as get_runtime
+from compress.export.runtimes import file_owner, get as get_runtime
 from compress.export.sizes import artifact_size
 
 SCHEMA = 1
@@ -53,7 +52,7 @@ class BenchModel:
     onnx_path: Path | None = None
     int8_path: Path | None = None
     engine_path: Path | None = None
-    engine_precision: str = "fp32"  # label of the TensorRT rows: fp32 / fp16 / int8
+    engine_precision: str = "fp32"  # label of the engine's rows: fp32 / fp16 / int8
     loader: str | Callable[..., Any] | None = None  # module-level function (or "module:function") the torch memory probe calls
     loader_args: tuple = ()
     params: int | None = None
@@ -63,7 +62,7 @@ class BenchModel:
     agreement: float | None = None  # top-1 agreement with the baseline model
     int8_top1: float | None = None
     int8_agreement: float | None = None
-    # files of the other runtimes, keyed by runtime name and "<runtime>.int8" (export.runtimes)
+    # files of the other runtimes, by artifact key (Runtime.files: the runtime's name, "<name>.int8")
     artifacts: dict[str, Path] = field(default_factory=dict)
     # {(backend, precision): {"agreement", "top1", "n"}}: that row's own file run on labelled/reference images
     row_figures: dict = field(default_factory=dict)
@@ -76,28 +75,17 @@ class BenchModel:
 
 
 def environment(threads: int | None, backends: Sequence[str] | None = None) -> dict[str, Any]:
-    """Machine and library versions the figures were measured with."""
-    import numpy
-    import onnx
-    import onnxruntime
+    """Machine and library versions the figures were measured with: the core runtimes' always, the optional
+    ones' (``Runtime.optional``) when they ran."""
+    from compress.export.runtimes import runtimes
 
-    from compress.export.runtimes import get
-
-    trt_version = None
-    try:
-        import tensorrt
-
-        trt_version = str(tensorrt.__version__)
-    except Exception:
-        pass
-    optional = {name: get(name).version() for name in ("openvino", "executorch") if name in (backends or ())}
-    if "aoti" in (backends or ()):
-        optional["aoti_cxx"] = get("aoti").describe()["aoti_cxx"]
+    backends = tuple(backends or ())
+    core = {k: v for rt in runtimes() if not rt.optional for k, v in rt.environment(backends).items()}
+    optional = {k: v for rt in runtimes() if rt.optional for k, v in rt.environment(backends).items()}
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        "onnx": onnx.__version__, "numpy": numpy.__version__, "tensorrt": trt_version, "threads": threads,
+        "python": platform.python_version(), **core, "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "openmp_choice": os.environ.get("COMPRESS_OPENMP"), "load_average": _load_average(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **optional,
@@ -132,7 +120,8 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
         files = {"onnx": m.onnx_path, "int8": m.int8_path, "engine": m.engine_path, **m.artifacts}
         for key, path in files.items():
             if path is not None and key not in m.sizes and Path(path).exists():
-                m.sizes[key] = artifact_size(path)
+                owner = file_owner(key)
+                m.sizes[key] = owner.file_size(path) if owner is not None else artifact_size(path)
     gen = torch.Generator().manual_seed(seed)
     examples = {b: torch.randn((b, *input_shape), generator=gen) for b in batches}
     rows: list[dict] = []

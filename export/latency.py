@@ -69,7 +69,6 @@ try:
 except ImportError:  # Windows: no getrusage, no calls set aside
     resource = None
 
-from compress.export.tensorrt import TensorRTRunner
 from compress.export.verify import make_session
 
 Runner = Callable[[], None]
@@ -270,15 +269,3 @@ def ort_runner(path: str | Path, example: torch.Tensor | np.ndarray, threads: in
 
     return run
 
-
-def trt_runner(engine_path: str | Path, example: torch.Tensor) -> Runner:
-    """A runner executing a TensorRT engine on ``example`` (copied once to the GPU); synchronises."""
-    engine = TensorRTRunner(engine_path)
-    x = example.detach().to("cuda", torch.float32).contiguous()
-    engine.prepare(x)
-
-    def run() -> None:
-        engine.execute()
-        torch.cuda.synchronize()
-
-    return run

@@ -5,18 +5,17 @@ A *timer* answers these questions on its backend, at a fixed batch and thread co
 (a whole network), ``compare`` (two networks' runners timed interleaved) and ``describe()`` (what the figures depend
 on: backend, its version, device, threads, CPU model — the cache key of a latency table).
 
-* ``onnxruntime``: the layer as a one-node ONNX model (:func:`export.layer_models.onnx_layer`),
-  the network exported with :func:`export.onnx.export_onnx`; sessions from
-  :func:`export.verify.make_session` (all graph optimisations, fixed intra-op threads), as
-  ``compress bench`` runs them.
-* ``torch``: the layer as an ``nn`` module, the network itself, on CPU or CUDA.
-* ``tensorrt``: engines built from the same ONNX models (needs TensorRT and a GPU).
-* ``openvino``: the same ONNX models compiled by OpenVINO on the CPU (``export.runtimes.openvino_rt``).
-* ``executorch``: the layer as an ``nn`` module, the network itself, each lowered to an XNNPACK
-  ``.pte`` (``export.runtimes.executorch_rt``; lowering takes seconds per entry).
-* ``aoti``: networks compiled to AOTInductor packages on the CPU or CUDA (``export.runtimes.aoti_rt``;
-  seconds per network); layers alone in eager torch, a proxy the fit to compiled networks corrects
-  (:class:`AOTITimer`).
+The backends are the runtime plugins with ``latency = True`` (``export.runtimes``), timed one of two ways:
+
+* :class:`OnnxTimer` for plugins that take ONNX (``Runtime.takes_onnx``): the layer as a one-node ONNX
+  model (:func:`export.layer_models.onnx_layer`), the network exported with :func:`export.onnx.export_onnx`,
+  each run by the plugin's ``from_onnx`` (the ONNX CPU runtime's sessions as ``compress bench`` runs them,
+  IR compiled on the CPU, engines built on a GPU).
+* :class:`ModuleTimer` for the others: the layer as an ``nn`` module and the network itself, each run by
+  the plugin's ``runner_for`` (eager on the CPU or CUDA, or lowered/compiled first, which takes seconds per
+  entry). A plugin with ``layers_eager`` times layers alone in eager torch and compiles only the networks:
+  a proxy the fit to compiled networks corrects (``LatencyModel.fit``: ms = a·sum + b over measured
+  networks), and the held-out prediction error says how good it is.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ from compress.export.layer_models import LayerSpec, example_input, onnx_layer, t
 from compress.export.cpu_load import cpu_model
 from compress.export.latency import Runner, time_interleaved, torch_runner
 from compress.export.onnx import export_onnx
+from compress.export.runtimes import get, latency_backends
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch", "aoti")
 LAYER_SECONDS = 0.15  # per table entry: enough rounds for a stable median of a µs-scale layer
 MODEL_SECONDS = 1.0  # per whole-network measurement
 
@@ -107,7 +106,7 @@ class OnnxTimer(Timer):
 
 
 class PluginTimer(OnnxTimer):
-    """A runtime plugin that takes ONNX (``export.runtimes``): onnxruntime, OpenVINO, TensorRT."""
+    """A runtime plugin that takes ONNX (``export.runtimes``)."""
 
     def __init__(self, runtime, batch: int = 1, threads: int | None = None, device: str = "cpu"):
         super().__init__(batch, threads, device)
@@ -115,91 +114,38 @@ class PluginTimer(OnnxTimer):
         self.backend = runtime.name
 
     def describe(self) -> dict:
-        return {**super().describe(), **self.plugin.describe()}
+        return {**super().describe(), **self.plugin.timer_describe()}
 
     def from_onnx(self, path: Path, example: torch.Tensor) -> Runner:
         return self.plugin.from_onnx(path, example, self.threads)
 
 
-class OrtTimer(PluginTimer):
-    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
-        from compress.export.runtimes import get
+class ModuleTimer(Timer):
+    """A runtime plugin that runs ``nn`` modules: each layer and each network through ``runner_for``."""
 
-        super().__init__(get("onnxruntime"), batch, threads, "cpu")
-
-
-class TorchTimer(Timer):
-    backend = "torch"
-
-    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
-        return torch_runner(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.device)
-
-    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
-        return torch_runner(model, example, self.device)
-
-
-class ExecuTorchTimer(Timer):
-    """ExecuTorch/XNNPACK: each layer (an ``nn`` module) and each network lowered to a ``.pte``."""
-
-    backend = "executorch"
-
-    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
-        from compress.export.runtimes import get
-
-        super().__init__(batch, threads, "cpu")
-        self.plugin = get("executorch")
-        self.plugin.require()
-
-    def describe(self) -> dict:
-        return {**super().describe(), **self.plugin.describe()}
-
-    def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
-        return self.plugin.runner_for(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.threads)
-
-    def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
-        return self.plugin.runner_for(model, example, self.threads)
-
-
-class AOTITimer(Timer):
-    """AOTInductor: each network compiled to a ``.pt2`` package on the CPU or ``device`` and timed as such
-    (``export.runtimes.aoti_rt``; compiling takes seconds per network). A layer alone is timed in eager torch
-    on the same device: an AOTInductor package runs a lone convolution or linear layer as the same extern
-    kernel eager torch calls, and one compile per table entry (tens of entries) would take many minutes. The
-    table's sum is a proxy fitted to the compiled networks (``LatencyModel.fit``: ms = a·sum + b over measured
-    packages), and the held-out prediction error says how good it is."""
-
-    backend = "aoti"
-
-    def __init__(self, batch: int = 1, threads: int | None = None, device: str = "cpu"):
-        from compress.export.runtimes import get
-
+    def __init__(self, runtime, batch: int = 1, threads: int | None = None, device: str = "cpu"):
         super().__init__(batch, threads, device)
-        self.plugin = get("aoti")
-        self.plugin.require()
+        self.plugin = runtime
+        self.backend = runtime.name
 
     def describe(self) -> dict:
-        return {**super().describe(), **self.plugin.describe(), "aoti_layers": "torch eager"}
+        return {**super().describe(), **self.plugin.timer_describe()}
 
     def layer_runner(self, spec: LayerSpec, cin: int, cout: int) -> Runner:
-        return torch_runner(torch_layer(spec, cin, cout), example_input(spec, cin, self.batch), self.device)
+        layer, example = torch_layer(spec, cin, cout), example_input(spec, cin, self.batch)
+        if self.plugin.layers_eager:
+            return torch_runner(layer, example, self.device)
+        return self.plugin.runner_for(layer, example, self.threads, self.device)
 
     def runner(self, model: nn.Module, example: torch.Tensor) -> Runner:
         return self.plugin.runner_for(model, example, self.threads, self.device)
 
 
 def make_timer(backend: str, *, batch: int = 1, threads: int | None = None, device: str = "cpu") -> Timer:
-    if backend == "onnxruntime":
-        return OrtTimer(batch, threads, "cpu")
-    if backend == "torch":
-        return TorchTimer(batch, threads, device)
-    if backend == "executorch":
-        return ExecuTorchTimer(batch, threads)
-    if backend == "aoti":
-        return AOTITimer(batch, threads, device)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS}")
-    from compress.export.runtimes import get
-
+    """The timer of latency backend ``backend`` (one line naming the extra or the missing GPU when it cannot run)."""
+    if backend not in latency_backends():
+        raise ValueError(f"unknown latency backend {backend!r}; expected one of {latency_backends()}")
     runtime = get(backend)
-    runtime.require()  # one line naming the extra (or the missing GPU) to install
-    return PluginTimer(runtime, batch, threads, runtime.device)
+    runtime.require()
+    device = device if runtime.follows_device else runtime.device
+    return (PluginTimer if runtime.takes_onnx else ModuleTimer)(runtime, batch, threads, device)

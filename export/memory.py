@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from compress.export.errors import ExportError
-
-BACKENDS = ("torch", "onnxruntime", "openvino", "executorch", "aoti")  # runtimes whose files the probe loads
+from compress.export.runtimes import memory_backends
 
 
 @dataclass
@@ -61,8 +60,8 @@ def peak_rss_subprocess(backend: str, *, onnx_path: str | Path | None = None,
     (or its ``"module:function"`` name) the child imports and calls with ``loader_args``
     (JSON-serialisable, e.g. a checkpoint path); it returns an ``nn.Module`` or an object with a ``.model``.
     """
-    if backend not in BACKENDS:
-        raise ExportError(f"unknown memory backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    if backend not in memory_backends():  # runtimes whose files (or module) the probe loads
+        raise ExportError(f"unknown memory backend {backend!r}", f"use one of {', '.join(memory_backends())}")
     if backend != "torch" and not onnx_path:
         raise ExportError(f"the {backend} memory probe needs the model's file", "export the model first")
     if backend == "torch" and not loader:

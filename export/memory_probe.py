@@ -81,7 +81,7 @@ def probe(spec: dict) -> dict:
         if cuda:
             torch.cuda.synchronize()
             gpu_peak = int(torch.cuda.max_memory_allocated())
-    else:  # a runtime plugin's file (OpenVINO IR, ExecuTorch .pte): imported first, then the baseline
+    else:  # a runtime plugin's file: its runtime imported first, then the baseline
         from compress.export.runtimes import get
 
         runtime = get(backend)

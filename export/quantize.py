@@ -42,6 +42,7 @@ METHODS = ("minmax", "entropy", "percentile")
 SATURATION_NOTE = ("the tensorrt-target INT8 model was checked with onnxruntime on a CPU without VNNI, whose "
                    "int8 x int8 kernels saturate: its agreement with FP32 here understates what TensorRT gives")
 TARGETS = ("cpu", "tensorrt")
+TARGET_HELP = "cpu: uint8 activations (fast on x86 VNNI); tensorrt: symmetric int8 Q/DQ."  # --target's help
 
 
 @dataclass

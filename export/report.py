@@ -12,9 +12,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from compress.util.atomic import atomic_file, write_text
+from compress.export.records import LatencyRecord
+from compress.export.runtimes import runtimes, safe_get
+from compress.export.plotting import pyplot as _pyplot, save as _save, sweep_plot  # noqa: F401 (sweep_plot: re-exported)
+from compress.util.atomic import write_text
 
 
 # ---------------------------------------------------------------- formatting
@@ -54,9 +57,12 @@ def fmt_pct(x: float | None) -> str:
 
 
 def backend_label(row: dict) -> str:
-    """``torch`` on the CPU, ``torch cuda:0`` on a GPU: the device shows where it is not the obvious one."""
+    """``torch`` on the CPU, ``torch cuda:0`` on a GPU: the device shows where it is not the obvious one
+    (``Runtime.label_device``)."""
     device = row.get("device")
-    return f"{row['backend']} {device}" if row["backend"] == "torch" and device and device != "cpu" else row["backend"]
+    runtime = safe_get(row["backend"])
+    shown = runtime is not None and runtime.label_device and device and device != "cpu"
+    return f"{row['backend']} {device}" if shown else row["backend"]
 
 
 def _gpu_memory(report: dict) -> bool:
@@ -153,13 +159,10 @@ def verdict(report: dict, model: str, against: str) -> dict[str, Any]:
 def environment_line(report: dict) -> str:
     e = report["environment"]
     gpu = e.get("gpu") or "no GPU"
-    trt = f", TensorRT {e['tensorrt']}" if e.get("tensorrt") else ""
-    trt += "".join(f", {label} {e[key]}" for key, label in (("openvino", "OpenVINO"), ("executorch", "ExecuTorch"),
-                                                                  ("aoti_cxx", "AOTInductor with"))
-                   if e.get(key))
+    versions = ", ".join(f"{label} {e[key]}" for runtime in runtimes() for key, label in runtime.env_labels
+                         if e.get(key))
     load = f"; load average {e['load_average'][0]:.1f}" if e.get("load_average") else ""
-    return (f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; torch {e['torch']}, "
-            f"onnxruntime {e['onnxruntime']}{trt}{load}")
+    return f"{e['cpu']} ({e['cpu_count']} cores, {_threads(e['threads'])}), {gpu}; {versions}{load}"
 
 
 def _human(n: int | None) -> str:
@@ -242,17 +245,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def latency_target_lines(t: dict | None) -> list[str]:
+def latency_target_lines(data: dict | None) -> list[str]:
     """The prune-time latency target (``compress prune --target-latency/--target-speedup``)."""
-    if not t:
+    if not data:
         return []
-    err = t["prediction_error"]
-    rows = [("target", f"{t['target_ms']:.3f} ms"), ("predicted", f"{t['predicted_ms']:.3f} ms"),
-            ("measured (interleaved with the original)", f"{t['measured_ms']:.3f} ms vs {t['original_ms']:.3f} ms, "
-                                                          f"{t['speedup']:.2f}x"),
-            ("importance kept", f"{t['importance_kept']:.1%}"),
-            ("latency model error, held out", f"mean {err['mean']:.1%}, max {err['max']:.1%} over {err['configs']}")]
-    return [f"## Latency target ({t['backend']}, batch {t['batch']}, {t['threads']} threads, at prune time)", "",
+    t = LatencyRecord.from_json(data)
+    err = t.prediction_error
+    rows = [("target", f"{t.target_ms:.3f} ms"), ("predicted", f"{t.predicted_ms:.3f} ms"),
+            ("measured (interleaved with the original)", f"{t.measured_ms:.3f} ms vs {t.original_ms:.3f} ms, "
+                                                          f"{t.speedup:.2f}x"),
+            ("importance kept", f"{t.importance_kept:.1%}"),
+            ("latency model error, held out", f"mean {err.mean:.1%}, max {err.max:.1%} over {err.configs}")]
+    return [f"## Latency target ({t.backend}, batch {t.batch}, {t.threads} threads, at prune time)", "",
             "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows], ""]
 
 
@@ -323,79 +327,6 @@ def _accuracy_series(report: dict) -> dict[str, dict[str, float | None]]:
         if any(v is not None for v in values.values()):
             out[label] = values
     return out
-
-
-def sweep_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None,
-               labels: tuple[str, str] = ("top-1 accuracy", "top-1 agreement"),
-               baseline: dict[str, Any] | None = None) -> Path:
-    """Accuracy/latency trade-off of ``compress sweep``.
-
-    ``rows``: dicts with ``ratio`` (pruning ratio), ``macs``, ``latency_ms`` (or ``latency``) and
-    ``top1`` and/or ``agreement`` (fractions; ``top1`` holds the task's labelled metric, named by
-    ``labels``). Two panels: metric vs latency and vs MACs, each point labelled with its ratio.
-    ``baseline``: an off-the-shelf alternative (``name`` and the same keys), drawn as a separate point.
-    """
-    plt = _pyplot()
-    if not rows:
-        raise ValueError("no sweep rows to plot")
-    rows = sorted(rows, key=lambda r: r.get("ratio", 0))
-    metrics = [(k, lab) for k, lab in (("top1", labels[0]), ("agreement", labels[1]))
-               if any(r.get(k) is not None for r in rows)]
-    if not metrics:
-        raise ValueError("sweep rows need 'top1' or 'agreement'")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), squeeze=False)
-    xaxes = (("latency_ms", "latency, p50 (ms)"), ("macs", "MACs (millions)"))
-    for ax, (xkey, xlabel) in zip(axes[0], xaxes):
-        for key, label in metrics:
-            pts = [(_x(r, xkey), r[key] * 100, r.get("ratio")) for r in rows
-                   if r.get(key) is not None and _x(r, xkey) is not None]
-            if not pts:
-                continue
-            xs, ys, ratios = zip(*pts)
-            ax.plot(xs, ys, "o-", label=label)
-            for x, y, ratio in pts:
-                if ratio is not None:
-                    ax.annotate(f"{ratio:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            if baseline and baseline.get(key) is not None and _x(baseline, xkey) is not None:
-                x, y = _x(baseline, xkey), baseline[key] * 100
-                ax.plot([x], [y], "*", markersize=12, color=ax.lines[-1].get_color(), label=f"{label}, {baseline['name']}")
-                ax.annotate(baseline["name"], (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("% - higher is better")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_title("accuracy vs latency (labels: pruning ratio)")
-    axes[0][1].set_title("accuracy vs MACs")
-    fig.suptitle(title or "Pruning sweep: accuracy / cost trade-off", fontsize=11)
-    fig.tight_layout()
-    _save(fig, path)
-    return Path(path)
-
-
-def _x(row: dict, key: str):
-    if key == "latency_ms":
-        return row.get("latency_ms", row.get("latency"))
-    v = row.get(key)
-    return v / 1e6 if v is not None else None
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_file(path, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=130)
-    finally:
-        plt.close(fig)
 
 
 def _jsonable(value: Any):

@@ -27,15 +27,14 @@ def onnx_external_files(path: str | Path) -> list[Path]:
 
 
 def artifact_size(path: str | Path) -> int:
-    """Size of one artifact: a file (+ its ONNX external data or IR weights) or every file under a folder."""
+    """Size of one artifact: a file (+ its ONNX external data) or every file under a folder (a runtime whose
+    files come in parts sizes them itself: ``Runtime.file_size``)."""
     path = Path(path)
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     size = path.stat().st_size
     if path.suffix.lower() == ".onnx":
         size += sum(p.stat().st_size for p in onnx_external_files(path) if p.is_file())
-    elif path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():  # OpenVINO IR: xml + weights
-        size += path.with_suffix(".bin").stat().st_size
     return size
 
 

@@ -344,3 +344,18 @@ def _torch_dtype(dtype, trt):
 
     return {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8, "int32": torch.int32,
             "int64": torch.int64, "bool": torch.bool, "bfloat16": torch.bfloat16, "uint8": torch.uint8}[_dtype_name(dtype, trt)]
+
+
+def trt_runner(engine_path: str | Path, example: torch.Tensor) -> Runner:
+    """A runner executing a TensorRT engine on ``example`` (copied once to the GPU); synchronises."""
+    import torch
+
+    engine = TensorRTRunner(engine_path)
+    x = example.detach().to("cuda", torch.float32).contiguous()
+    engine.prepare(x)
+
+    def run() -> None:
+        engine.execute()
+        torch.cuda.synchronize()
+
+    return run

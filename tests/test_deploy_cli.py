@@ -86,8 +86,8 @@ def test_tensorrt_target_int8_check_is_flagged_on_cpus_that_saturate(pruned, tmp
     images = torch.randn(16, 3, 32, 32)
     record = export_formats(model, tmp_path, ("onnx", "int8"), images, target="tensorrt",
                             say_info=lambda _m: None, say_warn=warned.append)
-    assert record["int8"]["activation_type"] == "int8" and not record["int8"]["reduce_range"]
-    assert ("agreement_note" in record["int8"]) == saturates
+    assert record.formats["int8"]["activation_type"] == "int8" and not record.formats["int8"]["reduce_range"]
+    assert ("agreement_note" in record.formats["int8"]) == saturates
     assert any("understates what TensorRT gives" in w for w in warned) == saturates
 
 

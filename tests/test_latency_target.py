@@ -122,22 +122,22 @@ def test_model_fits_scale_and_overhead_exactly_on_a_linear_runtime(tmp_path):
     model, groups = _setup()
     timer = SyntheticTimer()
     plan, record = _plan(model, groups, _scores(groups), tmp_path, timer)
-    assert record["fit"]["a"] == pytest.approx(1.5) and record["fit"]["b_ms"] == pytest.approx(0.2)
-    assert record["prediction_error"]["max"] < 1e-9 and record["prediction_error"]["configs"] == 3
+    assert record.fit.a == pytest.approx(1.5) and record.fit.b_ms == pytest.approx(0.2)
+    assert record.prediction_error.max < 1e-9 and record.prediction_error.configs == 3
 
 
 def test_search_meets_the_target_on_the_widths_where_kernels_get_faster(tmp_path):
     model, groups = _setup()
     timer = SyntheticTimer()
     plan, record = _plan(model, groups, _scores(groups), tmp_path, timer)
-    assert record["measured_ms"] <= record["target_ms"] * 1.05
-    assert record["predicted_ms"] == pytest.approx(record["measured_ms"])
+    assert record.measured_ms <= record.target_ms * 1.05
+    assert record.predicted_ms == pytest.approx(record.measured_ms)
     pruned = apply_cuts(model, plan.cuts)
-    assert timer.time_model(pruned, None) == pytest.approx(record["measured_ms"])
+    assert timer.time_model(pruned, None) == pytest.approx(record.measured_ms)
     for name, (before, after) in plan.widths.items():
         if after != before:  # an 8-step that saves nothing (ceil(c/16) unchanged) is never taken
             assert after % 16 == 0, (name, before, after)
-    assert 0 < record["importance_kept"] < 1
+    assert 0 < record.importance_kept < 1
 
 
 def test_search_spends_importance_where_latency_is(tmp_path):
@@ -164,12 +164,12 @@ def test_table_is_reused_from_the_cache(tmp_path):
     model, groups = _setup()
     first = SyntheticTimer()
     _, rec1 = _plan(model, groups, _scores(groups), tmp_path, first)
-    assert first.layer_calls > 0 and not rec1["table"]["reused"]
+    assert first.layer_calls > 0 and not rec1.table.reused
     second = SyntheticTimer()
     _, rec2 = _plan(model, groups, _scores(groups), tmp_path, second)
-    assert second.layer_calls == 0 and rec2["table"]["reused"] and rec2["table"]["measured_now"] == 0
-    assert rec2["table"]["path"] == rec1["table"]["path"]
-    assert rec2["prediction_error"] == rec1["prediction_error"]  # held-out configurations reused, not re-measured
+    assert second.layer_calls == 0 and rec2.table.reused and rec2.table.measured_now == 0
+    assert rec2.table.path == rec1.table.path
+    assert rec2.prediction_error == rec1.prediction_error  # held-out configurations reused, not re-measured
 
 
 @pytest.mark.parametrize("change", ["machine", "backend"])
@@ -180,20 +180,20 @@ def test_cache_is_invalidated_when_the_machine_or_backend_changes(tmp_path, chan
     if change == "backend":
         other.backend = "other-runtime"
     _, rec2 = _plan(model, groups, _scores(groups), tmp_path, other)
-    assert other.layer_calls > 0 and not rec2["table"]["reused"]
-    assert rec2["table"]["path"] != rec1["table"]["path"]
+    assert other.layer_calls > 0 and not rec2.table.reused
+    assert rec2.table.path != rec1.table.path
     assert len(list((tmp_path / "latency").glob("*.json"))) == 2
 
 
 def test_a_corrupt_or_foreign_cache_file_is_measured_again(tmp_path):
     model, groups = _setup()
     _, rec = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer())
-    path = rec["table"]["path"]
+    path = rec.table.path
     with open(path, "w") as handle:
         handle.write("{not json")
     timer = SyntheticTimer()
     _, rec2 = _plan(model, groups, _scores(groups), tmp_path, timer)
-    assert timer.layer_calls > 0 and not rec2["table"]["reused"]
+    assert timer.layer_calls > 0 and not rec2.table.reused
     data = json.loads(open(path).read())
     data["header"]["timer"]["cpu"] = "edited"
     with open(path, "w") as handle:
@@ -207,7 +207,7 @@ def test_unreachable_target_is_said_not_missed_silently(tmp_path):
     plan, record = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer(), target_speedup=None,
                          target_latency_ms=0.5)
     assert plan.limited_by_caps and any("not reachable" in n for n in plan.notes)
-    assert record["measured_ms"] > record["target_ms"]
+    assert record.measured_ms > record.target_ms
 
 
 def test_a_floor_that_meets_the_target_within_tolerance_is_not_called_unreachable(tmp_path):
@@ -216,8 +216,8 @@ def test_a_floor_that_meets_the_target_within_tolerance_is_not_called_unreachabl
     _, floor = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer(), target_speedup=None,
                      target_latency_ms=0.5)
     plan, record = _plan(model, groups, _scores(groups), tmp_path, SyntheticTimer(), target_speedup=None,
-                         target_latency_ms=floor["measured_ms"] / 1.03)
-    assert record["measured_ms"] == pytest.approx(floor["measured_ms"])
+                         target_latency_ms=floor.measured_ms / 1.03)
+    assert record.measured_ms == pytest.approx(floor.measured_ms)
     assert not plan.limited_by_caps and not any("not reachable" in n for n in plan.notes)
 
 
@@ -253,19 +253,19 @@ def test_width_probe_drops_widths_that_only_pay_alone(tmp_path):
     model, groups = _setup()
     timer = LayoutTimer()
     plan, record = _plan(model, groups, _scores(groups), tmp_path, timer, target_speedup=1.6)
-    dead = record["width_probe"]["dead"]
+    dead = record.width_probe["dead"]
     # no gain in context; the two 32-wide classes are named by where their channels go
     assert {"64->48", "64->16", "32 (conv@8x8)->16", "32 (linear)->16"} <= set(dead) and "64->32" not in dead, dead
     cut = {name: (before, after) for name, (before, after) in plan.widths.items() if after != before}
     assert cut, "nothing was cut: the target was met without the probe's widths being exercised"
     for name, (before, after) in cut.items():
         assert after % 32 == 0, (name, before, after)
-    assert record["measured_ms"] <= record["target_ms"] * 1.05
-    assert record["attempts"][0]["measured_ms"] == pytest.approx(record["attempts"][0]["predicted_ms"], rel=0.05)
+    assert record.measured_ms <= record.target_ms * 1.05
+    assert record.attempts[0].measured_ms == pytest.approx(record.attempts[0].predicted_ms, rel=0.05)
     # the probe is cached with the table: a second run times no probe network again
     again = LayoutTimer()
     _, rec2 = _plan(model, groups, _scores(groups), tmp_path, again, target_speedup=1.6)
-    assert rec2["width_probe"]["networks_measured_now"] == 0 and rec2["width_probe"]["dead"] == dead
+    assert rec2.width_probe["networks_measured_now"] == 0 and rec2.width_probe["dead"] == dead
 
 
 class ContextTimer(SyntheticTimer):
@@ -291,12 +291,12 @@ def _widen_b(model):
 def test_width_probe_scales_what_a_class_saves_in_context(tmp_path):
     model, groups = _setup()
     plan, record = _plan(model, groups, _scores(groups), tmp_path, ContextTimer(), target_speedup=1.4)
-    scales = record["width_probe"]["scales"]  # [class name, scale]: b's output, and the two 32-wide ones
+    scales = record.width_probe["scales"]  # [class name, scale]: b's output, and the two 32-wide ones
     b_out = [v for name, v in scales if name == "64"]
     others = [v for name, v in scales if name != "64"]
     assert len(b_out) == 1 and len(others) == 2 and b_out[0] < 0.35 * min(others), scales
     assert len({name for name, _ in scales}) == 3, scales  # the two 32-wide classes are told apart by consumer
     # unscaled, this runtime puts the held-out error at 14 % mean, 20 % max, and a later round cuts b's output
-    assert record["prediction_error"]["max"] < 0.08, record["prediction_error"]
+    assert record.prediction_error.max < 0.08, record.prediction_error
     assert plan.widths["b.0:out"] == (64, 64) and plan.widths["a.0:out"][1] < 32, plan.widths
-    assert record["measured_ms"] <= record["target_ms"] * 1.05
+    assert record.measured_ms <= record.target_ms * 1.05

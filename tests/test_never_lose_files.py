@@ -105,7 +105,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
         monkeypatch.setattr(safetensors.torch, "save_file", full)
         extra = ()
     else:
-        import compress.run.deploy
+        import compress.export.onnx
 
         def full(model, example, path, **_k):
             Path(path).write_bytes(b"half an onnx file")
@@ -113,7 +113,7 @@ def test_disk_full_injected(tiny_assets, tmp_path, capsys, monkeypatch, where):
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(compress.run.deploy, "export_onnx", full)  # where deploy looks it up
+        monkeypatch.setattr(compress.export.onnx, "export_onnx", full)  # the ONNX runtime plugin imports it on use
         extra = ("--export", "onnx")
     before = fingerprint(tiny_assets)
     code, _, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--no-recover", *extra), capsys)

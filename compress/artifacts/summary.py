@@ -13,8 +13,9 @@ the class groups them:
 - the run's time and processes, then the ``export`` and ``bench`` records when they were made.
 
 ``RunSummary.from_json(summary.to_json())`` is the same summary; a key :meth:`from_json` does not
-know lands in ``task_figures``, so nothing of a file is lost on reading. Imports nothing of the
-project (``compress.export`` takes the plain dict, ``to_json()``).
+know lands in ``task_figures``, so nothing of a file is lost on reading. The ``latency``, ``export`` and
+``bench`` records are ``compress.export.records``' typed records, written with their ``to_json()``;
+``compress.export`` takes plain dicts, never this class.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from compress.export.records import BenchRecord, ExportRecord, LatencyRecord
+
 MODELS = ("before", "pruned", "recovered", "recalibrated")  # whose labelled metric a run measures
 _FIRST = ("before", "pruned")  # written after the model's figures; the others after their section
 OMIT_NONE = {"omit_none": True}  # metadata: a field written only when it has a value
+_RECORDS = {"latency": LatencyRecord, "export": ExportRecord, "bench": BenchRecord}  # written with their to_json()
 
 
 @dataclass
@@ -100,15 +104,15 @@ class RunSummary:
     notes: list[str]
     task: str = "classify"  # compress.tasks name (runs before tasks existed were classifiers)
     metric: str = "top1"  # the labelled metric's key prefix (top1, miou)
-    latency: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # the latency target's record
+    latency: LatencyRecord | None = field(default=None, metadata=OMIT_NONE)  # the latency target's record
     labelled: dict[str, float] = field(default_factory=dict)  # {model in MODELS: the task's labelled metric}
     recovery: Recovery | None = None
     recalibration: Recalibration | None = None
     task_figures: dict[str, Any] = field(default_factory=dict)
     seconds_total: float | None = field(default=None, metadata=OMIT_NONE)
     processes: int | None = field(default=None, metadata=OMIT_NONE)
-    export: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
-    bench: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+    export: ExportRecord | None = field(default=None, metadata=OMIT_NONE)
+    bench: BenchRecord | None = field(default=None, metadata=OMIT_NONE)
 
     # ---- reading ----
 
@@ -151,7 +155,7 @@ class RunSummary:
             elif f.name == "task_figures":
                 out.update(value)
             elif not (f.metadata.get("omit_none") and value is None):
-                out[f.name] = value
+                out[f.name] = value.to_json() if f.name in _RECORDS and value is not None else value
         for m in ("recovered", "recalibrated"):  # measured without its section: after the figures
             key = f"{self.metric}_{m}"
             if m in self.labelled and key not in out:
@@ -168,6 +172,7 @@ class RunSummary:
         recalibration = _section(Recalibration, rest) if "bn_recalibrated" in rest else None
         plain = {f.name: rest.pop(f.name) for f in dataclasses.fields(cls)
                  if f.name not in ("labelled", "recovery", "recalibration", "task_figures") and f.name in rest}
+        plain.update({name: kind.from_json(plain[name]) for name, kind in _RECORDS.items() if plain.get(name) is not None})
         return cls(**plain, labelled=labelled, recovery=recovery, recalibration=recalibration, task_figures=rest)
 
 

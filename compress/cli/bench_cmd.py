@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from compress.export.runtimes import NAMES, OPTIONAL
+from compress.export.runtimes import NAMES, get, optional, runtimes
 from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
                                   preprocess_options)
 
@@ -26,9 +26,8 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.argument("second", metavar="[B]", required=False, type=click.Path(exists=True))
 @click.option("--backend", "backends", callback=comma_choice(NAMES),
               default="torch,onnxruntime", show_default=True,
-              help="Comma-separated runtimes; openvino and executorch need their extras (compress[openvino], "
-                   "compress[executorch]), aoti (AOTInductor .pt2) and torch-compile (CUDA graphs on a GPU) a C++ "
-                   "compiler; tensorrt rows are skipped without TensorRT and a GPU.")
+              help="Comma-separated runtimes: " + ", ".join(rt.name + (f" ({rt.bench_hint})" if rt.bench_hint else "")
+                                                           for rt in runtimes()) + ".")
 @click.option("--batch", "batches", callback=_ints, default="1,32", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Folder for report.json/md/png (default: OUT, or ./bench-report for two models).")
@@ -70,9 +69,7 @@ def bench(first, second, backends, batches, out, eval_dir, calib, threads, iters
     from compress.run.deploy import benchmark
     from compress.devices import resolve_device
 
-    from compress.export.runtimes import get
-
-    for name in [n for n in OPTIONAL if n in backends]:
+    for name in [n for n in optional() if n in backends]:
         get(name).require()  # asked for by name: one line naming the extra, exit 5
     device = str(resolve_device(device))
     with writing(Path(out or default) / "report.json"):

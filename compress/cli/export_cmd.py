@@ -1,5 +1,5 @@
-"""``compress export``: ONNX (verified), INT8 ONNX, TensorRT, OpenVINO IR and ExecuTorch ``.pte`` (FP32 and
-INT8, each verified) from a compress folder or a checkpoint."""
+"""``compress export``: the formats of the runtime plugins (``export.runtimes``: ONNX verified, INT8 ONNX,
+engines, IR, programs..., each verified) from a compress folder or a checkpoint."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ import click
 
 from compress.artifacts import EXPORT, FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
+from compress.export.quantize import TARGET_HELP, TARGETS
+from compress.export.runtimes import calibrated_formats, runtimes
+
+FORMAT_HELP = ", ".join(", ".join(rt.formats) + (f" ({rt.hint})" if rt.hint else "") for rt in runtimes() if rt.formats)
 
 
 
 @click.command()
 @click.argument("model_path", metavar="OUT_OR_CHECKPOINT", type=click.Path(exists=True))
 @click.option("--format", "formats", callback=comma_choice(FORMATS), default="onnx,int8", show_default=True,
-              help="Comma-separated: onnx, int8, trt, openvino, openvino-int8 (extra: openvino), executorch, "
-                   "executorch-int8 (extra: executorch), aoti (AOTInductor .pt2; a C++ compiler).")
+              help=f"Comma-separated: {FORMAT_HELP}.")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None,
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Where to write (default: the compress folder itself, or CHECKPOINT.export/).")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
-@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
-              help="cpu: uint8 activations (fast on x86 VNNI); tensorrt: symmetric int8 Q/DQ.")
+@click.option("--target", type=click.Choice(TARGETS), default="cpu", show_default=True,
+              help=TARGET_HELP)
 @model_options
 @preprocess_options
 @json_option
@@ -50,7 +53,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
         calib = loaded.recorded_calib
     images = _images(calib, loaded)
     if images is None:
-        if {"int8", "openvino-int8", "executorch-int8"} & set(formats):
+        if set(calibrated_formats()) & set(formats):
             raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
         output.warn("no --calib: verifying the ONNX export on random inputs")
         images = torch_randn(loaded)
@@ -60,7 +63,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
                                 say_info=output.info, say_warn=output.warn,
                                 round_to=loaded.recorded_round_to)
     if as_json:
-        output.emit_json({"out": str(folder), **record})
+        output.emit_json({"out": str(folder), **record.to_json()})
     else:
         output.info(f"wrote {folder}/export.json")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from compress.artifacts import FORMATS
+from compress.export.quantize import TARGETS
+from compress.export.runtimes import get, latency_backends
 from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
                                   preprocess_options)
 
@@ -23,7 +25,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt", "openvino", "executorch", "aoti"]), default="onnxruntime",
+@click.option("--backend", type=click.Choice(latency_backends()), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
 @click.option("--threads", type=int, default=None, help="CPU threads of that runtime (default: all cores).")
@@ -78,9 +80,9 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
                                       "CPUs with native bf16; fp32 elsewhere.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(FORMATS, required=False), default=None, metavar="FORMATS",
-              help="Also export: onnx,int8,trt,openvino,openvino-int8,executorch,executorch-int8,aoti.")
+              help=f"Also export: {','.join(FORMATS)}.")
 @click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
-@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
+@click.option("--target", type=click.Choice(TARGETS), default="cpu", show_default=True,
               help="Deployment target (picks INT8 types).")
 @click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")
 @baseline_options
@@ -128,8 +130,6 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
                          "drop --no-recover")
     target_ms = parse_latency(target_latency) if target_latency is not None else None
     if target_ms is not None or target_speedup is not None:
-        from compress.export.runtimes import get
-
         get(backend).require()  # before any work: one line naming the extra to install
     if formats:
         from compress.run.deploy import require_runtimes
@@ -151,7 +151,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         importance=ImportanceConfig(name=importance, draws=draws, seed=seed, batch_size=batch_size, device=device,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
-                              device=str(resolve_device(device)) if backend in ("torch", "aoti") else "cpu"),
+                              device=str(resolve_device(device)) if get(backend).follows_device else "cpu"),
         recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
         distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
@@ -231,11 +231,11 @@ def _show(result, as_json: bool) -> None:
     ]
     if s.latency is not None:
         lat = s.latency
-        rows.append((f"latency, {lat['backend']} batch {lat['batch']} (ms)", f"{lat['original_ms']:.3f}",
-                     f"{lat['measured_ms']:.3f}", f"{lat['speedup']:.2f}x faster; target {lat['target_ms']:.3f}, "
-                     f"predicted {lat['predicted_ms']:.3f}"))
-        rows.append(("importance kept", "100 %", output.pct(lat["importance_kept"]),
-                     f"model error {lat['prediction_error']['mean']:.1%} mean on held-out"))
+        rows.append((f"latency, {lat.backend} batch {lat.batch} (ms)", f"{lat.original_ms:.3f}",
+                     f"{lat.measured_ms:.3f}", f"{lat.speedup:.2f}x faster; target {lat.target_ms:.3f}, "
+                     f"predicted {lat.predicted_ms:.3f}"))
+        rows.append(("importance kept", "100 %", output.pct(lat.importance_kept),
+                     f"model error {lat.prediction_error.mean:.1%} mean on held-out"))
     task = result.task
     metric, agree = s.written_figures()
     if "before" in s.labelled:

@@ -1,5 +1,5 @@
-"""Hand a model to ``export``: ONNX (verified), INT8 ONNX (calibrated on the user's images),
-TensorRT, and the original-vs-compressed benchmark. Shared by ``compress prune --export/--bench``,
+"""Hand a model to ``export``: the formats of the runtime plugins (``export.runtimes``: ONNX verified, INT8
+calibrated on the user's images, engines, IR...), and the original-vs-compressed benchmark. Shared by ``compress prune --export/--bench``,
 ``compress export`` and ``compress bench``; knows the formats, not the pruning."""
 
 from __future__ import annotations
@@ -15,99 +15,75 @@ import torch.nn as nn
 
 from compress import artifacts
 from compress.artifacts.summary import RunSummary
-from compress.calibrate.readers import TensorCalibrationReader
 from compress.detection.timing import postprocess_report
 from compress.devices import resolve_device
-from compress.export import quantize
 from compress.export.bench import BenchModel, bench_plan, run_bench
-from compress.export.errors import TensorRTUnavailable
 from compress.export.onnx import export_onnx
+from compress.export.records import BenchRecord, ExportImages, ExportRecord, LatencyRecord
 from compress.export.report import render_table, verdict, write_report
-from compress.export.runtimes import NAMES, get
-from compress.export.tensorrt import build_engine
-from compress.export.verify import compare_sessions, torch_logits, verify_onnx
+from compress.export.runtimes import get, runtimes
+from compress.export.runtimes.base import ExportJob
+from compress.export.verify import torch_logits
 from compress.export.widths import misaligned_widths
 from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
 from compress.prune.profile import count_macs
 from compress.spec import ModelSpec
 from compress.tasks import Task
-from compress.util.atomic import atomic_file, write_text
+from compress.util.atomic import write_text
 
-RUNTIME_FORMATS = {name: tuple(get(name).formats) for name in NAMES if get(name).formats}  # plugin -> its --format names
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
 
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
-                   say_warn: Callable = print, round_to: int | None = None) -> dict[str, Any]:
-    """Write ``model.onnx`` / ``model.int8.onnx`` / ``model.engine`` and the runtime plugins' files
-    (OpenVINO IR, ExecuTorch ``.pte``, ``export.runtimes``) into ``folder`` and return the figures
-    recorded in ``export.json``. A missing TensorRT (or GPU) skips ``trt`` with its reason after the
-    other formats are done; a missing OpenVINO/ExecuTorch fails before anything is written.
-    ``round_to``: the ``--round-to`` the model was pruned with (None: not pruned by compress), for an
-    accurate word on widths TensorRT pads."""
-    wanted = require_runtimes(formats)
-    if "openvino-int8" in formats and "int8" not in formats:
-        formats = (*formats, "int8")  # OpenVINO INT8 runs the calibrated Q/DQ ONNX model
+                   say_warn: Callable = print, round_to: int | None = None) -> ExportRecord:
+    """Write ``formats`` into ``folder``, each by the runtime plugin that owns it (``export.runtimes``, in
+    registry order: ``model.onnx`` first, which the others are made from), and return the figures recorded in
+    ``export.json``. A missing optional runtime fails before anything is written; a plugin may instead record
+    why it skipped its format (an engine without a GPU). ``round_to``: the ``--round-to`` the model was pruned
+    with (None: not pruned by compress), for an accurate word on widths GPU kernels pad."""
+    require_runtimes(formats)
+    formats = with_implied(formats)
     model = model.cpu().eval()
-    record: dict[str, Any] = {"images": {"verify": min(len(images), VERIFY_IMAGES),
-                                         "calibration": min(len(images), CALIBRATION_IMAGES)}}
-    verify_set = images[:VERIFY_IMAGES]
     misaligned = misaligned_widths(model, 8, width_of=output_width)
     if misaligned:
         names = ", ".join(f"{n} ({w})" for n, w in misaligned[:4])
         say_warn(f"{len(misaligned)} layer widths are not multiples of 8 ({names}): TensorRT pads them, "
                  f"so the speed-up shrinks{_padding_advice(round_to)}")
-    record["misaligned_widths"] = [[n, w] for n, w in misaligned]
-    onnx_path = folder / artifacts.ONNX
-    result = export_onnx(model, images[:1], onnx_path)
-    check = verify_onnx(onnx_path, model, verify_set)
-    record["onnx"] = {"path": onnx_path.name, "exporter": result.exporter, "opset": result.opset,
-                      "warnings": list(result.warnings), "size_bytes": onnx_path.stat().st_size,
-                      "verification": check.to_dict()}
-    say_info(f"export: {onnx_path.name} ({result.exporter}, opset {result.opset}) matches PyTorch: "
-             f"max |diff| {check.max_abs_diff:.1e}, top-1 agreement {check.top1_agreement:.1%} on {check.n} images")
-    int8_path = None
-    if "int8" in formats:
-        int8_path = folder / artifacts.INT8
-        reader = TensorCalibrationReader(images[:CALIBRATION_IMAGES], "input", batch_size=32)
-        q = quantize.quantize_int8(onnx_path, int8_path, reader, method=int8_method, target=target)
-        agreement = compare_sessions(onnx_path, int8_path, verify_set)
-        record["int8"] = {**q.to_dict(), "path": int8_path.name, "agreement_with_fp32": agreement.to_dict()}
-        say_info(f"export: {int8_path.name} ({q.activation_type} activations, {q.method}, target {target}): "
-                 f"top-1 agreement with FP32 {agreement.top1_agreement:.1%}, {q.size_bytes / 2**10:.0f} KiB")
-        if target == "tensorrt" and quantize.saturating_u8s8():
-            record["int8"]["agreement_note"] = quantize.SATURATION_NOTE
-            say_warn(f"export: {quantize.SATURATION_NOTE}")
-    if "trt" in formats:
-        source = int8_path if int8_path is not None and target == "tensorrt" else onnx_path
-        try:
-            info = build_engine(source, folder / artifacts.ENGINE, fp16=source == onnx_path)
-            record["trt"] = {**info.to_dict(), "path": artifacts.ENGINE}
-            say_info(f"export: {artifacts.ENGINE} ({info.precision}, TensorRT {info.tensorrt_version})")
-        except TensorRTUnavailable as err:
-            record["trt"] = {"skipped": str(err)}
-            say_warn(f"--export trt skipped: {err}")
-    for name in wanted:
-        record.update(get(name).export(model, folder, formats, verify_set, onnx_path=onnx_path, int8_onnx=int8_path,
-                                       calibration=images[:CALIBRATION_IMAGES], say_info=say_info,
-                                       say_warn=say_warn))
-    write_text(folder / artifacts.EXPORT, json.dumps(record, indent=1, default=str))
+    job = ExportJob(model, folder, formats, images[:VERIFY_IMAGES], images[:CALIBRATION_IMAGES],
+                    int8_method=int8_method, target=target, say_info=say_info, say_warn=say_warn)
+    entries: dict[str, Any] = {}
+    for runtime in runtimes():
+        if runtime.exports(formats):
+            entries.update(runtime.export(job))
+    record = ExportRecord(ExportImages(verify=min(len(images), VERIFY_IMAGES),
+                                       calibration=min(len(images), CALIBRATION_IMAGES)),
+                          tuple((n, w) for n, w in misaligned), entries)
+    write_text(folder / artifacts.EXPORT, json.dumps(record.to_json(), indent=1, default=str))
     return record
 
 
+def with_implied(formats) -> tuple[str, ...]:
+    """``formats`` and the formats they are made from (``Runtime.implies``), appended once."""
+    out = tuple(formats)
+    for runtime in runtimes():
+        for fmt in out:
+            out += tuple(f for f in runtime.implies.get(fmt, ()) if f not in out)
+    return out
+
+
 def require_runtimes(formats) -> list[str]:
-    """The runtime plugins ``formats`` need; :class:`RuntimeUnavailable` (one line naming the extra,
+    """The optional runtime plugins ``formats`` need; :class:`RuntimeUnavailable` (one line naming the extra,
     exit 5) when one is not installed, before any file is written."""
-    wanted = [name for name, fmts in RUNTIME_FORMATS.items() if set(fmts) & set(formats)]
+    wanted = [runtime.name for runtime in runtimes() if runtime.optional and runtime.exports(formats)]
     for name in wanted:
         get(name).require()
     return wanted
 
 
-def export_all(folder: Path, student: nn.Module, data, config, say) -> dict[str, Any]:
+def export_all(folder: Path, student: nn.Module, data, config, say) -> ExportRecord:
     """The tail of ``compress prune --export``: calibration images are the held-out + importance ones."""
     images = _calibration_tensor(data)
     return export_formats(student, folder, config.export, images, int8_method=config.int8_method,
@@ -149,13 +125,14 @@ class Side:
     engine: Path | None = None
     top1: float | None = None
     agreement: float | None = None
-    artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files: "openvino", "openvino.int8"...
+    artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files by artifact key (Runtime.files)
     check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
 
 
 def found_artifacts(folder: Path) -> dict[str, Path]:
     """The runtime files an export left in ``folder``."""
-    return {key: folder / name for key, name in artifacts.RUNTIME_FILES.items() if (folder / name).exists()}
+    return {key: folder / name for key, name in artifacts.RUNTIME_FILES.items()
+            if key not in artifacts.MODEL_FILES and (folder / name).exists()}
 
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:
@@ -166,7 +143,7 @@ def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> 
 
 def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch", "onnxruntime"),
               batches=(1, 32), threads=None, iters=50, warmup=10, min_seconds=2.0, progress=True,
-              measure_memory=True, show: bool = True, latency_target: dict | None = None,
+              measure_memory=True, show: bool = True, latency_target: LatencyRecord | None = None,
               device: str = "cpu", task: dict | None = None, notes: list[str] | None = None,
               judge: tuple[str, str] | None = None) -> dict[str, Any]:
     """Export what the onnxruntime backend needs, time everything interleaved, write the report.
@@ -179,11 +156,15 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     example = torch.randn(1, *input_shape)
     models = []
     for side in sides:
-        if ("onnxruntime" in backends or _needs(side, "openvino", backends)) and side.onnx is None:
+        if any(get(b).wants_onnx(side.artifacts) for b in backends) and side.onnx is None:
             (out_dir / artifacts.BENCH_DIR).mkdir(exist_ok=True)
             side.onnx = out_dir / artifacts.BENCH_DIR / f"{side.name}.onnx"
             export_onnx(side.module, example, side.onnx)
-        _runtime_files(side, out_dir / "bench", backends, input_shape, max(batches), device)
+        for runtime in runtimes():
+            if runtime.name in backends:
+                side.artifacts.update(runtime.bench_files(side.module, side.onnx, out_dir / artifacts.BENCH_DIR,
+                                                          side.name, input_shape, max(batches), device,
+                                                          side.artifacts))
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
             engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
@@ -196,7 +177,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
                        measure_memory=measure_memory, device=device)
     if latency_target:
-        report["latency_target"] = latency_target
+        report["latency_target"] = latency_target.to_json()
     post, post_notes = postprocess_report([(side.name, side.module) for side in sides], input_shape, batches)
     if post:  # detectors: decoding + NMS are outside the timed raw-output network, timed apart
         report["postprocess"] = post
@@ -225,12 +206,9 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
     for backend, variants in bench_plan(models, backends, []):
         runtime = get(backend)
         for model, precision, path in variants:
-            if backend == "torch":
-                logits = torch_logits(model.module, images)
-            elif backend in ("tensorrt", "torch-compile"):  # no file to run apart from the timing
+            logits = runtime.row_logits(model, path, images)
+            if logits is None:  # no file to run apart from the timing
                 continue
-            else:
-                logits = runtime.predict(path, images.numpy())
             pred = logits.argmax(1)
             out.setdefault(model.name, {})[(backend, precision)] = {
                 "agreement": float((pred == reference).mean()), "n": int(len(pred)),
@@ -238,51 +216,12 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
     return out
 
 
-def _needs(side: Side, runtime: str, backends) -> bool:
-    """The bench runs ``runtime`` and the side has no FP32 file for it, and the runtime is installed."""
-
-    return runtime in backends and runtime not in side.artifacts and get(runtime).available()[0]
-
-
-def _runtime_files(side: Side, bench_dir: Path, backends, input_shape, max_batch: int, device: str = "cpu") -> None:
-    """FP32 files for the OpenVINO / ExecuTorch / AOTInductor rows of a side that has none (its INT8 files come
-    from ``compress export``, which has the calibration images)."""
-
-    if _needs(side, "openvino", backends):
-        bench_dir.mkdir(exist_ok=True)
-        side.artifacts["openvino"] = get("openvino").convert(side.onnx, bench_dir / f"{side.name}.openvino.xml")
-    if _needs(side, "executorch", backends):
-        from compress.export.runtimes.executorch_rt import MAX_BATCH, lower
-
-        bench_dir.mkdir(exist_ok=True)
-        path = bench_dir / f"{side.name}.pte"
-        with atomic_file(path, "wb") as handle:
-            handle.write(lower(side.module.cpu().eval(), tuple(input_shape), max_batch=max(MAX_BATCH, max_batch)))
-        side.artifacts["executorch"] = path
-    if "aoti" in backends and get("aoti").available()[0]:
-        _aoti_file(side, bench_dir, input_shape, max_batch, device)
-
-
-def _aoti_file(side: Side, bench_dir: Path, input_shape, max_batch: int, device: str) -> None:
-    """An AOTInductor package of a side compiled for ``device`` unless it has one for that device kind
-    (``compress export`` writes the CPU one; a package runs only where it was compiled)."""
-    from compress.export.runtimes.aoti_rt import MAX_BATCH, package, package_device
-
-    kind = torch.device(device).type
-    found = side.artifacts.get("aoti")
-    if found is not None and package_device(get("aoti").compiled(found, None)[1]) == kind:
-        return
-    bench_dir.mkdir(exist_ok=True)
-    side.artifacts["aoti"] = package(side.module, tuple(input_shape), bench_dir / f"{side.name}.{kind}.aoti.pt2",
-                                     device=device, max_batch=max(MAX_BATCH, max_batch))
-
-
 def _macs(module: nn.Module, input_shape) -> int:
     return count_macs(module, tuple(input_shape))
 
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say,
-               alternative: Side | None = None, *, task: Task) -> dict[str, Any]:
+               alternative: Side | None = None, *, task: Task) -> BenchRecord:
     """The tail of ``compress prune --bench``: original vs compressed (and ``--baseline``'s alternative),
     written into the folder."""
     shape = tuple(loaded.spec.input_size)
@@ -305,10 +244,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
                        notes=task.report_notes(summary.task_figures),
                        judge=(compressed.name, alternative.name) if alternative is not None else None)
     render_table(report, console=_stderr_console())  # stdout is the prune command's (its tables, or --json)
-    out = {"report": artifacts.REPORT, "comparisons": report.get("comparisons", [])}
-    if "verdict" in report:
-        out["verdict"] = report["verdict"]
-    return out
+    return BenchRecord(artifacts.REPORT, tuple(report.get("comparisons", [])), report.get("verdict"))
 
 
 def _stderr_console():

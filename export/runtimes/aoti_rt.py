@@ -27,6 +27,7 @@ import numpy as np
 
 from compress.export.errors import ExportError
 from compress.export.runtimes.base import Runtime
+from compress.export.runtimes.cxx import compiler, cxx_version
 
 FP32_NAME = "model.aoti.pt2"
 MAX_BATCH = 1024  # the dynamic batch's upper bound (the package refuses larger batches)
@@ -38,13 +39,20 @@ class AOTIRuntime(Runtime):
     title = "AOTInductor"
     formats = ("aoti",)
 
+    optional = True
+    follows_device = True
+    latency = True
+    layers_eager = True  # latency tables: layers alone in eager torch, networks compiled (see timer_describe)
+    files = {"aoti": FP32_NAME}
+    hint = "AOTInductor .pt2; a C++ compiler"
+    bench_hint = "AOTInductor .pt2; a C++ compiler"
+    env_labels = (("aoti_cxx", "AOTInductor with"),)
+
     def available(self) -> tuple[bool, str]:
-        try:
-            compiler = cxx()
-        except Exception as err:
-            first = (str(err).strip().splitlines() or [""])[0][:160]
-            return False, f"AOTInductor needs a C++ compiler (set CXX or install g++): {first}"
-        return True, f"AOTInductor (torch {self.version()}, {Path(compiler).name})"
+        found, reason = compiler()
+        if found is None:
+            return False, f"AOTInductor needs a C++ compiler (set CXX or install g++): {reason}"
+        return True, f"AOTInductor (torch {self.version()}, {Path(found).name})"
 
     def version(self) -> str | None:
         import torch
@@ -52,7 +60,13 @@ class AOTIRuntime(Runtime):
         return torch.__version__
 
     def describe(self) -> dict[str, Any]:
-        return {"torch": self.version(), "aoti_cxx": _cxx_version()}
+        return {"torch": self.version(), "aoti_cxx": cxx_version()}
+
+    def environment(self, backends):
+        return {"aoti_cxx": cxx_version()} if self.name in backends else {}
+
+    def timer_describe(self):
+        return {**self.describe(), "aoti_layers": "torch eager"}
 
     def require(self):
         ok, reason = self.available()
@@ -125,7 +139,7 @@ class AOTIRuntime(Runtime):
     def from_onnx(self, onnx_path, example, threads):
         raise ExportError("AOTInductor compiles nn.Modules, not ONNX models", "time it on whole networks (runner_for)")
 
-    def runner_for(self, module, example, threads, device: str = "cpu"):
+    def runner_for(self, module, example, threads, device="cpu"):
         """A runner of ``module`` compiled to a package at ``example``'s shape (latency tables' networks)."""
         with tempfile.TemporaryDirectory(prefix="compress-aoti-") as tmp:
             path = package(module, tuple(example.shape[1:]), Path(tmp) / "net.pt2", device=device,
@@ -133,13 +147,29 @@ class AOTIRuntime(Runtime):
             return self.runner(path, module, example, threads, device)
 
     # ---------------------------------------------------------------- export
-    def export(self, model, folder, formats, images, *, onnx_path, int8_onnx, calibration, say_info, say_warn):
+    def bench_files(self, module, onnx, folder, name, input_shape, max_batch, device, artifacts):
+        """A package compiled for ``device`` unless the side has one for that device kind (``compress export``
+        writes the CPU one; a package runs only where it was compiled)."""
+        import torch
+
+        if not self.available()[0]:
+            return {}
+        kind = torch.device(device).type
+        found = artifacts.get(self.name)
+        if found is not None and package_device(self.compiled(found, None)[1]) == kind:
+            return {}
+        folder.mkdir(exist_ok=True)
+        return {self.name: package(module, tuple(input_shape), folder / f"{name}.{kind}.aoti.pt2", device=device,
+                                   max_batch=max(MAX_BATCH, max_batch))}
+
+    def export(self, job):
+        model, folder, images, say_info = job.model, job.folder, job.images, job.say_info
         self.require()
         start = time.perf_counter()
         path = package(model, tuple(images.shape[1:]), folder / FP32_NAME)
         seconds = time.perf_counter() - start
         check = self.verify(path, model, images)
-        record = {"aoti": {"path": path.name, "torch": self.version(), "device": "cpu", "compiler": _cxx_version(),
+        record = {"aoti": {"path": path.name, "torch": self.version(), "device": "cpu", "compiler": cxx_version(),
                            "dynamic_batch": [1, MAX_BATCH], "compile_seconds": round(seconds, 1),
                            "size_bytes": path.stat().st_size, "verification": check.to_dict()}}
         say_info(f"export: {path.name} (AOTInductor, torch {self.version()}, CPU FP32, compiled in {seconds:.0f} s) "
@@ -205,19 +235,3 @@ def first_tensor(out):
             raise ExportError(f"an AOTInductor package returned {type(out).__name__}, not tensors")
     return out
 
-
-def cxx() -> str:
-    """The C++ compiler Inductor will use (raises when there is none)."""
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
-    return get_cpp_compiler()
-
-
-def _cxx_version() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run([cxx(), "--version"], capture_output=True, text=True, timeout=20).stdout
-    except Exception:
-        return None
-    return (out.strip().splitlines() or [None])[0]

@@ -9,12 +9,16 @@ A runtime is one subclass of :class:`Runtime`. The callers:
 * ``export.layer_timing`` (latency tables): :meth:`Runtime.from_onnx` for runtimes that take ONNX
   (a one-layer ONNX model or the network's), :meth:`Runtime.describe` for the table's cache key;
 * ``compress.run.deploy`` (``compress export``): :meth:`Runtime.export` writes and verifies the
-  runtime's own files (e.g. OpenVINO IR, ExecuTorch ``.pte``) next to ``model.onnx``.
+  runtime's own files (ONNX, INT8 ONNX, engines, IR, ``.pte``...) from one :class:`ExportJob`;
+  :meth:`Runtime.bench_files` writes the FP32 file a bench row needs when a model has none;
+* the CLI and ``artifacts.names``: :attr:`Runtime.formats`, :attr:`Runtime.files`, :attr:`Runtime.hint` and the
+  flags below (every list of formats, files and backends is derived from the registry, ``export.runtimes``).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +27,24 @@ import numpy as np
 from compress.export.errors import RuntimeUnavailable
 
 Runner = Callable[[], None]
+
+
+@dataclass
+class ExportJob:
+    """One ``compress export``: what every runtime's :meth:`Runtime.export` reads, and the ONNX files the
+    earlier ones wrote (the runtimes export in registry order; the one that writes ONNX comes first)."""
+
+    model: Any  # the nn.Module, on the CPU, in eval mode
+    folder: Path
+    formats: Sequence[str]
+    images: Any  # verification images (a tensor)
+    calibration: Any  # INT8 calibration images (a tensor)
+    int8_method: str = "minmax"
+    target: str = "cpu"  # the INT8 ONNX model's quantization target (export.quantize.TARGETS)
+    say_info: Callable = print
+    say_warn: Callable = print
+    onnx_path: Path | None = None  # model.onnx once written
+    int8_onnx: Path | None = None  # model.int8.onnx once written
 
 
 class Runtime:
@@ -34,6 +56,18 @@ class Runtime:
     memory = True  # whether the memory probe can load its artifacts
     memory_note = ""  # the row's note when it cannot
     takes_onnx = False  # latency tables can give it ONNX models (from_onnx)
+    latency = False  # a latency-table backend (compress prune --backend)
+    layers_eager = False  # latency tables time its layers alone in eager torch (networks through runner_for)
+    follows_device = False  # runs on --device (torch, CUDA packages); else on ``device``
+    label_device = False  # report rows show its device next to its name ("torch cuda:0")
+    optional = False  # asked for by name it must be installed (exit 5 naming the extra)
+    files: dict[str, str] = {}  # artifact key (its name, "<name>.int8"...) -> file name in an output folder
+    formats: Sequence[str] = ()  # `compress export --format` names it writes, in that order
+    calibrated: Sequence[str] = ()  # those of its formats that need calibration images
+    implies: dict[str, Sequence[str]] = {}  # a format -> other formats it is made from
+    hint = ""  # what `--format`'s help says about its formats (an extra, a compiler)
+    bench_hint = ""  # what `compress bench --backend`'s help says about it
+    env_labels: Sequence[tuple[str, str]] = ()  # report.json environment keys and how the report line names them
 
     # ---------------------------------------------------------------- presence
     def available(self) -> tuple[bool, str]:
@@ -68,6 +102,14 @@ class Runtime:
         """What figures measured on it depend on besides the machine (the latency table's key)."""
         return {self.name: self.version()} if self.package else {}
 
+    def environment(self, backends: Sequence[str]) -> dict[str, Any]:
+        """Its entries in a bench report's environment (the versions its rows were measured with)."""
+        return {}
+
+    def timer_describe(self) -> dict[str, Any]:
+        """What a latency table timed on it depends on (its cache key, beside the machine)."""
+        return self.describe()
+
     # ---------------------------------------------------------------- bench rows
     def variants(self, model) -> tuple[list[tuple[str, Path | None]], list[str]]:
         """``([(precision, artifact path or None for the module)], [reasons a row is missing])``
@@ -82,6 +124,12 @@ class Runtime:
             rows.append(("int8", int8))
         return rows, missing
 
+    def file_size(self, path: Path) -> int:
+        """Bytes of one of its files, with any parts it loads beside it (``export.sizes.artifact_size``)."""
+        from compress.export.sizes import artifact_size
+
+        return artifact_size(path)
+
     def size_key(self, precision: str) -> str:
         """The ``BenchModel.sizes`` key of the file a row of this precision runs from."""
         return self.name if precision == "fp32" else f"{self.name}.{precision}"
@@ -94,6 +142,20 @@ class Runtime:
         run = self.load(artifact, threads, batch=len(example))
         x = np.ascontiguousarray(example.detach().cpu().numpy(), dtype=np.float32)
         return lambda: run(x)
+
+    def row_logits(self, model, artifact: Path | None, images) -> np.ndarray | None:
+        """Logits of the file a bench row ran from on ``images`` (None: no file to run apart from the timing)."""
+        return self.predict(artifact, _numpy(images))
+
+    def wants_onnx(self, artifacts: dict) -> bool:
+        """A bench side with these runtime ``artifacts`` needs its ONNX file for this runtime's rows."""
+        return False
+
+    def bench_files(self, module, onnx: Path | None, folder: Path, name: str, input_shape, max_batch: int,
+                    device: str, artifacts: dict) -> dict[str, Path]:
+        """FP32 files a bench side called ``name`` lacks for this runtime, written into ``folder``
+        (its INT8 files come from ``compress export``, which has the calibration images)."""
+        return {}
 
     # ---------------------------------------------------------------- running files
     def import_runtime(self) -> None:
@@ -114,8 +176,14 @@ class Runtime:
         """A runner for an ONNX model (latency tables); the file may be deleted once this returns."""
         raise NotImplementedError(f"{self.name} does not run ONNX models")
 
+    def runner_for(self, module, example, threads: int, device: str = "cpu") -> Runner:
+        """A runner of an ``nn.Module`` (latency tables of runtimes that do not take ONNX)."""
+        raise NotImplementedError(f"{self.name} does not run modules")
+
     # ---------------------------------------------------------------- export
-    formats: Sequence[str] = ()  # `compress export --format` names it writes
+    def exports(self, formats: Sequence[str]) -> bool:
+        """Whether a ``compress export`` of ``formats`` calls :meth:`export`."""
+        return bool(set(self.formats) & set(formats))
 
     def verify(self, artifact: Path, model, images, *, atol: float = 1e-4):
         """:class:`~compress.export.verify.Verification` of ``artifact`` against ``model`` in PyTorch on ``images``
@@ -134,8 +202,8 @@ class Runtime:
         return {"agreement_with_fp32": agreement(self.predict(fp32, x), got).to_dict(),
                 "agreement_with_pytorch": agreement(torch_logits(model, images), got).to_dict()}
 
-    def export(self, model, folder: Path, formats: Sequence[str], images, *, onnx_path: Path,
-               int8_onnx: Path | None, calibration, say_info: Callable, say_warn: Callable) -> dict[str, Any]:
+    def export(self, job: ExportJob) -> dict[str, Any]:
+        """Write and verify its files into ``job.folder``; the figures recorded in ``export.json``, by format."""
         raise NotImplementedError(f"{self.name} writes no files")
 
 

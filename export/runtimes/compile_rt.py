@@ -22,14 +22,25 @@ class TorchCompileRuntime(TorchRuntime):
     title = "torch.compile"
     memory = False
     memory_note = "not probed: torch.compile rows are compiled in the timing process (see the torch rows)"
+    latency = False
+    label_device = False
+    optional = True
+    env_labels = ()
+    bench_hint = "CUDA graphs on a GPU; a C++ compiler"
 
     def available(self) -> tuple[bool, str]:
-        from compress.export.runtimes import get
+        from compress.export.runtimes.cxx import compiler
 
-        ok, reason = get("aoti").available()  # Inductor on the CPU needs the same C++ compiler
-        if not ok:
-            return False, reason.replace("AOTInductor", "torch.compile")
+        found, reason = compiler()  # Inductor on the CPU needs a C++ compiler
+        if found is None:
+            return False, f"torch.compile needs a C++ compiler (set CXX or install g++): {reason}"
         return True, f"torch.compile (torch {self.version()})"
+
+    def environment(self, backends):
+        return {}
+
+    def row_logits(self, model, artifact, images):
+        return None  # compiled in the timing process only
 
     def describe(self):
         return {"torch": self.version(), "compile_mode_cuda": CUDA_MODE, "compile_mode_cpu": CPU_MODE}

@@ -31,6 +31,16 @@ class ExecuTorchRuntime(Runtime):
     package = "executorch"
     extra = "executorch"
     formats = ("executorch", "executorch-int8")
+    calibrated = ("executorch-int8",)
+    files = {"executorch": FP32_NAME, "executorch.int8": INT8_NAME}
+    optional = True
+    latency = True
+    hint = "extra: executorch"
+    bench_hint = "extra: compress[executorch]"
+    env_labels = (("executorch", "ExecuTorch"),)
+
+    def environment(self, backends):
+        return {"executorch": self.version()} if self.name in backends else {}
 
     def version(self) -> str | None:
         try:
@@ -72,7 +82,18 @@ class ExecuTorchRuntime(Runtime):
     def from_onnx(self, onnx_path, example, threads):
         raise ExportError("ExecuTorch runs .pte programs, not ONNX", "time it on whole networks (runner_for)")
 
-    def runner_for(self, module, example, threads):
+    def bench_files(self, module, onnx, folder, name, input_shape, max_batch, device, artifacts):
+        from compress.util.atomic import atomic_file
+
+        if self.name in artifacts or not self.available()[0]:
+            return {}
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.pte"
+        with atomic_file(path, "wb") as handle:
+            handle.write(lower(module.cpu().eval(), tuple(input_shape), max_batch=max(MAX_BATCH, max_batch)))
+        return {self.name: path}
+
+    def runner_for(self, module, example, threads, device="cpu"):
         """A runner for an ``nn.Module`` lowered to XNNPACK at ``example``'s batch (latency tables)."""
         import tempfile
 
@@ -82,9 +103,10 @@ class ExecuTorchRuntime(Runtime):
             return self.runner(path, module, example, threads, "cpu")
 
     # ---------------------------------------------------------------- export
-    def export(self, model, folder, formats, images, *, onnx_path, int8_onnx, calibration, say_info, say_warn):
+    def export(self, job):
         from compress.util.atomic import atomic_file
 
+        model, folder, formats, images, say_info = job.model, job.folder, job.formats, job.images, job.say_info
         self.require()
         shape = tuple(images.shape[1:])
         record: dict[str, Any] = {}
@@ -100,7 +122,7 @@ class ExecuTorchRuntime(Runtime):
         if "executorch-int8" in formats:
             path8 = folder / INT8_NAME
             with atomic_file(path8, "wb") as handle:
-                handle.write(lower(quantize(model, calibration), shape))
+                handle.write(lower(quantize(model, job.calibration), shape))
             figures = self.int8_figures(path8, path, model, images)
             record["executorch-int8"] = {"path": path8.name, "quantizer": "XNNPACKQuantizer (PT2E, per-channel)",
                                          "max_batch": MAX_BATCH, "size_bytes": path8.stat().st_size, **figures}

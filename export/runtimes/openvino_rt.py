@@ -41,6 +41,17 @@ class OpenVINORuntime(Runtime):
     extra = "openvino"
     takes_onnx = True
     formats = ("openvino", "openvino-int8")
+    calibrated = ("openvino-int8",)
+    implies = {"openvino-int8": ("int8",)}  # OpenVINO INT8 runs the calibrated Q/DQ ONNX model
+    files = {"openvino": FP32_NAME, "openvino.int8": INT8_NAME}
+    optional = True
+    latency = True
+    hint = "extra: openvino"
+    bench_hint = "extra: compress[openvino]"
+    env_labels = (("openvino", "OpenVINO"),)
+
+    def environment(self, backends):
+        return {"openvino": self.version()} if self.name in backends else {}
 
     def version(self) -> str | None:
         try:
@@ -79,6 +90,18 @@ class OpenVINORuntime(Runtime):
         x = np.ascontiguousarray(example.detach().cpu().numpy(), dtype=np.float32)
         return lambda: request.infer({0: x}, share_inputs=True, share_outputs=True)
 
+    def file_size(self, path):
+        return ir_size(Path(path))  # the .xml and its .bin weights
+
+    def wants_onnx(self, artifacts):
+        return self.name not in artifacts and self.available()[0]  # its FP32 IR is converted from the ONNX
+
+    def bench_files(self, module, onnx, folder, name, input_shape, max_batch, device, artifacts):
+        if not self.wants_onnx(artifacts):
+            return {}
+        folder.mkdir(exist_ok=True)
+        return {self.name: self.convert(onnx, folder / f"{name}.openvino.xml")}
+
     def convert(self, onnx_path: Path, xml_path: Path) -> Path:
         """``onnx_path`` -> IR ``xml_path`` (+ ``.bin``), both written atomically (bin first, then xml)."""
         ov = self.require()
@@ -95,7 +118,9 @@ class OpenVINORuntime(Runtime):
             os.replace(tmp_xml, xml_path)
         return xml_path
 
-    def export(self, model, folder, formats, images, *, onnx_path, int8_onnx, calibration, say_info, say_warn):
+    def export(self, job):
+        model, folder, formats, images, say_info = job.model, job.folder, job.formats, job.images, job.say_info
+        onnx_path, int8_onnx = job.onnx_path, job.int8_onnx
         record: dict[str, Any] = {}
         xml = self.convert(onnx_path, folder / FP32_NAME)
         check = self.verify(xml, model, images)

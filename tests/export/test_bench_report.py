@@ -134,12 +134,15 @@ def test_render_keeps_brackets_and_rounds_zero(report):
 
 
 def test_report_shows_the_latency_target_when_there_is_one():
+    from compress.export.records import LatencyFit, LatencyRecord, LatencyTableUse, PredictionError
     from compress.export.report import latency_target_lines
 
     assert latency_target_lines(None) == []
-    t = {"backend": "onnxruntime", "batch": 32, "threads": 2, "target_ms": 10.5, "predicted_ms": 10.4,
-         "measured_ms": 11.0, "original_ms": 21.0, "speedup": 1.91, "importance_kept": 0.687,
-         "prediction_error": {"mean": 0.035, "max": 0.046, "configs": 3}}
+    t = LatencyRecord(backend="onnxruntime", batch=32, threads=2, device="cpu", target_ms=10.5, target_speedup=2.0,
+                      predicted_ms=10.4, measured_ms=11.0, original_ms=21.0, speedup=1.91, target_error=0.048,
+                      importance_kept=0.687, prediction_error=PredictionError(mean=0.035, max=0.046, configs=3),
+                      fit=LatencyFit(a=1.0, b_ms=0.1), attempts=(), width_probe={},
+                      table=LatencyTableUse(path="t.json", entries=10, measured_now=0, reused=10)).to_json()
     text = "\n".join(latency_target_lines(t))
     assert "batch 32" in text and "10.500 ms" in text and "1.91x" in text and "68.7%" in text and "max 4.6%" in text
 

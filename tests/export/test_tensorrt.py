@@ -105,7 +105,8 @@ def test_engine_builds_and_matches_torch(tmp_path, tiny_onnx, tiny_model, images
 @pytest.mark.tensorrt
 @needs_trt
 def test_trt_runner_times(tmp_path, tiny_onnx, images):
-    from compress.export.latency import time_interleaved, trt_runner
+    from compress.export.latency import time_interleaved
+    from compress.export.tensorrt import trt_runner
 
     info = build_engine(tiny_onnx.path, tmp_path / "m.engine", max_batch=8, workspace_gib=0.5)
     stats = time_interleaved({"trt": trt_runner(info.path, images[:4])}, warmup=3, iters=10, batch=4)["trt"]

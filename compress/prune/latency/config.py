@@ -6,8 +6,9 @@ import re
 from dataclasses import asdict, dataclass
 
 from compress.errors import UsageError
+from compress.export.runtimes import latency_backends
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino", "executorch", "aoti")
+BACKENDS = latency_backends()  # the runtime plugins a latency table can be measured on
 UNITS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 
 

@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 
 from compress.export.layer_timing import make_timer
+from compress.export.records import LatencyAttempt, LatencyFit, LatencyRecord, LatencyTableUse, PredictionError
 from compress.prune.latency.config import LatencyConfig
 from compress.prune.latency.model import LatencyModel
 from compress.prune.latency.probe import PROBE_SECONDS, WidthProbe
@@ -40,7 +40,7 @@ KEEP_VERIFY = 24  # measured selections kept in the table (they refine later fit
 
 
 def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyConfig, input_shape, say,
-                 *, progress: bool = True, timer=None) -> tuple[Plan, dict[str, Any]]:
+                 *, progress: bool = True, timer=None) -> tuple[Plan, LatencyRecord]:
     timer = timer or make_timer(latency.backend, batch=latency.batch, threads=latency.threads, device=latency.device)
     shape = tuple(input_shape)
     example = timer.example(shape)
@@ -134,18 +134,19 @@ def latency_plan(model, groups, scores, policy: PrunePolicy, latency: LatencyCon
                           f"and measured {measured:.3f} ms; per-operator overhead sets the floor here")
     elif cap != policy.caps()[0]:
         plan.notes.append(f"per-layer cap raised to {cap:.0%} to reach the latency target")
-    record = {
-        "backend": latency.backend, "batch": latency.batch, "threads": timer.threads, "device": timer.device,
-        "target_ms": round(target, 4), "target_speedup": policy.target_speedup,
-        "predicted_ms": round(sel.predicted_ms, 4), "measured_ms": round(measured, 4),
-        "original_ms": round(before, 4), "speedup": round(before / measured, 3),
-        "target_error": round(measured / target - 1, 4), "importance_kept": round(kept, 4),
-        "prediction_error": {"mean": round(float(np.mean(errors)), 4), "max": round(float(np.max(errors)), 4),
-                             "configs": len(errors)},
-        "fit": {"a": lat.a, "b_ms": lat.b}, "attempts": attempts, "width_probe": probe.summary(),
-        "table": {"path": str(table.path), "entries": len(table.entries), "measured_now": table.measured,
-                  "reused": table.reused},
-    }
+    record = LatencyRecord(
+        backend=latency.backend, batch=latency.batch, threads=timer.threads, device=timer.device,
+        target_ms=round(target, 4), target_speedup=policy.target_speedup,
+        predicted_ms=round(sel.predicted_ms, 4), measured_ms=round(measured, 4),
+        original_ms=round(before, 4), speedup=round(before / measured, 3),
+        target_error=round(measured / target - 1, 4), importance_kept=round(kept, 4),
+        prediction_error=PredictionError(mean=round(float(np.mean(errors)), 4), max=round(float(np.max(errors)), 4),
+                                         configs=len(errors)),
+        fit=LatencyFit(a=lat.a, b_ms=lat.b), attempts=tuple(LatencyAttempt(**a) for a in attempts),
+        width_probe=probe.summary(),
+        table=LatencyTableUse(path=str(table.path), entries=len(table.entries), measured_now=table.measured,
+                              reused=table.reused),
+    )
     say.info(f"latency: target {target:.3f} ms, predicted {sel.predicted_ms:.3f} ms, measured {measured:.3f} ms "
              f"vs original {before:.3f} ms ({before / measured:.2f}x); importance kept {kept:.1%}")
     return plan, record
