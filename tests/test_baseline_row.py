@@ -104,6 +104,13 @@ def test_prune_bench_baseline(tiny_assets, sibling, tmp_path, capsys):
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["bench"]["verdict"]["line"] == report["verdict"]["line"] == printed["bench"]["verdict"]["line"]
     assert "Compared with" in err
+    # the same run for a person: the summary table, then the verdict on stdout (it read the bench record by key)
+    code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
+                                 "--eval", tiny_assets / "eval", "--ratio", "0.5", "--no-recover", "--bench",
+                                 "--baseline", sibling, "-o", tmp_path / "d", "--no-progress"], capsys)
+    assert code == 0, err
+    verdict_line = json.loads((tmp_path / "d" / "report.json").read_text())["verdict"]["line"]
+    assert verdict_line in stdout.splitlines()
 
 
 def _report(top1, macs, p50):

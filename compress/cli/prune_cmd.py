@@ -258,7 +258,7 @@ def _show(result, as_json: bool) -> None:
     for p in s.protected_groups[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
         output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")
-    verdict = (s.bench or {}).get("verdict")
+    verdict = s.bench.verdict if s.bench is not None else None
     if verdict:  # --bench --baseline: the bench tables went to stderr; the verdict belongs with the results
         click.echo(verdict["line"])
     output.info(f"wrote {result.out}")
