@@ -46,7 +46,7 @@ def test_a_steady_run_ends_at_the_cap_or_the_plan(monkeypatch, rate):
 
 
 def test_a_machine_that_turns_many_times_slower_between_checks_still_stops_at_the_cap(monkeypatch):
-    # measured (benchmarks/RESULTS.md, "Gradual pruning"): ResNet-56 steps went from ~0.4 s to 3-15 s when other
+    # measured (benchmarks/RESULTS.md, "Gradual pruning"): ResNet-56 steps went from ~1 s to ~15 s when other
     # jobs loaded the 2 cores; checked every quarter interval (70 steps), the 9.5-minute run took 27 minutes
     steps, spent = _simulate(monkeypatch, lambda s: 0.4 if s <= 400 else 15.0, planned=3360, minutes=9.5, every=280)
     assert spent <= 9.5 * 60 + 15.0 + 5.0, spent  # at most the step (and a held-out check) under way

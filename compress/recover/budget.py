@@ -81,7 +81,7 @@ class StepBudget:
     In one process the estimate is redone after every step (a clock read), and before ``CAP_FIRST_CHECK`` a
     run whose time is spent stops: a machine that turns many times slower between two checks, or a model
     whose first steps alone outlast the cap, still ends within a step of it (checked every quarter of a
-    held-out interval, a 9.5-minute run went on for 27 minutes when other jobs made its steps 10-30x slower).
+    held-out interval, a 9.5-minute run went on for 27 minutes when other jobs made its steps several times slower).
     Under torchrun the check is a collective, so it runs at the same steps on every rank: every quarter of a
     held-out interval (``every`` steps) from ``CAP_FIRST_CHECK`` on, all ranks taking rank 0's figure."""
 
