@@ -102,11 +102,15 @@ def _load_average() -> list[float] | None:
 def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch", "onnxruntime"),
               batches: Sequence[int] = (1, 32), input_shape: Sequence[int], threads: int | None = None,
               warmup: int = 10, iters: int = 50, min_seconds: float | None = None, measure_memory: bool = True,
-              progress: bool = True, device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+              progress: bool = True, device: str = "cpu", seed: int = 0,
+              root: str | Path | None = None) -> dict[str, Any]:
     """Time, measure and compare ``models`` (the first is the baseline). Returns the raw report.
 
     ``input_shape`` is (C, H, W). ``threads`` fixes CPU threads for torch and onnxruntime (default:
-    all cores). ``device`` is where the torch backend runs.
+    all cores). ``device`` is where the torch backend runs. ``root``: the folder the report is written to;
+    the models' files are recorded relative to it when they are inside it (as ``export.json`` names its
+    files), absolute otherwise, so a report written into a folder that is renamed afterwards (``prune``'s
+    atomic output) names the files where they end up.
     """
     if not models:
         raise ExportError("no models to benchmark")
@@ -162,7 +166,7 @@ def run_bench(models: Sequence[BenchModel], *, backends: Sequence[str] = ("torch
         "settings": {"backends": list(backends), "batches": list(batches), "input_shape": list(input_shape),
                      "threads": threads, "warmup": warmup, "iters": iters, "min_seconds": min_seconds,
                      "device": device, "baseline": models[0].name},
-        "models": [_model_record(m) for m in models],
+        "models": [_model_record(m, root) for m in models],
         "rows": rows,
         "comparisons": compare_rows(rows, models),
         "skipped": skipped,
@@ -237,15 +241,23 @@ def compare_rows(rows: list[dict], models: Sequence[BenchModel]) -> list[dict]:
     return out
 
 
-def _model_record(m: BenchModel) -> dict:
+def _model_record(m: BenchModel, root: str | Path | None = None) -> dict:
     return {"name": m.name, "params": m.params, "macs": m.macs, "sizes": dict(m.sizes), "top1": m.top1,
             "agreement": m.agreement, "int8_top1": m.int8_top1, "int8_agreement": m.int8_agreement,
-            "onnx_path": _s(m.onnx_path), "int8_path": _s(m.int8_path), "engine_path": _s(m.engine_path),
+            "onnx_path": recorded_path(m.onnx_path, root), "int8_path": recorded_path(m.int8_path, root),
+            "engine_path": recorded_path(m.engine_path, root),
             "engine_precision": m.engine_precision if m.engine_path else None}
 
 
-def _s(p) -> str | None:
-    return str(p) if p is not None else None
+def recorded_path(path: str | Path | None, root: str | Path | None) -> str | None:
+    """``path`` as a report records it: relative to ``root`` (POSIX separators) when inside it, else absolute;
+    as given without a ``root``."""
+    if path is None:
+        return None
+    if root is None:
+        return str(path)
+    full, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    return full.relative_to(base).as_posix() if full.is_relative_to(base) else str(full)
 
 
 def _get(row: dict, *keys):

@@ -100,6 +100,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
             raise ExportError(f"exported model of {type(model).__name__} still references external data",
                               "the model may exceed the 2 GiB protobuf limit")
         _check_io_names(proto)
+        strip_provenance(proto)
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as err:
@@ -109,6 +110,55 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, op
     with atomic_file(path, "wb") as handle:
         handle.write(data)
     return OnnxExport(path=path, exporter=exporter, opset=used_opset, warnings=notes, dynamic_batch=dynamic_batch)
+
+
+# Per-node debugging records the dynamo exporter writes that name where the builder's Python was, not what the
+# model computes: the call stack with absolute file paths (``stack_trace``), and the qualified names of the
+# modules' classes (``class_hierarchy``, ``namespace``), which for an ``--arch path/to/file.py:fn`` model hold
+# ``compress_user_arch_<hash of the file's absolute path>``. No runtime reads node metadata; the rest of it
+# (``name_scopes``: the module path such as ``layer1.0.conv1``, ``fx_node``, the optimizer's notes) depends
+# on the model alone and is kept for tools such as Netron.
+PROVENANCE_KEYS = frozenset({"pkg.torch.onnx.stack_trace", "pkg.torch.onnx.class_hierarchy", "namespace"})
+
+
+def strip_provenance(proto) -> int:
+    """Remove :data:`PROVENANCE_KEYS` from every node, value and graph (subgraphs and functions too) of
+    ``proto``, in place, and the nodes' doc strings (the TorchScript exporter's source lines); the number of
+    entries removed. The written file then holds no local path and is the same wherever it was built."""
+    removed = 0
+
+    def clean(props) -> None:
+        nonlocal removed
+        keep = [(p.key, p.value) for p in props if p.key not in PROVENANCE_KEYS]
+        if len(keep) != len(props):
+            removed += len(props) - len(keep)
+            del props[:]
+            for key, value in keep:
+                props.add(key=key, value=value)
+
+    def nodes(node_list) -> None:
+        nonlocal removed
+        for node in node_list:
+            clean(node.metadata_props)
+            if node.doc_string:
+                node.doc_string = ""
+                removed += 1
+            for attr in node.attribute:
+                for sub in (attr.g, *attr.graphs):
+                    graph(sub)
+
+    def graph(g) -> None:
+        clean(g.metadata_props)
+        for values in (g.input, g.output, g.value_info, g.initializer):
+            for value in values:
+                clean(value.metadata_props)
+        nodes(g.node)
+
+    graph(proto.graph)
+    for function in proto.functions:
+        clean(function.metadata_props)
+        nodes(function.node)
+    return removed
 
 
 def _export_dynamo(model: nn.Module, example: torch.Tensor, out: Path, opset: int, dynamic_batch: bool) -> int:

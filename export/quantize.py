@@ -80,6 +80,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from compress.export.onnx import strip_provenance  # here: it imports torch, and the CLI imports TARGETS
+
     if method not in METHODS:
         raise ExportError(f"unknown calibration method {method!r}", f"use one of {', '.join(METHODS)}")
     if target not in TARGETS:
@@ -124,6 +126,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, reader, *, method
             raise ExportError(f"INT8 quantization of {fp32_path.name} failed: {one_line(err, 300, typed=True)}",
                               "check that the calibration images match the model's input shape") from err
         proto = onnx.load(str(out))
+        strip_provenance(proto)  # the FP32 file's are gone already; a file from elsewhere may carry them
         onnx.checker.check_model(proto)
         n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
         if n_q == 0:

@@ -9,7 +9,7 @@ import torch
 
 from compress import artifacts
 from compress.calibration import unlabelled_batches
-from compress.run.deploy import Side, found_artifacts, spec_file
+from compress.run.deploy import CHECK_IMAGES, Side, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.models.loading import load_from_spec, load_model
 from compress.run.sibling import baseline_side, load_baseline
@@ -18,7 +18,6 @@ from compress.tasks import task_of
 from compress.tasks.evaluate import compare_models, labelled_pairs
 
 BATCH = 64  # images per forward pass: a whole eval folder at once can need tens of GB of activations
-CHECK_IMAGES = 2000  # images every runtime's file is run on for its row's top-1 / agreement
 
 
 def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | None, calib: str | None,

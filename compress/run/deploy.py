@@ -30,10 +30,13 @@ from compress.models.loading import load_for_bench
 from compress.prune.profile import count_macs
 from compress.spec import ModelSpec
 from compress.tasks import Task
+from compress.tasks.evaluate import labelled_pairs
 from compress.util.atomic import write_text
 
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
+CHECK_IMAGES = 2000  # images every bench row's file is run on for its own top-1 / agreement (row_figures)
+EVAL_BATCH = 64  # images per batch read from --eval for that check
 
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
@@ -173,9 +176,10 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     figures = row_figures(sides, models, backends)
     for model in models:
         model.row_figures = figures.get(model.name, {})
+        model.int8_top1, model.int8_agreement = _int8_figures(sides, model)
     report = run_bench(models, backends=backends, batches=batches, input_shape=input_shape, threads=threads,
                        iters=iters, warmup=warmup, min_seconds=min_seconds, progress=progress,
-                       measure_memory=measure_memory, device=device)
+                       measure_memory=measure_memory, device=device, root=out_dir)
     if latency_target:
         report["latency_target"] = latency_target.to_json()
     post, post_notes = postprocess_report([(side.name, side.module) for side in sides], input_shape, batches)
@@ -197,11 +201,11 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
     """``{model: {(backend, precision): {"agreement", "top1", "n"}}}``: each file a bench row runs from,
     run by its own runtime on the sides' ``check`` images: top-1 agreement with the original model in
     PyTorch (the first side) and top-1 against the labels when there are any. Empty without images."""
-    check = next((side.check for side in sides if side.check is not None), None)
+    check = _check_of(sides)
     if check is None:
         return {}
     images, labels = check
-    reference = torch_logits(sides[0].module, images).argmax(1)
+    reference = _reference(sides, images)
     out: dict[str, dict] = {}
     for backend, variants in bench_plan(models, backends, []):
         runtime = get(backend)
@@ -209,11 +213,38 @@ def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str
             logits = runtime.row_logits(model, path, images)
             if logits is None:  # no file to run apart from the timing
                 continue
-            pred = logits.argmax(1)
-            out.setdefault(model.name, {})[(backend, precision)] = {
-                "agreement": float((pred == reference).mean()), "n": int(len(pred)),
-                "top1": None if labels is None else float((pred == labels.numpy()).mean())}
+            out.setdefault(model.name, {})[(backend, precision)] = _file_figures(logits, reference, labels)
     return out
+
+
+def _int8_figures(sides: list[Side], model) -> tuple[float | None, float | None]:
+    """(top-1, agreement) of ``model``'s INT8 ONNX file (``int8_path``, run by onnxruntime) on the sides'
+    ``check`` images: the report's "INT8" columns. Its onnxruntime bench row's figures when that row ran,
+    else the file is run here (a bench on other backends); (None, None) without the file or images."""
+    check = _check_of(sides)
+    if model.int8_path is None or check is None:
+        return None, None
+    found = model.row_figures.get(("onnxruntime", "int8"))
+    if found is None:
+        images, labels = check
+        logits = get("onnxruntime").row_logits(model, model.int8_path, images)
+        found = _file_figures(logits, _reference(sides, images), labels)
+    return found["top1"], found["agreement"]
+
+
+def _check_of(sides: list[Side]):
+    return next((side.check for side in sides if side.check is not None), None)
+
+
+def _reference(sides: list[Side], images):
+    """The original model's (the first side's) top-1 classes in PyTorch: what agreement is counted against."""
+    return torch_logits(sides[0].module, images).argmax(1)
+
+
+def _file_figures(logits, reference, labels) -> dict:
+    pred = logits.argmax(1)
+    return {"agreement": float((pred == reference).mean()), "n": int(len(pred)),
+            "top1": None if labels is None else float((pred == labels.numpy()).mean())}
 
 
 def _macs(module: nn.Module, input_shape) -> int:
@@ -236,6 +267,9 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
     compressed.artifacts = found_artifacts(folder)
+    check = check_images(task, loaded, data, config.eval_dir)
+    for side in (original, compressed, *([alternative] if alternative is not None else [])):
+        side.check = check
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
     sides = [original, compressed, *([alternative] if alternative is not None else [])]
@@ -245,6 +279,36 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
                        judge=(compressed.name, alternative.name) if alternative is not None else None)
     render_table(report, console=_stderr_console())  # stdout is the prune command's (its tables, or --json)
     return BenchRecord(artifacts.REPORT, tuple(report.get("comparisons", [])), report.get("verdict"))
+
+
+def check_images(task: Task, loaded, data, eval_dir: str | None):
+    """(images, labels or None) every file of ``prune --bench`` is run on for its row's and the INT8 columns'
+    figures, as ``compress bench`` chooses them: the first :data:`CHECK_IMAGES` ``--eval`` images with their
+    labels, else the held-out calibration images (agreement with the original only). None for tasks other
+    than classification (``row_figures`` compares arg-max classes)."""
+    if task.name != "classify":
+        return None
+    if eval_dir:
+        batches = labelled_pairs(task.labelled(eval_dir, loaded.preprocess(), batch_size=EVAL_BATCH), EVAL_BATCH)
+    else:
+        holdout = data.holdout
+        batches = [(holdout, None)] if isinstance(holdout, torch.Tensor) else ((batch[0], None) for batch in holdout)
+    return first_images(batches)
+
+
+def first_images(batches, limit: int = CHECK_IMAGES):
+    """(images, labels or None): the first ``limit`` of ``(images, labels or None)`` batches; None when empty."""
+    xs, ys, n = [], [], 0
+    for x, y in batches:
+        if n >= limit:
+            break
+        xs.append(x)
+        ys.append(y)
+        n += len(x)
+    if not xs:
+        return None
+    labels = None if ys[0] is None else torch.cat(ys)[:limit]
+    return torch.cat(xs)[:limit], labels
 
 
 def _stderr_console():
