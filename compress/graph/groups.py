@@ -104,7 +104,11 @@ def apply_policy(graph: ChannelGraph, *, keep: tuple[str, ...] = (), prune_stem:
         return
     input_roots = set(sets.roots(graph.input_ids).tolist())
     for (name, role), slot in graph.slots.items():
-        if role == "in" and input_roots & set(sets.roots(slot.ids).tolist()):
+        # a stem reads the image and nothing else; a layer reading a stream that merely carries a few of the
+        # image's channels (ENet concatenates the pooled image into its features) is not one: those image
+        # channels are frozen as the input anyway
+        roots = set(sets.roots(slot.ids).tolist())
+        if role == "in" and roots and roots <= input_roots:
             out = graph.slots.get((name, "out"))
             if out is not None:
                 sets.freeze(out.ids, Protection("policy", name, "input stem (pass --prune-stem to allow)"))

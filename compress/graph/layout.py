@@ -33,6 +33,41 @@ def spatial(an, node, rule, args, kwargs, module=None):
     return lose(an, node, x, "spatial op applied across the channel axis")
 
 
+def pool_indices(an, node, rule, args, kwargs, module=None):
+    """Max pooling that also returns where each maximum was (``return_indices=True``): a pair of the pooled
+    values and their positions, both per channel, so both carry the input's channels. Without indices (a
+    module built with ``return_indices=False``) it is a plain spatial op."""
+    outs = an.shapes(node)
+    if not outs:
+        return spatial(an, node, rule, args, kwargs, module)
+    x = args[0]
+    if not x.tracked:
+        return tuple(an.untracked_shape(s, x.why) for s in outs)
+    if x.axis == 1 and all(len(s) == len(x.shape) and s[1] == x.shape[1] for s in outs):
+        return tuple(Value(tuple(s), 1, x.ids) for s in outs)
+    an.freeze(x.ids, node, "spatial op applied across the channel axis")
+    return tuple(an.untracked_shape(s, "spatial op applied across the channel axis") for s in outs)
+
+
+def unpool(an, node, rule, args, kwargs, module=None):
+    """Max unpooling: channel j of the input is scattered to the positions in channel j of ``indices`` (from
+    the matching max pooling), so the input's channels and the indices' are coupled, and the output keeps them."""
+    x, indices = args[0], arg(args, kwargs, 1, "indices")
+    out = an.shape(node)
+    if not isinstance(indices, Value) or not (x.tracked and indices.tracked):
+        why = x.why if not x.tracked else getattr(indices, "why", None) or "indices not traced"
+        for v in (x, indices):
+            if isinstance(v, Value) and v.tracked:
+                an.freeze(v.ids, node, f"unpooled with untracked channels ({why})")
+        return an.untracked(node, why)
+    if x.axis != 1 or indices.axis != 1 or len(x.ids) != len(indices.ids) or len(out) != len(x.shape):
+        an.freeze(x.ids, node, "unpooling indices that do not follow the input's channels")
+        an.freeze(indices.ids, node, "unpooling indices that do not follow the input's channels")
+        return an.untracked(node, "unpooling across the channel axis")
+    an.sets.union_arrays(x.ids, indices.ids)
+    return an.value(node, 1, x.ids)
+
+
 def softmax(an, node, rule, args, kwargs, module=None):
     x = args[0]
     dim = module.dim if module is not None else arg(args, kwargs, 1, "dim")

@@ -39,7 +39,7 @@ _ACTIVATIONS = (
     nn.Dropout3d, nn.AlphaDropout,
 )
 _POOLS = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Upsample, nn.UpsamplingNearest2d,
     nn.UpsamplingBilinear2d, nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
@@ -48,6 +48,8 @@ _POOLS = (
 MODULE_TABLE: dict[type, OpRule] = {  # parameter-free modules
     **_rules("elementwise", *_ACTIVATIONS),
     **_rules("spatial", *_POOLS),
+    **_rules("pool_indices", nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d),  # plain spatial unless return_indices
+    **_rules("unpool", nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d),
     **_rules("flatten", nn.Flatten),
     **_rules("softmax", nn.Softmax, nn.LogSoftmax, nn.Softmax2d),
 }
@@ -67,6 +69,8 @@ FUNCTION_TABLE: dict[Any, OpRule] = {
     **_rules("spatial", F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
              F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
              F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate),
+    **_rules("pool_indices", F.max_pool1d_with_indices, F.max_pool2d_with_indices, F.max_pool3d_with_indices),
+    **_rules("unpool", F.max_unpool1d, F.max_unpool2d, F.max_unpool3d),
     **_rules("flatten", torch.flatten),
     **_rules("cat", torch.cat, torch.concat, torch.concatenate),
     **_rules("stack", torch.stack),

@@ -26,6 +26,8 @@ RULES: dict[str, Callable[..., Any]] = {
     # layout-preserving
     "elementwise": layout.elementwise,
     "spatial": layout.spatial,
+    "pool_indices": layout.pool_indices,
+    "unpool": layout.unpool,
     "softmax": layout.softmax,
     "meta": layout.meta,
     # axis bookkeeping
