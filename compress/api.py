@@ -45,7 +45,8 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
     """Prune ``checkpoint`` with importance from the unlabeled images in ``calib``.
 
     ``load`` takes the loader's options (``trust``, ``preset``, ``input_size``, ``mean``, ``std``).
-    Without ``recover``, ``recalibrate_bn`` re-estimates BatchNorm statistics on the calibration images.
+    ``recalibrate_bn`` re-estimates the cut model's BatchNorm statistics on the calibration images (the model
+    written without ``recover``, the one recovery starts from with it).
     ``task``: ``auto`` (from the output's structure), ``classify`` or ``segment`` (``compress.tasks``).
     ``schedule``: ``oneshot`` or ``gradual`` (the cut in stages during recovery, ``compress.run.gradual``).
     """

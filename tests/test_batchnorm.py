@@ -106,3 +106,27 @@ def test_prune_without_recovery_writes_refitted_statistics_unless_told_not_to(ti
     fresh = [m.running_mean for m in refitted.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(fresh) == summary["bn_recalibrated"] and not all(torch.equal(a, b) for a, b in zip(stale, fresh))
     assert all(torch.equal(a, b) for a, b in zip(refitted.parameters(), plain.parameters()))
+
+
+def test_recovery_starts_from_the_refitted_statistics(tiny_assets, tmp_path, capsys, monkeypatch):
+    """Recovery goes on from the re-estimated model, so a recovery none of whose checks is better (forced here:
+    the selection refuses every check) writes that model, not the stale one-shot one; the one-shot and the
+    re-estimated figures stay in the summary beside the recovered ones."""
+    from compress.models.loading import load_model
+    from compress.recover.selection import Selection
+
+    common = ["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib", "--ratio", "0.7",
+              "--eval", tiny_assets / "eval", "--round-to", "1", "--no-progress", "--json"]
+    code, stdout, err = run_cli([*common, "--no-recover", "-o", tmp_path / "refit"], capsys)
+    assert code == 0, err
+    refit_summary, refit = json.loads(stdout), load_model(tmp_path / "refit").model
+    monkeypatch.setattr(Selection, "offer", lambda self, *a, **k: None)
+    code, stdout, err = run_cli([*common, "--recover-steps", "4", "-o", tmp_path / "rec"], capsys)
+    assert code == 0, err
+    summary, written = json.loads(stdout), load_model(tmp_path / "rec").model
+    assert summary["bn_recalibrated"] == refit_summary["bn_recalibrated"] > 0
+    assert summary["agreement_pruned"] == refit_summary["agreement_pruned"]  # the one-shot cut's
+    assert summary["top1_recalibrated"] == refit_summary["top1_recalibrated"]
+    assert summary["recover_checks"][0]["agreement"] == summary["agreement_recalibrated"]  # where recovery started
+    assert summary["recover_best_step"] == 0 and summary["top1_recovered"] == refit_summary["top1_recalibrated"]
+    assert all(torch.equal(a, b) for a, b in zip(written.state_dict().values(), refit.state_dict().values()))

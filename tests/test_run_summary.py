@@ -27,6 +27,14 @@ GOLDEN = {
                                   "agreement_recalibrated", "kl_recalibrated", "bn_note", "bn_recalibrate_images",
                                   "top1_recalibrated", "seconds_total", "processes"],
     "plain": MODEL + ["seconds_total", "processes"],
+    # since recovery starts from the re-estimated model: both sections, recovery's first (as before), then the
+    # re-estimation's (kept, or refused)
+    "recover_recalibrated_eval": MODEL + ["top1_before", "top1_pruned", *RECOVERY, "top1_recovered", "bn_recalibrated",
+                                          "agreement_recalibrated", "kl_recalibrated", "bn_note",
+                                          "bn_recalibrate_images", "top1_recalibrated", "seconds_total", "processes"],
+    "recover_rejected_bn_eval": MODEL + ["top1_before", "top1_pruned", *RECOVERY, "top1_recovered", "bn_recalibrated",
+                                         "bn_rejected", "bn_note", "bn_recalibrate_images", "seconds_total",
+                                         "processes"],
     "export_bench": MODEL + [*RECOVERY, "seconds_total", "processes", "export", "bench"],
     # written by the same code paths, not run here: a rejected re-estimation, a latency target, a
     # segmenter (miou_*) with a task's own figures, a detector's mAP (task_figures)
@@ -95,9 +103,11 @@ def _figures(keys):
 
 
 @pytest.mark.parametrize("kind,options", [
-    ("recover_eval", {"recover": True, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
+    ("recover_eval", {"recover": True, "recalibrate_bn": False, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
+    ("recover_rejected_bn_eval", {"recover": True, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
     # the globally ranked plan, under which re-estimation is kept (the keys of a kept one are under test)
     ("recalibrated_eval", {"recover": False, "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
+    ("recover_recalibrated_eval", {"recover": True, "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
 ])
 def test_a_run_writes_the_golden_keys_and_reads_them_back(kind, options, tiny_assets, tmp_path):
     from compress.recover import DistillConfig

@@ -6,8 +6,9 @@ the class groups them:
 - the pruned model's figures (``measure_pruned``): plain fields, JSON key = field name;
 - ``labelled``: the task's labelled metric per model, ``{"before", "pruned", "recovered",
   "recalibrated"} -> value``, written as ``{metric}_{model}`` (``top1_before``, ``miou_recovered``);
-- ``recovery`` (:class:`Recovery`, distillation) or ``recalibration`` (:class:`Recalibration`,
-  BatchNorm re-estimation without recovery): sections whose fields are their JSON keys;
+- ``recalibration`` (:class:`Recalibration`, BatchNorm re-estimation of the cut model) and ``recovery``
+  (:class:`Recovery`, distillation, which starts from the re-estimated model where that was kept): sections
+  whose fields are their JSON keys (``agreement_pruned``/``kl_pruned``, in both, are the one-shot cut's);
 - ``task_figures``: what a task adds beyond the agreement meter (``Task.extra_figures``: detection's
   ``map50_vs_original``...). A new task's figures go here, with no change to this file;
 - the run's time and processes, then the ``export`` and ``bench`` records when they were made.
@@ -63,7 +64,8 @@ class Recovery:
 
 @dataclass
 class Recalibration:
-    """BatchNorm re-estimation without recovery (``compress.recover.batchnorm.recalibrate_if_better``)."""
+    """BatchNorm re-estimation of the cut model (``compress.recover.batchnorm.recalibrate_if_better``): what
+    ``--no-recover`` writes, and where recovery starts."""
 
     agreement_pruned: float
     kl_pruned: float
@@ -133,7 +135,7 @@ class RunSummary:
 
     @property
     def one_shot_agreement(self) -> float | None:
-        """Held-out agreement of the pruned model before recovery or recalibration."""
+        """Held-out agreement of the pruned model before BatchNorm re-estimation and recovery."""
         section = self.recovery or self.recalibration
         return None if section is None else section.agreement_pruned
 
@@ -168,8 +170,9 @@ class RunSummary:
         rest = dict(data)
         metric = rest.get("metric") or "top1"
         labelled = {m: rest.pop(f"{metric}_{m}") for m in MODELS if f"{metric}_{m}" in rest}
+        shared = {k: rest[k] for k in ("agreement_pruned", "kl_pruned") if k in rest}  # the one-shot cut's, in both
         recovery = _section(Recovery, rest) if "recover_steps" in rest else None
-        recalibration = _section(Recalibration, rest) if "bn_recalibrated" in rest else None
+        recalibration = _section(Recalibration, {**shared, **rest}, rest) if "bn_recalibrated" in rest else None
         plain = {f.name: rest.pop(f.name) for f in dataclasses.fields(cls)
                  if f.name not in ("labelled", "recovery", "recalibration", "task_figures") and f.name in rest}
         plain.update({name: kind.from_json(plain[name]) for name, kind in _RECORDS.items() if plain.get(name) is not None})
@@ -181,6 +184,11 @@ def _flat(section) -> dict[str, Any]:
             if not (f.metadata.get("omit_none") and getattr(section, f.name) is None)}
 
 
-def _section(kind, rest: dict[str, Any]):
-    """Take ``kind``'s fields out of ``rest``."""
-    return kind(**{f.name: rest.pop(f.name) for f in dataclasses.fields(kind) if f.name in rest})
+def _section(kind, fields: dict[str, Any], rest: dict[str, Any] | None = None):
+    """``kind`` from its ``fields``, taken out of ``rest`` (default: ``fields`` itself)."""
+    rest = fields if rest is None else rest
+    names = [f.name for f in dataclasses.fields(kind) if f.name in fields]
+    out = kind(**{name: fields[name] for name in names})
+    for name in names:
+        rest.pop(name, None)
+    return out

@@ -39,7 +39,7 @@ class PruneConfig:
     recover: bool = True
     schedule: str = "oneshot"  # compress.run.gradual.SCHEDULES: the whole cut before recovery, or in stages during it
     distill: DistillConfig = DistillConfig()
-    recalibrate_bn: bool = True  # without recovery: re-estimate BatchNorm statistics on the calibration images
+    recalibrate_bn: bool = True  # re-estimate the cut model's BatchNorm statistics (written, or recovered from)
     task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
     eval_dir: str | None = None
     labels: str | None = None

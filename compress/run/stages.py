@@ -226,10 +226,11 @@ def recover(run: RunContext) -> None:
              f"{result.agreement_before:.1%} -> {result.agreement_after:.1%}")
     fit = _fit_on_training_images(result, teacher, data, config, say, run.task)
     run.student = result.student
+    cut = run.summary.recalibration  # the one-shot figures; recovery started from re-estimated statistics if kept
     run.summary.recovery = Recovery(
-        agreement_pruned=round(result.agreement_before, 5),
+        agreement_pruned=cut.agreement_pruned if cut is not None else round(result.agreement_before, 5),
         agreement_recovered=round(result.agreement_after, 5),
-        kl_pruned=round(result.kl_before, 5),
+        kl_pruned=cut.kl_pruned if cut is not None else round(result.kl_before, 5),
         kl_recovered=round(result.kl_after, 5),
         recover_seconds=round(result.seconds, 2),
         recover_steps=result.steps,
@@ -257,10 +258,12 @@ def _rate(images_per_second: float | None) -> str:
 
 
 def recalibrate(run: RunContext) -> None:
-    """Without recovery (and unless ``--no-recalibrate-bn``): refit the pruned model's BatchNorm
-    statistics (``compress.recover.batchnorm``), kept only where held-out agreement does not fall."""
+    """Unless ``--no-recalibrate-bn``: refit the one-shot model's BatchNorm statistics
+    (``compress.recover.batchnorm``), kept only where held-out agreement does not fall. Without recovery that is
+    the model written; with it, the one recovery starts from (so recovery that only loses writes this one, not
+    the stale one-shot model). The gradual schedule starts from the original and cuts as it goes: nothing here."""
     config, data = run.config, run.data
-    if config.recover or not config.recalibrate_bn:
+    if not config.recalibrate_bn or (config.recover and config.schedule == "gradual"):
         return
     started = time.perf_counter()
     out = recalibrate_if_better(run.student, run.loaded.model, data.distill, data.holdout,
@@ -271,18 +274,18 @@ def recalibrate(run: RunContext) -> None:
         (run.say.info if out["bn_recalibrated"] else run.say.warn)(note)
         out["bn_recalibrate_images"] = images
     run.summary.recalibration = Recalibration(**out)
+    if out["bn_recalibrated"] and run.evaluation is not None:  # now: recovery goes on from this model in place
+        run.summary.labelled["recalibrated"] = _metric(run, run.student)
 
 
 def accuracy_written(run: RunContext) -> None:
-    """With ``--eval``: the labelled metric of the model the run writes when it is not the one-shot one
-    (``recovered``, or ``recalibrated`` when re-estimated statistics were kept)."""
+    """With ``--eval``: the labelled metric of the recovered model (``recovered``; ``recalibrated`` is measured
+    where the statistics are re-estimated, before recovery goes on from them)."""
     summary = run.summary
     if run.evaluation is None:
         return
     if summary.recovery is not None:
         summary.labelled["recovered"] = _metric(run, run.student)
-    elif summary.recalibration is not None and summary.recalibration.bn_recalibrated:
-        summary.labelled["recalibrated"] = _metric(run, run.student)
 
 
 def _metric(run: RunContext, model) -> float:
