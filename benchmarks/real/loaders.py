@@ -23,13 +23,28 @@ class Asset:
     arch_kwargs: str
     task: str
     classes: int
+    preprocess: str = ""  # compress prune options when the architecture's preset is not the model's
 
 
 ASSETS = {
     "yolo": Asset("yolo", "weights.pt", "compress.detection.yolo:build", "cfg=yolov8n.yaml", "detect", 80),
     "imagenet": Asset("imagenet", "model.pth", "torchvision:quantized_mobilenet_v2", "quantize=False", "classify",
                       1000),
+    # ENet (CamVid): RGB in [0, 1], the 480x360 frames as they are; 12 outputs, the 12th "unlabelled" (255 in masks)
+    "seg": Asset("seg", "enet_camvid.pth", "benchmarks/real/archs/enet.py:build", "num_classes=12", "segment", 12,
+                 "--input-size 360x480 --mean 0,0,0 --std 1,1,1"),
 }
+
+
+def arch(a: Asset) -> str:
+    """The --arch of ``a``, a file path made absolute (it is relative to the repository)."""
+    return f"{ROOT / a.arch}" if ".py:" in a.arch else a.arch
+
+
+def preprocess_options(a: Asset) -> dict[str, str]:
+    """``--input-size 360x480 --mean ...`` as load_model keywords."""
+    words = a.preprocess.split()
+    return {k.lstrip("-").replace("-", "_"): v for k, v in zip(words[::2], words[1::2])}
 
 
 def assets_root() -> Path:
@@ -52,7 +67,12 @@ def check_recorded(name: str, root: Path | None = None) -> None:
     folder = (root or assets_root()) / name
     record = json.loads((folder / "asset.json").read_text())
     for file, info in record["derived"].items():
-        digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()
+        path = folder / file
+        if path.is_dir():  # a folder: the SHA-256 of its sorted "name  sha256" lines, as assets.py pins them
+            lines = "".join(f"{p.name}  {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in sorted(path.iterdir()))
+            digest = hashlib.sha256(lines.encode()).hexdigest()
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != info["sha256"]:
             raise ValueError(f"{folder / file}: SHA-256 {digest}, asset.json recorded {info['sha256']}")
 
@@ -60,24 +80,28 @@ def check_recorded(name: str, root: Path | None = None) -> None:
 def command(name: str, target: str, root: Path | None = None) -> list[str]:
     """The `compress prune` command line of the RESULTS.md tables for ``target`` (e.g. ``--ratio 0.3``)."""
     a, folder = ASSETS[name], (root or assets_root()) / name
-    return ["compress", "prune", str(folder / a.weights), "--arch", a.arch, "--arch-kwargs", a.arch_kwargs,
-            "--task", a.task, "--calib", str(folder / "calib"), "--eval", str(folder / "eval"), *target.split(),
-            "--export", "onnx,openvino", "--bench"]
+    return ["compress", "prune", str(folder / a.weights), "--arch", arch(a), "--arch-kwargs", a.arch_kwargs,
+            "--task", a.task, *a.preprocess.split(), "--calib", str(folder / "calib"), "--eval", str(folder / "eval"),
+            *target.split(), "--export", "onnx,openvino", "--bench"]
 
 
 def load(name: str, root: Path | None = None):
-    """(model, preprocess, eval data, calib image list) of asset ``name``, read by compress's own loaders."""
+    """(model, preprocess, eval data, calib image list) of asset ``name``, read by compress's own loaders; the eval
+    data of a segmenter is its (image, mask) path pairs (compress.calibrate.masks.mask_pairs)."""
     from compress.calibrate import LabelledFolder, Preprocess, scan_folder
     from compress.calibrate.boxes import read_boxes
+    from compress.calibrate.masks import mask_pairs
+    from compress.models.arch import parse_arch_kwargs
     from compress.models.loading import load_model
 
     a, folder = ASSETS[name], (root or assets_root()) / name
-    kwargs = dict(kv.split("=", 1) for kv in a.arch_kwargs.split(","))
-    kwargs = {k: (False if v == "False" else v) for k, v in kwargs.items()}
-    loaded = load_model(folder / a.weights, arch=a.arch, arch_kwargs=kwargs)
+    loaded = load_model(folder / a.weights, arch=arch(a), arch_kwargs=parse_arch_kwargs(a.arch_kwargs),
+                        **preprocess_options(a))
     preprocess = Preprocess.from_dict(loaded.spec.preprocess)
     if a.task == "detect":
         labelled = read_boxes(folder / "eval")
+    elif a.task == "segment":
+        labelled = mask_pairs(folder / "eval")
     else:
         labelled = LabelledFolder(folder / "eval", preprocess)
     calib = scan_folder(folder / "calib").paths

