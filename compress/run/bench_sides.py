@@ -9,7 +9,7 @@ import torch
 
 from compress import artifacts
 from compress.calibration import unlabelled_batches
-from compress.run.deploy import CHECK_IMAGES, Side, found_artifacts, spec_file
+from compress.run.deploy import CHECK_IMAGES, Side, first_images, found_artifacts, spec_file
 from compress.errors import UsageError
 from compress.models.loading import load_from_spec, load_model
 from compress.run.sibling import baseline_side, load_baseline
@@ -90,17 +90,16 @@ def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
 def _kept(sides: list[Side], batches, limit: int = CHECK_IMAGES):
     """Pass ``batches`` through, keeping the first ``limit`` images (and labels) on both sides as ``check``:
     every runtime's file is run on them for its own top-1 and agreement (``compress.run.deploy.row_figures``)."""
-    xs, ys = [], []
+    seen, n = [], 0
     for x, y in batches:
-        if sum(len(part) for part in xs) < limit:
-            xs.append(x)
-            ys.append(y)
+        if n < limit:
+            seen.append((x, y))
+            n += len(x)
         yield x, y
-    if xs:
-        images = torch.cat(xs)[:limit]
-        labels = None if ys[0] is None else torch.cat(ys)[:limit]
+    check = first_images(seen, limit)
+    if check is not None:
         for side in sides:
-            side.check = (images, labels)
+            side.check = check
 
 
 def _checked(sides: list[Side], task, batches):

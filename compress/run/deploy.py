@@ -36,7 +36,7 @@ from compress.util.atomic import write_text
 VERIFY_IMAGES = 64
 CALIBRATION_IMAGES = 256
 CHECK_IMAGES = 2000  # images every bench row's file is run on for its own top-1 / agreement (row_figures)
-EVAL_BATCH = 64  # images per batch read from --eval for that check
+EVAL_BATCH = 64  # images per batch the --eval tensors are sliced into for that check
 
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
@@ -252,9 +252,9 @@ def _macs(module: nn.Module, input_shape) -> int:
 
 
 def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, data, config, say,
-               alternative: Side | None = None, *, task: Task) -> BenchRecord:
+               alternative: Side | None = None, *, task: Task, evaluation: Any = None) -> BenchRecord:
     """The tail of ``compress prune --bench``: original vs compressed (and ``--baseline``'s alternative),
-    written into the folder."""
+    written into the folder. ``evaluation``: the run's ``--eval`` data as ``task.labelled`` read it, if any."""
     shape = tuple(loaded.spec.input_size)
     top1, agreement = summary.written_figures()
     bench_dir = folder / artifacts.BENCH_DIR
@@ -267,12 +267,12 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
     compressed.artifacts = found_artifacts(folder)
-    check = check_images(task, loaded, data, config.eval_dir)
-    for side in (original, compressed, *([alternative] if alternative is not None else [])):
+    sides = [original, compressed, *([alternative] if alternative is not None else [])]
+    check = check_images(task, evaluation, data.holdout)
+    for side in sides:
         side.check = check
     device = str(resolve_device(config.device))
     say.info(f"bench: timing original and compressed, interleaved (torch on {device} and onnxruntime, batch 1 and 32)")
-    sides = [original, compressed, *([alternative] if alternative is not None else [])]
     report = benchmark(sides, folder, input_shape=shape, progress=config.progress, show=False,
                        latency_target=summary.latency, device=device, task=task.labels(),
                        notes=task.report_notes(summary.task_figures),
@@ -281,17 +281,16 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     return BenchRecord(artifacts.REPORT, tuple(report.get("comparisons", [])), report.get("verdict"))
 
 
-def check_images(task: Task, loaded, data, eval_dir: str | None):
+def check_images(task: Task, evaluation: Any, holdout: Any):
     """(images, labels or None) every file of ``prune --bench`` is run on for its row's and the INT8 columns'
-    figures, as ``compress bench`` chooses them: the first :data:`CHECK_IMAGES` ``--eval`` images with their
-    labels, else the held-out calibration images (agreement with the original only). None for tasks other
-    than classification (``row_figures`` compares arg-max classes)."""
+    figures, as ``compress bench`` chooses them: the first :data:`CHECK_IMAGES` images of the run's ``--eval``
+    data (``evaluation``, already read) with their labels, else the held-out calibration images (agreement with
+    the original only). None for tasks other than classification (``row_figures`` compares arg-max classes)."""
     if task.name != "classify":
         return None
-    if eval_dir:
-        batches = labelled_pairs(task.labelled(eval_dir, loaded.preprocess(), batch_size=EVAL_BATCH), EVAL_BATCH)
+    if evaluation is not None:
+        batches = labelled_pairs(evaluation, EVAL_BATCH)
     else:
-        holdout = data.holdout
         batches = [(holdout, None)] if isinstance(holdout, torch.Tensor) else ((batch[0], None) for batch in holdout)
     return first_images(batches)
 

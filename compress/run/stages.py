@@ -361,7 +361,7 @@ def bench(run: RunContext) -> None:
                          trust=config.baseline_load.get("trust", False), eval_dir=config.eval_dir, task=run.task,
                          say=run.say.info) if run.alternative is not None else None
     run.summary.bench = bench_pair(run.folder, run.loaded, run.student, run.summary, run.data, config, run.say, side,
-                                   task=run.task)
+                                   task=run.task, evaluation=run.evaluation)
 
 
 def write_summary(run: RunContext) -> None:
