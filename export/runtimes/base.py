@@ -103,8 +103,9 @@ class Runtime:
         return {self.name: self.version()} if self.package else {}
 
     def environment(self, backends: Sequence[str]) -> dict[str, Any]:
-        """Its entries in a bench report's environment (the versions its rows were measured with)."""
-        return {}
+        """Its entries in a bench report's environment (the versions its rows were measured with): by default
+        its version under each key of :attr:`env_labels`, when its rows ran."""
+        return {key: self.version() for key, _ in self.env_labels} if self.name in backends else {}
 
     def timer_describe(self) -> dict[str, Any]:
         """What a latency table timed on it depends on (its cache key, beside the machine)."""

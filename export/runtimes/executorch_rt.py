@@ -39,9 +39,6 @@ class ExecuTorchRuntime(Runtime):
     bench_hint = "extra: compress[executorch]"
     env_labels = (("executorch", "ExecuTorch"),)
 
-    def environment(self, backends):
-        return {"executorch": self.version()} if self.name in backends else {}
-
     def version(self) -> str | None:
         try:
             from executorch.version import __version__

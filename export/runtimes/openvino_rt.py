@@ -50,9 +50,6 @@ class OpenVINORuntime(Runtime):
     bench_hint = "extra: compress[openvino]"
     env_labels = (("openvino", "OpenVINO"),)
 
-    def environment(self, backends):
-        return {"openvino": self.version()} if self.name in backends else {}
-
     def version(self) -> str | None:
         try:
             import openvino
