@@ -268,12 +268,12 @@ def test_prune_help_states_the_default_target(capsys):
 
 
 def test_padding_warning_suggests_round_to_only_where_it_helps():
-    from compress.run.deploy import _padding_advice
+    from compress.run.deploy import padding_advice
     from compress.export.widths import misaligned_widths
     from compress.layers.registry import output_width
 
-    assert "--round-to 8" in _padding_advice(3) and "--round-to" not in _padding_advice(8)
-    assert "classifier" in _padding_advice(8) and "the model's own" in _padding_advice(None)
+    assert "--round-to 8" in padding_advice(3) and "--round-to" not in padding_advice(8)
+    assert "classifier" in padding_advice(8) and "the model's own" in padding_advice(None)
     from compress.archs.digits import digitnet
 
     assert [w for _, w in misaligned_widths(digitnet(), width_of=output_width)] == [10]  # the classifier: nothing pruning can do
