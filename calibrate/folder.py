@@ -107,6 +107,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, RGBA, RGBa, RGBX, CMYK, YCbCr, HSV ...
 
 
+to_rgb = _to_rgb  # the public name (tests/calibrate/test_decode.py)
+
+
 def _open(path: Path, *, draft: bool) -> Image.Image:
     with Image.open(path) as img:
         if draft and img.format == "JPEG":

@@ -64,7 +64,7 @@ class RecoveryInterrupted(CompressError):
     exit_code = 9
 
 
-# Exit codes, as the README documents them (tests check every one is raised somewhere).
+# Exit codes, as docs/troubleshooting.md documents them (tests check every one is raised somewhere).
 EXIT_CODES = {
     0: "success",
     1: "an unexpected failure (a bug: please report the traceback)",

@@ -268,12 +268,12 @@ def test_prune_help_states_the_default_target(capsys):
 
 
 def test_padding_warning_suggests_round_to_only_where_it_helps():
-    from compress.run.deploy import _padding_advice
+    from compress.run.deploy import padding_advice
     from compress.export.widths import misaligned_widths
     from compress.layers.registry import output_width
 
-    assert "--round-to 8" in _padding_advice(3) and "--round-to" not in _padding_advice(8)
-    assert "classifier" in _padding_advice(8) and "the model's own" in _padding_advice(None)
+    assert "--round-to 8" in padding_advice(3) and "--round-to" not in padding_advice(8)
+    assert "classifier" in padding_advice(8) and "the model's own" in padding_advice(None)
     from compress.archs.digits import digitnet
 
     assert [w for _, w in misaligned_widths(digitnet(), width_of=output_width)] == [10]  # the classifier: nothing pruning can do
@@ -309,7 +309,7 @@ def test_ctrl_c_before_recovery_exits_130_and_writes_nothing(tiny_assets, tmp_pa
 
 
 def test_every_exit_code_is_documented_and_has_its_error():
-    """README's table == compress.errors.EXIT_CODES == the codes the error classes carry (+ 0, 1 and 130);
+    """docs/troubleshooting.md's table == compress.errors.EXIT_CODES == the codes the error classes carry (+ 0, 1 and 130);
     the tests above and in test_bad_input raise each of 2, 4, 7, 8, 9 and 130 (3, 5, 6: the loader,
     export and graph tests)."""
     import re
@@ -318,8 +318,8 @@ def test_every_exit_code_is_documented_and_has_its_error():
     from compress.errors import EXIT_CODES, CompressError
     from compress.export.errors import ExportError
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", readme, re.M)}
+    page = (Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md").read_text()
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", page, re.M)}
     assert documented == set(EXIT_CODES)
 
     def codes(cls):

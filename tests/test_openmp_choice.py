@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from compress.cli.main import _runs_work
+from compress.cli.main import runs_work
 from compress.cli.openmp import DECISION, choose_wait_policy
 
 
@@ -29,7 +29,7 @@ def test_user_settings_and_inherited_choice_are_kept():
 
 
 def test_only_commands_that_compute_sample_the_cpus():
-    assert _runs_work(["prune", "ckpt.pt", "--calib", "imgs"])
-    assert not _runs_work([])
-    assert not _runs_work(["--version"])
-    assert not _runs_work(["prune", "--help"])
+    assert runs_work(["prune", "ckpt.pt", "--calib", "imgs"])
+    assert not runs_work([])
+    assert not runs_work(["--version"])
+    assert not runs_work(["prune", "--help"])

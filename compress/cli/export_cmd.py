@@ -9,7 +9,7 @@ import click
 
 from compress.artifacts import EXPORT, FORMATS
 from compress.cli.options import comma_choice, json_option, load_kwargs, model_options, preprocess_options
-from compress.export.quantize import TARGET_HELP, TARGETS
+from compress.export.quantize import METHODS, TARGET_HELP, TARGETS
 from compress.export.runtimes import calibrated_formats, runtimes
 
 FORMAT_HELP = ", ".join(", ".join(rt.formats) + (f" ({rt.hint})" if rt.hint else "") for rt in runtimes() if rt.formats)
@@ -24,7 +24,7 @@ FORMAT_HELP = ", ".join(", ".join(rt.formats) + (f" ({rt.hint})" if rt.hint else
               help="Unlabeled images for verification and INT8 calibration (default: the folder prune used).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Where to write (default: the compress folder itself, or CHECKPOINT.export/).")
-@click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--int8-method", type=click.Choice(METHODS), default="minmax", show_default=True)
 @click.option("--target", type=click.Choice(TARGETS), default="cpu", show_default=True,
               help=TARGET_HELP)
 @model_options

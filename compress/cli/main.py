@@ -67,6 +67,9 @@ def _runs_work(args: list[str]) -> bool:
     return bool(args) and not any(a in ("-h", "--help", "--version") for a in args)
 
 
+runs_work = _runs_work  # the public name (tests/test_openmp_choice.py)
+
+
 def main(argv: list[str] | None = None) -> None:
     import logging
 

@@ -36,7 +36,8 @@ model_options = _stack(
 )
 
 preprocess_options = _stack(
-    click.option("--preset", type=click.Choice(["imagenet", "cifar"], case_sensitive=False), default=None,
+    # calibrate.preprocess.PRESETS, written out (it imports torch; --help must not): tests/test_docs.py holds it
+    click.option("--preset", type=click.Choice(["imagenet", "cifar", "scenes48", "yolo"], case_sensitive=False), default=None,
                  help="Input preprocessing preset (default: the architecture's own, else imagenet)."),
     click.option("--input-size", metavar="SIZE", default=None,
                  help="Model input size: 224, 224x224 or 3x224x224 (overrides the preset's)."),

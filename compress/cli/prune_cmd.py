@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from compress.artifacts import FORMATS
-from compress.export.quantize import TARGETS
+from compress.export.quantize import METHODS, TARGETS
 from compress.export.runtimes import get, latency_backends
 from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
                                   preprocess_options)
 
-IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]
+IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]  # prune.importance ESTIMATORS (tests/test_docs.py)
 TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
@@ -82,7 +82,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--export", "formats", callback=comma_choice(FORMATS, required=False), default=None, metavar="FORMATS",
               help=f"Also export: {','.join(FORMATS)}.")
-@click.option("--int8-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--int8-method", type=click.Choice(METHODS), default="minmax", show_default=True)
 @click.option("--target", type=click.Choice(TARGETS), default="cpu", show_default=True,
               help="Deployment target (picks INT8 types).")
 @click.option("--bench", is_flag=True, help="Measure latency/memory/size of original vs pruned at the end.")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from compress.cli.prune_cmd import IMPORTANCE_NAMES
 from compress.cli.options import baseline_load, baseline_options, json_option, load_kwargs, model_options, preprocess_options
 
 
@@ -28,7 +29,7 @@ def _ratios(ctx, param, value: str) -> tuple[float, ...]:
 @click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--recover/--no-recover", default=True, show_default=True)
 @click.option("--recover-epochs", type=float, default=None)
-@click.option("--importance", default="taylor-sq", show_default=True)
+@click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--batch", "batch", type=int, default=1, show_default=True, help="Batch size the latency is measured at.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True)
 @click.option("--round-to", type=int, default=8, show_default=True)

@@ -26,6 +26,9 @@ def _registered(cls: type) -> LayerHandler | None:
     return _HANDLERS.get(cls) or _NAMED.get(f"{cls.__module__}.{cls.__qualname__}")
 
 
+registered = _registered  # the public name: the handler registered for exactly this class, or None
+
+
 def register_layer(module_type: type, handler: LayerHandler, *, replace: bool = False) -> None:
     """Teach the tool a layer type: how it maps, cuts and is proved (see ``LayerHandler``).
 

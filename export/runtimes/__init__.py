@@ -41,6 +41,11 @@ def get(name: str):
     return _cache[name]
 
 
+def forget(name: str) -> None:
+    """Drop the plugin instance :func:`get` keeps for ``name`` (a registry entry replaced at run time, a test's fake)."""
+    _cache.pop(name, None)
+
+
 def runtimes() -> list:
     """Every plugin, in registry order."""
     return [get(name) for name in NAMES]

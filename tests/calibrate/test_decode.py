@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compress.calibrate.folder import _to_rgb, load_rgb
+from compress.calibrate.folder import load_rgb, to_rgb
 
 W, H = 7, 5
 
@@ -65,13 +65,13 @@ def test_16bit_is_rescaled_not_clipped(tmp_path):
 
 def test_16bit_big_endian_and_32bit_modes():
     big = Image.frombytes("I;16B", (W, H), np.full((H, W), 25700, dtype=">u2").tobytes())
-    assert (np.asarray(_to_rgb(big)) == 100).all()
+    assert (np.asarray(to_rgb(big)) == 100).all()
     wide = Image.fromarray(np.full((H, W), 25700, dtype=np.int32))
-    assert wide.mode == "I" and (np.asarray(_to_rgb(wide)) == 100).all()
+    assert wide.mode == "I" and (np.asarray(to_rgb(wide)) == 100).all()
     small = Image.fromarray(np.full((H, W), 77, dtype=np.int32))
-    assert (np.asarray(_to_rgb(small)) == 77).all()  # 8-bit data in an I image is kept
+    assert (np.asarray(to_rgb(small)) == 77).all()  # 8-bit data in an I image is kept
     unit = Image.fromarray(np.full((H, W), 0.5, dtype=np.float32))
-    assert unit.mode == "F" and (np.asarray(_to_rgb(unit)) == 128).all()
+    assert unit.mode == "F" and (np.asarray(to_rgb(unit)) == 128).all()
 
 
 def test_float_tiff_file(tmp_path):

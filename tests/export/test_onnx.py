@@ -55,10 +55,14 @@ def test_original_model_left_unchanged(tmp_path, images):
 def test_fallback_to_torchscript_records_warning(tmp_path, monkeypatch, caplog, tiny_model, images):
     import compress.export.onnx as onnx_mod
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("simulated torch.export failure")
+    real = torch.onnx.export
 
-    monkeypatch.setattr(onnx_mod, "_export_dynamo", broken)
+    def dynamo_broken(*args, **kwargs):  # torch.export's exporter fails, the TorchScript one works
+        if kwargs.get("dynamo"):
+            raise RuntimeError("simulated torch.export failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", dynamo_broken)
     with caplog.at_level("WARNING", logger="compress.export.onnx"):
         result = export_onnx(tiny_model, images[:2], tmp_path / "ts.onnx")
     assert result.exporter == "torchscript" and result.opset == onnx_mod.TORCHSCRIPT_OPSET
@@ -69,13 +73,10 @@ def test_fallback_to_torchscript_records_warning(tmp_path, monkeypatch, caplog, 
 
 
 def test_both_exporters_failing_raises_export_error(tmp_path, monkeypatch, tiny_model, images):
-    import compress.export.onnx as onnx_mod
-
-    def broken(*args, **kwargs):
+    def broken(*args, **kwargs):  # both of torch's exporters fail
         raise RuntimeError("nope")
 
-    monkeypatch.setattr(onnx_mod, "_export_dynamo", broken)
-    monkeypatch.setattr(onnx_mod, "_export_torchscript", broken)
+    monkeypatch.setattr(torch.onnx, "export", broken)
     with pytest.raises(ExportError) as err:
         export_onnx(tiny_model, images[:2], tmp_path / "x.onnx")
     assert err.value.exit_code == 5 and "\n" not in str(err.value)

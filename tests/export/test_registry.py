@@ -30,7 +30,7 @@ def fake(monkeypatch):
     monkeypatch.setitem(REGISTRY, "fake", "tests.export.test_registry:_Fake")
     monkeypatch.setattr(runtimes, "NAMES", (*NAMES, "fake"))
     yield get("fake")
-    runtimes._cache.pop("fake", None)
+    runtimes.forget("fake")
 
 
 def test_every_list_comes_from_the_plugins(fake):
