@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from compress import artifacts
+from compress.artifacts.saved import source_of
 from compress.artifacts.summary import RunSummary
 from compress.detection.timing import postprocess_report
 from compress.devices import resolve_device
@@ -41,12 +42,15 @@ EVAL_BATCH = 64  # images per batch the --eval tensors are sliced into for that 
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
-                   say_warn: Callable = print, round_to: int | None = None) -> ExportRecord:
+                   say_warn: Callable = print, round_to: int | None = None,
+                   source: dict[str, str] | None = None) -> ExportRecord:
     """Write ``formats`` into ``folder``, each by the runtime plugin that owns it (``export.runtimes``, in
     registry order: ``model.onnx`` first, which the others are made from), and return the figures recorded in
     ``export.json``. A missing optional runtime fails before anything is written; a plugin may instead record
     why it skipped its format (an engine without a GPU). ``round_to``: the ``--round-to`` the model was pruned
-    with (None: not pruned by compress), for an accurate word on widths GPU kernels pad."""
+    with (None: not pruned by compress), for an accurate word on widths GPU kernels pad. ``source``: the weights
+    the model came from (``compress.artifacts.saved.source_of``), recorded so that a bench can tell the files are
+    this model's."""
     require_runtimes(formats)
     formats = with_implied(formats)
     model = model.cpu().eval()
@@ -63,7 +67,7 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
             entries.update(runtime.export(job))
     record = ExportRecord(ExportImages(verify=min(len(images), VERIFY_IMAGES),
                                        calibration=min(len(images), CALIBRATION_IMAGES)),
-                          tuple((n, w) for n, w in misaligned), entries)
+                          tuple((n, w) for n, w in misaligned), entries, source=source)
     write_text(folder / artifacts.EXPORT, json.dumps(record.to_json(), indent=1, default=str))
     return record
 
@@ -91,7 +95,7 @@ def export_all(folder: Path, student: nn.Module, data, config, say) -> ExportRec
     images = _calibration_tensor(data)
     return export_formats(student, folder, config.export, images, int8_method=config.int8_method,
                           target=config.target, say_info=say.info, say_warn=say.warn,
-                          round_to=config.policy.round_to)
+                          round_to=config.policy.round_to, source=source_of(folder))
 
 
 def _padding_advice(round_to: int | None) -> str:
@@ -130,6 +134,7 @@ class Side:
     agreement: float | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files by artifact key (Runtime.files)
     check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
+    trust: bool = False  # the memory probe may rebuild a folder's architecture code (this process already did)
 
 
 def found_artifacts(folder: Path) -> dict[str, Path]:
@@ -140,7 +145,9 @@ def found_artifacts(folder: Path) -> dict[str, Path]:
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:
     path = folder / artifacts.spec_name(name)
-    write_text(path, json.dumps({**spec.to_dict(), **({"trust": True} if trust else {})}))
+    # written only for a model this process has built already: its architecture code has run here (the user's
+    # --arch, or a folder's with --trust), so the memory probe's child may build it too
+    write_text(path, json.dumps({**spec.to_dict(), **({"trust": True} if trust else {}), "arch_trusted": True}))
     return path
 
 
@@ -170,7 +177,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                                                           side.artifacts))
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
-            engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
+            engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg), side.trust),
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement, artifacts=dict(side.artifacts)))
     figures = row_figures(sides, models, backends)
@@ -191,6 +198,10 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
         report["task"] = task
     if judge:
         report["verdict"] = verdict(report, *judge)
+    sources = {side.name: source_of(side.loader_arg) for side in sides
+               if side.loader_arg and (Path(side.loader_arg) / artifacts.RECORD).is_file()}
+    if sources:  # the weights each compress folder's rows were measured from
+        report["sources"] = sources
     write_report(report, out_dir)
     if show:
         render_table(report)
@@ -262,7 +273,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
                     sizes={"checkpoint": loaded.size_bytes}, top1=summary.metric_before, agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / artifacts.WEIGHTS).stat().st_size},
-                      top1=top1, agreement=agreement)
+                      top1=top1, agreement=agreement, trust=True)  # this run wrote it from a model it built
     for attr, name in artifacts.MODEL_FILES.items():
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)
