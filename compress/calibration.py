@@ -147,6 +147,23 @@ def check_enough(data: CalibrationData, *, recover: bool, source: str) -> None:
                                "or pass --no-recover")
 
 
+def warn_shared(calib: str | Path | None, eval_dir: str | Path | None, warn) -> int:
+    """Say (through ``warn``) how many images ``--eval`` shares with ``--calib`` (the same files, through any
+    path or link): pruning and recovery would have seen the images they are judged on. Returns that count."""
+    if not calib or not eval_dir or not Path(calib).is_dir() or not Path(eval_dir).is_dir():
+        return 0
+    import os
+
+    from compress.calibrate.folder import find_images
+
+    seen = {os.path.realpath(p) for p in find_images(calib)}
+    evaluated = [p for p in find_images(eval_dir) if os.path.realpath(p) in seen]
+    if evaluated:
+        warn(f"--eval {eval_dir} shares {len(evaluated)} images with --calib {calib} (first: {evaluated[0]}): the "
+             "pruned model was fitted on images it is judged on, so its figures are optimistic")
+    return len(evaluated)
+
+
 def _what(images) -> str:
     return f"a {images.dim()}-d {images.dtype} tensor" if isinstance(images, torch.Tensor) else type(images).__name__
 

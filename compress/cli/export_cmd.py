@@ -60,10 +60,18 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
         images = torch_randn(loaded)
     from compress.artifacts.outputs import staged_files
 
-    with writing(folder / EXPORT), staged_files(folder, last=EXPORT) as stage:  # all files or none, Ctrl-C too
-        record = export_formats(loaded.model, stage, formats, images, int8_method=int8_method, target=target,
-                                say_info=output.info, say_warn=output.warn,
-                                round_to=loaded.recorded_round_to, source=source)
+    from compress.errors import CompressError
+
+    stage = None
+    try:
+        with writing(folder / EXPORT), staged_files(folder, last=EXPORT) as stage:  # all files or none, Ctrl-C too
+            record = export_formats(loaded.model, stage, formats, images, int8_method=int8_method, target=target,
+                                    say_info=output.info, say_warn=output.warn,
+                                    round_to=loaded.recorded_round_to, source=source)
+    except CompressError as err:  # name the output, not the temporary folder it was built in
+        if stage is not None:
+            err.message = err.message.replace(str(stage), str(folder))
+        raise
     if as_json:
         output.emit_json({"out": str(folder), **record.to_json()})
     else:

@@ -5,6 +5,7 @@ calibrated on the user's images, engines, IR...), and the original-vs-compressed
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from compress.export.widths import misaligned_widths
 from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
 from compress.prune.profile import count_macs
+from compress.errors import UsageError
 from compress.spec import ModelSpec
 from compress.tasks import Task
 from compress.tasks.evaluate import labelled_pairs
@@ -162,6 +164,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``; ``notes``: lines added
     to the report's notes (a detector's mAP against the original's boxes); ``judge``: (a side, the
     off-the-shelf alternative it is weighed against), recorded as ``report["verdict"]``."""
+    check_batch_memory([side.module for side in sides], input_shape, batches,
+                       host_only=device.startswith("cuda") and set(backends) <= {"torch"})
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
@@ -206,6 +210,64 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     if show:
         render_table(report)
     return report
+
+
+def check_batch_memory(modules: list[nn.Module], input_shape, batches, *, host_only: bool = False) -> None:
+    """:class:`UsageError` (exit 2) before anything is timed when the largest batch clearly cannot fit in the
+    memory available: a floor of one forward pass (the input plus the largest layer output, per image, measured
+    at batch 1), times the batch. ``host_only``: the models run on a GPU (nothing to say about host memory)."""
+    available = available_memory()
+    if available is None or host_only or not batches:
+        return
+    batch = max(batches)
+    floor = max(_forward_floor(module, input_shape) for module in modules)
+    if batch * floor > available:
+        fits = max(1, available // floor)
+        raise UsageError(f"--batch {batch}: one forward pass at input {'x'.join(map(str, input_shape))} needs at "
+                         f"least {batch * floor / 2**30:.1f} GiB ({floor / 2**20:.1f} MiB per image), more than the "
+                         f"{available / 2**30:.1f} GiB of memory available", f"choose --batch {fits} or less")
+
+
+def _forward_floor(module: nn.Module, input_shape) -> int:
+    """Bytes one image needs at once in a forward pass, at least: its input and the largest layer output."""
+    largest = [0]
+
+    def hook(_mod, _inp, out):
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                largest[0] = max(largest[0], t.numel() * t.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
+    was = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape, device=next(module.parameters(), torch.zeros(0)).device))
+    except Exception:  # noqa: BLE001 - the estimate is advice: a model it cannot run is timed (and fails) as before
+        return 0
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.train(was)
+    return 4 * math.prod(input_shape) + largest[0]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still use: MemAvailable, bounded by a cgroup limit; None if unknown."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str, str], dict]]:
