@@ -176,3 +176,47 @@ def test_exports_and_reports_record_their_weights(world, capsys):
     assert report["sources"]["compressed"]["sha256"] == weights_digest(world["P"] / "model.safetensors")
     code, _, err = run_cli(B.format(P=world["P"]).split() + ["-o", world["tmp"] / "r", "--overwrite"], capsys)
     assert code == 0, err  # an earlier report is replaced with --overwrite
+
+
+def _full_disk(monkeypatch, free: int = 0):
+    import collections
+    import shutil as shutil_module
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _path: usage(1 << 30, (1 << 30) - free, free))
+
+
+def test_ort_format_on_a_full_disk_is_exit_8_in_one_line(world, capsys, monkeypatch):
+    """onnxruntime words a full disk as "Failed to save ORT format model to file: <its temporary file>"."""
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    def session(path, sess_options=None, **kw):
+        if sess_options is not None and sess_options.optimized_model_filepath:
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : inference_session.cc:1171 SaveToOrtFormat Failed to "
+                               f"save ORT format model to file: {sess_options.optimized_model_filepath}")
+        return real(path, sess_options=sess_options, **kw)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    _full_disk(monkeypatch)
+    folder = world["tmp"] / "P"
+    shutil.copytree(world["P"], folder)
+    before = fingerprint(world["tmp"])
+    code, _, err = run_cli(["export", folder, "--format", "onnx,ort-format", "--calib", world["calib"]], capsys)
+    assert code == 8, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot write {folder}/model.ort: the disk is full" in errors[0], err
+    assert ".partial" not in err and ".compress-ort-" not in err and "Traceback" not in err
+    assert fingerprint(world["tmp"]) == before and not leftovers(world["tmp"])
+
+
+def test_aoti_on_a_full_disk_is_refused_before_the_compiler_runs(world, capsys, monkeypatch):
+    if not get("aoti").available()[0]:
+        pytest.skip("AOTInductor needs a C++ compiler")
+    _full_disk(monkeypatch, free=1 << 20)
+    code, _, err = run_cli(["export", world["P"], "--format", "aoti", "--calib", world["calib"], "-o",
+                            world["tmp"] / "aoti"], capsys)
+    assert code == 8, err
+    assert "cannot write" in err and "model.aoti.pt2: the disk is full" in err and "Traceback" not in err
+    assert not (world["tmp"] / "aoti").exists() and not leftovers(world["tmp"])
