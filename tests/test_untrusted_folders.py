@@ -31,6 +31,8 @@ def _tamper(folder: Path, how: str, tmp: Path) -> None:
         record["spec"].update(arch=f"{tmp / 'evil.py'}:net", arch_kwargs={})
     elif how == "compress-internal":  # the tool's own module, but not an architecture: still code the folder chose
         record["spec"].update(arch="compress.util.atomic:write_text", arch_kwargs={"path": "PWNED", "text": "x"})
+    elif how == "fetching":  # an allowed architecture told to read or download weights the folder chose
+        record["spec"].update(arch="torchvision:resnet18", arch_kwargs={"weights": "DEFAULT"})
     elif how == "list":
         record = []
     elif how == "spec list":
@@ -65,7 +67,7 @@ def world(pruned, tiny_assets, tmp_path, monkeypatch):
     return {"good": pruned, "calib": tiny_assets / "calib", "tmp": tmp_path}
 
 
-TAMPERED = ["os:system", "file", "compress-internal"]
+TAMPERED = ["os:system", "file", "compress-internal", "fetching"]
 COMMANDS = {
     "inspect": "inspect {out}",
     "export": "export {out} --format onnx --calib {calib}",

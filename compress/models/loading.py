@@ -132,12 +132,25 @@ def program_module(program: Any) -> nn.Module:
     return module.eval()  # say what it is: code that restores a mode must not ask it to train
 
 
-def require_trusted_arch(arch: str | None, *, trust: bool, where: str) -> None:
+# factory arguments with which torchvision/timm read or download weights files instead of building from code alone
+FETCHING_KWARGS = frozenset({"pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights",
+                             "weights_backbone", "file"})
+
+
+def require_trusted_arch(arch: str | None, *, trust: bool, where: str, kwargs: dict[str, Any] | None = None) -> None:
     """Refuse, before importing anything, to build an architecture a file (``where``: a folder's
     ``compress.json``) names when it is not the tool's own (:func:`compress.models.arch.is_trusted_arch`)
     and the user did not pass ``--trust``: building it would run code that file chose, like a pickle."""
-    if trust or is_trusted_arch(arch):
+    if trust:
         return
+    fetching = sorted(k for k, v in (kwargs or {}).items() if k in FETCHING_KWARGS and v not in (None, False, "none"))
+    if is_trusted_arch(arch) and not fetching:
+        return
+    if fetching:
+        raise CheckpointError(
+            f"{where} builds {one_line(repr(arch), 80)} with {', '.join(fetching)} set: the architecture would read or "
+            "download files this folder chose, so nothing was run",
+            "pass --trust (trust=True in Python) if you trust the folder")
     raise CheckpointError(
         f"{where} names the architecture {one_line(repr(arch), 120)}, which is not torchvision:, timm:, a shipped "
         "architecture nor in COMPRESS_TRUSTED_ARCHS: building it would run code this folder chose, so nothing was run",
@@ -151,7 +164,7 @@ def load_from_spec(spec: ModelSpec, *, trust: bool = False, arch_trusted: bool =
     ``spec`` comes from a file (``where``), so its architecture must be trusted (:func:`require_trusted_arch`)
     unless ``trust`` or ``arch_trusted`` (this process already built it: the memory probe's ``spec.json``)."""
     if spec.kind == "state_dict":
-        require_trusted_arch(spec.arch, trust=trust or arch_trusted, where=where)
+        require_trusted_arch(spec.arch, trust=trust or arch_trusted, where=where, kwargs=spec.arch_kwargs)
     loaded = load_model(spec.checkpoint, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust=trust,
                         input_size=spec.input_size)
     if spec.preprocess is not None:
@@ -163,7 +176,7 @@ def load_from_spec(spec: ModelSpec, *, trust: bool = False, arch_trusted: bool =
 def build_pruned(spec: ModelSpec, cuts: list[Cut], *, trust: bool = False, where: str = "the model spec") -> nn.Module:
     """The pruned architecture with the original's initial weights (then overwritten by loading)."""
     if spec.kind == "state_dict":
-        require_trusted_arch(spec.arch, trust=trust, where=where)
+        require_trusted_arch(spec.arch, trust=trust, where=where, kwargs=spec.arch_kwargs)
         model = resolve_arch(spec.arch, dict(spec.arch_kwargs or {}))
     else:
         if spec.kind == "pickle" and not trust:
@@ -183,7 +196,8 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{where}: \"spec\" is not a model spec ({one_line(err, 120)})",
                               "the folder was modified after it was written") from err
-    code_ok = spec.kind == "state_dict" and (trust or is_trusted_arch(spec.arch))
+    code_ok = spec.kind == "state_dict" and (trust or (is_trusted_arch(spec.arch) and not
+                                                      FETCHING_KWARGS & set(spec.arch_kwargs or {})))
     if record.get("program") and not code_ok:  # self-contained: no pickle, no architecture code to run
         model = program_module(read_checkpoint(folder / record["program"], trust=False))
     else:
