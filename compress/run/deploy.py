@@ -224,18 +224,19 @@ def check_batch_memory(modules: list[nn.Module], input_shape, batches, *, host_o
     if batch * floor > available:
         fits = max(1, available // floor)
         raise UsageError(f"--batch {batch}: one forward pass at input {'x'.join(map(str, input_shape))} needs at "
-                         f"least {batch * floor / 2**30:.1f} GiB ({floor / 2**20:.1f} MiB per image), more than the "
+                         f"least {batch * floor / 2**30:.1f} GiB ({floor / 2**20:.2f} MiB per image), more than the "
                          f"{available / 2**30:.1f} GiB of memory available", f"choose --batch {fits} or less")
 
 
 def _forward_floor(module: nn.Module, input_shape) -> int:
-    """Bytes one image needs at once in a forward pass, at least: its input and the largest layer output."""
-    largest = [0]
+    """Bytes one image needs at once in a forward pass, at least: its input and the two largest layer outputs
+    (a layer's output is alive with its input, an earlier output)."""
+    largest = [0, 0]
 
     def hook(_mod, _inp, out):
         for t in (out if isinstance(out, (tuple, list)) else (out,)):
             if isinstance(t, torch.Tensor):
-                largest[0] = max(largest[0], t.numel() * t.element_size())
+                largest[:] = sorted([*largest, t.numel() * t.element_size()])[-2:]
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
     was = module.training
@@ -249,7 +250,7 @@ def _forward_floor(module: nn.Module, input_shape) -> int:
         for handle in handles:
             handle.remove()
         module.train(was)
-    return 4 * math.prod(input_shape) + largest[0]
+    return 4 * math.prod(input_shape) + sum(largest)
 
 
 def available_memory() -> int | None:
