@@ -4,8 +4,9 @@ Decisions, so that the same folder always gives the same images:
 
 * Candidates are files whose extension is in :data:`IMAGE_EXTENSIONS` (any case), found
   recursively, sorted by path. Files and folders whose name starts with ``.`` are skipped
-  (``.DS_Store``, ``.ipynb_checkpoints``, editors' temp files). Symlinked folders are followed
-  once (a link back up the tree is not followed again).
+  (``.DS_Store``, ``.ipynb_checkpoints``, editors' temp files). Symlinked folders inside the folder are
+  followed once (a link back up the tree is not followed again); a symlink leading out of it is refused
+  unless ``COMPRESS_FOLLOW_LINKS=1`` (the CLI's ``--follow-links``).
 * Alpha is **dropped**, not composited: the colour under a transparent pixel is kept, exactly as
   ``torchvision.datasets.folder.pil_loader`` (``img.convert("RGB")``) does, so calibration sees
   the same pixels the model was trained on.
@@ -42,11 +43,23 @@ def is_image_name(path: str | Path) -> bool:
     return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
 
 
+FOLLOW_LINKS_ENV = "COMPRESS_FOLLOW_LINKS"  # "1": read through symlinks that lead out of the folder (--follow-links)
+
+
+def _outside(path: str, top: str) -> bool:
+    real = os.path.realpath(path)
+    return real != top and not real.startswith(top.rstrip(os.sep) + os.sep)
+
+
 def _walk(root: Path) -> tuple[list[Path], int]:
-    """All non-hidden files under ``root``: (image-named files sorted, count of the others)."""
+    """All non-hidden files under ``root``: (image-named files sorted, count of the others). A symlink (file or
+    folder) that leads out of ``root`` is refused unless ``COMPRESS_FOLLOW_LINKS=1`` (``--follow-links``): it
+    would silently add images from elsewhere, a labelled evaluation set among them."""
     images: list[Path] = []
     others = 0
     seen: set[str] = set()
+    top = os.path.realpath(root)
+    follow = os.environ.get(FOLLOW_LINKS_ENV) == "1"
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink cycle: do not walk the same folder twice
@@ -54,6 +67,11 @@ def _walk(root: Path) -> tuple[list[Path], int]:
             continue
         seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in [*dirnames, *filenames]:
+            link = os.path.join(dirpath, name)
+            if not follow and not name.startswith(".") and os.path.islink(link) and _outside(link, top):
+                raise CalibrationError(f"{link} is a symlink to {os.path.realpath(link)}, outside the image folder "
+                                       f"{root}", "pass --follow-links to read images through it, or copy them in")
         for name in filenames:
             if name.startswith("."):
                 continue

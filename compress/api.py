@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 
 from compress.calibrate.preprocess import Preprocess
+from compress.calibration import calibration_from_tensor, check_enough, checked_images
+from compress.errors import UsageError
 
 from compress.prune.importance import ImportanceConfig
 from compress.layers.base import LayerHandler, per_channel
@@ -72,11 +74,21 @@ def prune_model(module: nn.Module, images: torch.Tensor, *, ratio: float | None 
                      max_layer_ratio=max_layer_ratio, keep=keep, importance=importance, seed=seed, device=device,
                      progress=progress, recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
                      recover_epochs=recover_epochs)
-    return run_prune_model(module, images, config=config, preprocess=preprocess, reporter=QUIET if quiet else STDERR)
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"module must be a torch.nn.Module, not {type(module).__name__}", "pass the model itself")
+    data = calibration_from_tensor(checked_images(images, module), seed=config.seed,
+                                   importance_max=config.importance_images)
+    check_enough(data, recover=recover, source="the images tensor")
+    was = module.training
+    try:
+        return run_prune_model(module, data, config=config, preprocess=preprocess, reporter=QUIET if quiet else STDERR)
+    finally:
+        module.train(was)  # the caller's module comes back in the mode it was given in
 
 
 def _config(checkpoint: str, calib: str, *, ratio, target_macs, round_to, max_layer_ratio, keep, importance, seed,
             device, progress, recover, schedule, recalibrate_bn, task, recover_epochs, **more: Any) -> PruneConfig:
+    ratio, target_macs = _number("ratio", ratio), _number("target_macs", target_macs)
     if ratio is None and target_macs is None:
         ratio = 0.5
     return PruneConfig(
@@ -86,6 +98,19 @@ def _config(checkpoint: str, calib: str, *, ratio, target_macs, round_to, max_la
         importance=ImportanceConfig(name=importance, seed=seed, device=device, progress=progress),
         recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
         distill=DistillConfig(epochs=recover_epochs, seed=seed), seed=seed, device=device, progress=progress, **more)
+
+
+def _number(name: str, value: Any) -> float | None:
+    """A ratio given as ``"0.5"`` (from a config file, a widget) is that number; anything else not a number is
+    one line (the policy checks its range)."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise UsageError(f"{name} must be a number, got {value!r}", f"e.g. {name}=0.5")
 
 
 def sweep(checkpoint: str, calib: str, ratios: tuple[float, ...] = (0.2, 0.4, 0.6), *, out: str | None = None,

@@ -77,6 +77,93 @@ def calibration_from_tensor(images: torch.Tensor, *, seed: int = 0, importance_m
     )
 
 
+def checked_images(images: Any, module: torch.nn.Module | None = None) -> torch.Tensor:
+    """``images`` as :func:`calibration_from_tensor` and the stages need them: a float32 (N, C, H, W) tensor
+    with data, its channels those of ``module``'s first convolution (when it has one and a trial forward
+    agrees), every value finite. float64/float16/bfloat16 are converted; everything else is one line."""
+    if not isinstance(images, torch.Tensor):
+        raise UsageError(f"images must be a float (N, C, H, W) tensor, not {type(images).__name__}",
+                         "pass preprocessed images, e.g. torch.stack of the model's inputs")
+    if images.is_meta:
+        raise UsageError("images are a meta tensor (a shape without data)", "pass images that hold their pixels")
+    if images.dim() != 4:
+        raise UsageError(f"images must be a float (N, C, H, W) tensor, not {_what(images)} of shape {tuple(images.shape)}",
+                         "add the batch dimension (images.unsqueeze(0)) or stack the images")
+    if images.shape[0] < 1:
+        raise UsageError("images hold no image (N = 0)", "pass at least one image")
+    if images.is_complex() or not (images.is_floating_point()):
+        raise UsageError(f"images are {images.dtype}: the model expects preprocessed float pixels",
+                         "convert and normalise them as the model expects (e.g. images.float() / 255, then mean/std)")
+    if images.dtype != torch.float32:
+        images = images.float()
+    _check_channels(images, module)
+    finite = torch.isfinite(images.detach()).flatten(1).all(1)
+    if not bool(finite.all()):
+        from compress.calibrate.errors import CalibrationError
+
+        bad = int((~finite).nonzero()[0, 0])
+        what = "NaN" if bool(torch.isnan(images[bad]).any()) else "inf"
+        raise CalibrationError(f"image {bad} of {len(images)} holds {what} values "
+                               f"({int((~finite).sum())} image(s) in all are not finite)",
+                               "drop or repair those images: one NaN changes which channels are kept")
+    return images
+
+
+def _check_channels(images: torch.Tensor, module: torch.nn.Module | None) -> None:
+    conv = next((m for m in (module.modules() if module is not None else ()) if isinstance(m, torch.nn.Conv2d)), None)
+    if conv is None or images.shape[1] == conv.in_channels:
+        return
+    was = module.training
+    try:  # the first conv found may not be the input's: only a failing forward is refused
+        module.eval()
+        with torch.no_grad():
+            module(images[:1].to(conv.weight.device))
+        return
+    except Exception:  # noqa: BLE001 - any failure means the images do not fit the model
+        pass
+    finally:
+        module.train(was)
+    c = conv.in_channels
+    hint = (f"they look channels-last (N, H, W, C): pass images.permute(0, 3, 1, 2)" if images.shape[-1] == c
+            else f"give {c}-channel images (N, {c}, H, W), preprocessed as the model expects")
+    raise UsageError(f"images have {images.shape[1]} channels (shape {tuple(images.shape)}), but the model's first "
+                     f"convolution takes {c}", hint)
+
+
+MIN_TRAIN = 2  # images recovery trains on at least (the distillation's batches and its BatchNorms need two)
+
+
+def check_enough(data: CalibrationData, *, recover: bool, source: str) -> None:
+    """Refuse (exit 4, before the graph is built) a calibration set too small for recovery's split: naming
+    ``source`` (the folder, or "the images tensor") and the real count of usable images."""
+    c = data.counts
+    if recover and c["distill"] < MIN_TRAIN:
+        from compress.calibrate.errors import CalibrationError
+
+        held = "the same image is reused as held out" if c["found"] == 1 else f"{c['holdout']} held out"
+        raise CalibrationError(f"{source} has {c['found']} usable image{'s' if c['found'] != 1 else ''}: recovery "
+                               f"trains on {c['distill']} ({held}) and needs at least {MIN_TRAIN}",
+                               f"give at least {MIN_TRAIN + 1} images (a few hundred for a reliable result), "
+                               "or pass --no-recover")
+
+
+def warn_shared(calib: str | Path | None, eval_dir: str | Path | None, warn) -> int:
+    """Say (through ``warn``) how many images ``--eval`` shares with ``--calib`` (the same files, through any
+    path or link): pruning and recovery would have seen the images they are judged on. Returns that count."""
+    if not calib or not eval_dir or not Path(calib).is_dir() or not Path(eval_dir).is_dir():
+        return 0
+    import os
+
+    from compress.calibrate.folder import find_images
+
+    seen = {os.path.realpath(p) for p in find_images(calib)}
+    evaluated = [p for p in find_images(eval_dir) if os.path.realpath(p) in seen]
+    if evaluated:
+        warn(f"--eval {eval_dir} shares {len(evaluated)} images with --calib {calib} (first: {evaluated[0]}): the "
+             "pruned model was fitted on images it is judged on, so its figures are optimistic")
+    return len(evaluated)
+
+
 def _what(images) -> str:
     return f"a {images.dim()}-d {images.dtype} tensor" if isinstance(images, torch.Tensor) else type(images).__name__
 

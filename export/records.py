@@ -28,6 +28,7 @@ class ExportRecord:
     images: ExportImages
     misaligned_widths: tuple[tuple[str, int], ...]
     formats: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # format -> its plugin's entry
+    source: Mapping[str, Any] | None = None  # the weights the files were made from ({"file", "sha256"}), if known
 
     def entry(self, fmt: str) -> Mapping[str, Any] | None:
         """The entry of format ``fmt`` (None when it was not exported)."""
@@ -35,14 +36,15 @@ class ExportRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"images": {"verify": self.images.verify, "calibration": self.images.calibration},
-                "misaligned_widths": [[name, width] for name, width in self.misaligned_widths], **self.formats}
+                "misaligned_widths": [[name, width] for name, width in self.misaligned_widths],
+                **({"source": dict(self.source)} if self.source else {}), **self.formats}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportRecord:
         rest = dict(data)
         images = ExportImages(**rest.pop("images"))
         widths = tuple((str(n), int(w)) for n, w in rest.pop("misaligned_widths", []))
-        return cls(images=images, misaligned_widths=widths, formats=rest)
+        return cls(images=images, misaligned_widths=widths, source=rest.pop("source", None), formats=rest)
 
 
 @dataclass(frozen=True)

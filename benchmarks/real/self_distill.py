@@ -47,7 +47,7 @@ def main() -> None:
     loaded = load_model(args.checkpoint, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs))
     teacher = loaded.model.eval()
     data = load_calibration(args.calib, Preprocess.from_dict(loaded.spec.preprocess), seed=0)
-    start = load_saved(args.student).model if args.student else teacher
+    start = load_saved(args.student, trust=True).model  # the user's own --student folder (ENet: a file --arch) if args.student else teacher
     batch = data.distill[:64]
     student = copy.deepcopy(start).train()
     with torch.no_grad():

@@ -18,13 +18,16 @@ Failures are :class:`UsageError` (exit 2) for a location that is not allowed, an
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from compress.artifacts.names import RECORD  # its presence marks an earlier output
 from compress.errors import OutputError, UsageError
+from compress.util.atomic import atomic_dir, writing
 
 
 def check_output(out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLike | None] | None = None,
@@ -124,3 +127,54 @@ def arch_file(arch: str | None) -> str | None:
         return None
     path = arch.rsplit(":", 1)[0]
     return path if path.endswith(".py") and Path(path).is_file() else None
+
+
+@contextlib.contextmanager
+def staged_files(folder: str | os.PathLike, *, last: str) -> Iterator[Path]:
+    """Yield a temporary folder to make files in; only when the block succeeds are they moved into ``folder``
+    (``last``, the record naming them, moved last), replacing same-named ones. A new ``folder`` appears whole
+    (:func:`atomic_dir`); on any failure, Ctrl-C included, nothing is added and nothing is replaced."""
+    folder = Path(folder)
+    if not folder.exists():
+        with atomic_dir(folder) as tmp:
+            yield tmp
+        return
+    with writing(folder / last):
+        tmp = Path(tempfile.mkdtemp(prefix=".compress-stage-", suffix=".partial", dir=folder))
+    try:
+        yield tmp
+        with writing(folder / last):
+            for name in sorted(os.listdir(tmp), key=lambda n: (n == last, n)):
+                _move_in(tmp / name, folder / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_in(src: Path, dst: Path) -> None:
+    if dst.is_dir() and not dst.is_symlink():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+@contextlib.contextmanager
+def rolled_back(folder: str | os.PathLike) -> Iterator[Path]:
+    """Write into ``folder``: a new one appears only whole (:func:`atomic_dir`, the block gets its temporary
+    name); in an existing one, every entry the block added is removed again when it fails (Ctrl-C included)."""
+    folder = Path(folder)
+    if not folder.exists():
+        with atomic_dir(folder) as tmp:
+            yield tmp
+        return
+    before = {str(p) for p in folder.rglob("*")}
+    try:
+        yield folder
+    except BaseException:
+        for path in sorted((p for p in folder.rglob("*") if str(p) not in before), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        raise

@@ -91,10 +91,60 @@ def read_record(folder: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot read {path}: {err}", "the folder is not a complete compress output") from err
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(record).__name__}, not the record of a compress output",
+                              "the folder is not a complete compress output")
     if record.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has format {record.get('format')!r}, expected {FORMAT!r}",
+        raise CheckpointError(f"{path} has format {one_line(repr(record.get('format')), 60)}, expected {FORMAT!r}",
                               "it was written by another version of compress")
+    _check_shape(path, record)
     return record
+
+
+# The record's fields a reader relies on, with the JSON types they must have (None: may be absent or null).
+SHAPE = {"spec": dict, "cuts": list, "program": str, "config": dict, "original": dict}
+SPEC_SHAPE = {"kind": str, "checkpoint": str, "arch": str, "arch_kwargs": dict, "input_size": list, "preprocess": dict}
+
+
+def _check_shape(path: Path, record: dict[str, Any]) -> None:
+    """One :class:`CheckpointError` line for a record whose fields are not the JSON types the loader reads."""
+    def bad(where: str, value: Any, want: type) -> CheckpointError:
+        return CheckpointError(f"{path}: {where} is a JSON {type(value).__name__}, expected "
+                               f"{ {dict: 'object', list: 'array', str: 'string'}[want]}",
+                               "the folder was modified after it was written")
+
+    if "spec" not in record:
+        raise CheckpointError(f"{path} has no \"spec\"", "the folder was modified after it was written")
+    for key, want in SHAPE.items():
+        if record.get(key) is not None and not isinstance(record[key], want):
+            raise bad(f'"{key}"', record[key], want)
+    spec = record["spec"]
+    for key, want in SPEC_SHAPE.items():
+        if spec.get(key) is not None and not isinstance(spec[key], want):
+            raise bad(f'"spec.{key}"', spec[key], want)
+    program = record.get("program")
+    if program is not None and Path(program).name != program:
+        raise CheckpointError(f"{path}: \"program\" must name a file in the folder, not {one_line(repr(program), 80)}",
+                              "the folder was modified after it was written")
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 (hex) of a weights file: what an export or a bench records as the model its files came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_of(path: str | Path) -> dict[str, str] | None:
+    """``{"file", "sha256"}`` of the weights ``path`` holds (a compress folder's ``model.safetensors``, or a
+    checkpoint file); None when there is no such file."""
+    path = Path(path)
+    weights = path / WEIGHTS if path.is_dir() else path
+    return {"file": weights.name, "sha256": weights_digest(weights)} if weights.is_file() else None
 
 
 def load_weights_into(model: nn.Module, folder: str | Path) -> int:

@@ -39,6 +39,7 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
                           replaces=False, markers=(RECORD, EXPORT),
                           inputs=input_paths(checkpoint=None if saved else model_path, calib=calib,
                                              arch=model_params.get("arch")))
+    source = owned_output(folder, model_path)  # before loading: refusing costs nothing
     from compress.util.atomic import writing
     from compress.cli import output
     from compress.run.deploy import export_formats
@@ -57,15 +58,54 @@ def export(model_path, formats, calib, out, int8_method, target, as_json, **mode
             raise UsageError("INT8 calibration needs images", "pass --calib DIR (a folder of unlabeled images)")
         output.warn("no --calib: verifying the ONNX export on random inputs")
         images = torch_randn(loaded)
-    with writing(folder / EXPORT):
-        folder.mkdir(parents=True, exist_ok=True)
-        record = export_formats(loaded.model, folder, formats, images, int8_method=int8_method, target=target,
-                                say_info=output.info, say_warn=output.warn,
-                                round_to=loaded.recorded_round_to)
+    from compress.artifacts.outputs import staged_files
+
+    from compress.errors import CompressError
+
+    stage = None
+    try:
+        with writing(folder / EXPORT), staged_files(folder, last=EXPORT) as stage:  # all files or none, Ctrl-C too
+            record = export_formats(loaded.model, stage, formats, images, int8_method=int8_method, target=target,
+                                    say_info=output.info, say_warn=output.warn,
+                                    round_to=loaded.recorded_round_to, source=source)
+    except CompressError as err:  # name the output, not the temporary folder it was built in
+        if stage is not None:
+            err.message = err.message.replace(str(stage), str(folder))
+        raise
     if as_json:
         output.emit_json({"out": str(folder), **record.to_json()})
     else:
         output.info(f"wrote {folder}/export.json")
+
+
+def owned_output(folder: Path, model_path: str) -> dict | None:
+    """The weights digest the export records; refuse (exit 2) a ``folder`` that holds another model: another
+    run's ``compress.json``, or an ``export.json`` recording other weights (a bench there would time that
+    folder's figures with this model's files)."""
+    import json
+    import os
+
+    from compress.artifacts.outputs import RECORD
+    from compress.artifacts.saved import source_of
+    from compress.errors import UsageError
+
+    source = source_of(model_path)
+    if not folder.is_dir() or os.path.realpath(folder) == os.path.realpath(model_path):
+        return source
+    theirs = source_of(folder) if (folder / RECORD).is_file() else None
+    if theirs is None and (folder / EXPORT).is_file():
+        try:
+            theirs = json.loads((folder / EXPORT).read_text()).get("source")
+        except (OSError, ValueError, AttributeError):
+            theirs = {"sha256": "unreadable"}
+    if (folder / RECORD).is_file() and theirs is None:
+        theirs = {"sha256": "none"}
+    if theirs and (source is None or theirs.get("sha256") != source["sha256"]):
+        what = "another run's folder (its compress.json is another model)" if (folder / RECORD).is_file() else \
+            "the export of another model (its export.json records other weights)"
+        raise UsageError(f"output {folder} is {what}: exporting {model_path} there would mix two models' files",
+                         "choose a new -o for this model")
+    return source
 
 
 PRELOAD_BYTES = 2**31  # the calibration images held in memory at once

@@ -32,8 +32,17 @@ model_options = _stack(
     click.option("--arch-kwargs", metavar="K=V,...", default=None,
                  help="Keyword arguments for the architecture factory, e.g. num_classes=100,width=0.5."),
     click.option("--trust", is_flag=True, default=False,
-                 help="Allow checkpoints that hold pickled Python objects (loading them runs code)."),
+                 help="Allow checkpoints that hold pickled Python objects, and a compress folder's own "
+                      "architecture code (loading them runs code)."),
+    click.option("--follow-links", is_flag=True, default=False, expose_value=False, callback=lambda _c, _p, v: _links(v),
+                 help="Read --calib/--eval images through symlinks that lead out of their folder (refused otherwise)."),
 )
+
+
+def _links(follow: bool) -> None:
+    import os
+
+    os.environ.pop("COMPRESS_FOLLOW_LINKS", None) if not follow else os.environ.update(COMPRESS_FOLLOW_LINKS="1")
 
 preprocess_options = _stack(
     # calibrate.preprocess.PRESETS, written out (it imports torch; --help must not): tests/test_docs.py holds it

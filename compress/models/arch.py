@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +33,13 @@ ALIASES: dict[str, str] = {
     "detdigits": "compress.archs.detdigits:detdigitnet",
 }
 
+# What a saved folder may name without --trust: the tool's own code (compress.archs, these detector builders),
+# torchvision's and timm's model lists, and the module prefixes the user lists in COMPRESS_TRUSTED_ARCHS.
+# Anything else (a file, an arbitrary module:attr such as os:system) runs code the folder chose.
+BUILTIN_FACTORIES = frozenset({"compress.detection.yolo:build"})
+HUBS = ("torchvision", "timm")
+TRUSTED_ENV = "COMPRESS_TRUSTED_ARCHS"
+
 EXAMPLE_FORMS = (
     "torchvision:resnet18, timm:<name>, package.module:factory, path/to/file.py:factory, "
     + ", ".join(ALIASES)
@@ -41,6 +49,26 @@ EXAMPLE_FORMS = (
 def canonical_arch(spec: str) -> str:
     """Expand a short alias (``cifar_resnet20``) to its ``module:factory`` form."""
     return ALIASES.get(spec.strip(), spec.strip())
+
+
+def is_trusted_arch(spec: str | None) -> bool:
+    """Whether building ``spec`` runs only code the tool owns or the user listed (no import happens here).
+
+    Allowed: ``torchvision:<name>``, ``timm:<name>``, the shipped aliases and ``compress.archs.*``
+    factories, the built-in detector builders (:data:`BUILTIN_FACTORIES`), and modules under a prefix listed
+    (comma-separated) in the ``COMPRESS_TRUSTED_ARCHS`` environment variable. Never a file path."""
+    if not isinstance(spec, str):
+        return False
+    spec = canonical_arch(spec)
+    prefix, sep, name = spec.rpartition(":")
+    if not sep or not name.isidentifier() or name.startswith("_"):
+        return False
+    if prefix in HUBS or spec in ALIASES.values() or spec in BUILTIN_FACTORIES:
+        return True
+    if _looks_like_path(prefix) or not all(part.isidentifier() for part in prefix.split(".")):
+        return False
+    listed = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
+    return any(prefix == p or prefix.startswith(p + ".") for p in ("compress.archs", *listed))
 
 
 def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
@@ -261,6 +289,7 @@ __all__ = [
     "ALIASES",
     "canonical_arch",
     "default_preset_for",
+    "is_trusted_arch",
     "parse_arch_kwargs",
     "resolve_arch",
     "resolve_factory",

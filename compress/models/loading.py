@@ -23,8 +23,8 @@ import torch.nn as nn
 
 from compress.calibrate.preprocess import PRESETS, Preprocess, resolve_preprocess
 from compress.models.checkpoint import find_module, find_state_dict, load_weights, read_checkpoint
-from compress.errors import CheckpointError, UsageError
-from compress.models.arch import canonical_arch, default_preset_for, resolve_arch
+from compress.errors import CheckpointError, UsageError, one_line
+from compress.models.arch import canonical_arch, default_preset_for, is_trusted_arch, resolve_arch
 from compress.artifacts.cuts import Cut, cuts_from_json
 from compress.artifacts.saved import RECORD, load_weights_into, read_record
 from compress.spec import LoadedModel, ModelSpec
@@ -132,8 +132,39 @@ def program_module(program: Any) -> nn.Module:
     return module.eval()  # say what it is: code that restores a mode must not ask it to train
 
 
-def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
-    """Rebuild the original model a :class:`ModelSpec` describes, with its recorded preprocessing."""
+# factory arguments with which torchvision/timm read or download weights files instead of building from code alone
+FETCHING_KWARGS = frozenset({"pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights",
+                             "weights_backbone", "file"})
+
+
+def require_trusted_arch(arch: str | None, *, trust: bool, where: str, kwargs: dict[str, Any] | None = None) -> None:
+    """Refuse, before importing anything, to build an architecture a file (``where``: a folder's
+    ``compress.json``) names when it is not the tool's own (:func:`compress.models.arch.is_trusted_arch`)
+    and the user did not pass ``--trust``: building it would run code that file chose, like a pickle."""
+    if trust:
+        return
+    fetching = sorted(k for k, v in (kwargs or {}).items() if k in FETCHING_KWARGS and v not in (None, False, "none"))
+    if is_trusted_arch(arch) and not fetching:
+        return
+    if fetching:
+        raise CheckpointError(
+            f"{where} builds {one_line(repr(arch), 80)} with {', '.join(fetching)} set: the architecture would read or "
+            "download files this folder chose, so nothing was run",
+            "pass --trust (trust=True in Python) if you trust the folder")
+    raise CheckpointError(
+        f"{where} names the architecture {one_line(repr(arch), 120)}, which is not torchvision:, timm:, a shipped "
+        "architecture nor in COMPRESS_TRUSTED_ARCHS: building it would run code this folder chose, so nothing was run",
+        "pass --trust (trust=True in Python) if you trust the folder and that code, as for a pickle")
+
+
+def load_from_spec(spec: ModelSpec, *, trust: bool = False, arch_trusted: bool = False,
+                   where: str = "the model spec") -> LoadedModel:
+    """Rebuild the original model a :class:`ModelSpec` describes, with its recorded preprocessing.
+
+    ``spec`` comes from a file (``where``), so its architecture must be trusted (:func:`require_trusted_arch`)
+    unless ``trust`` or ``arch_trusted`` (this process already built it: the memory probe's ``spec.json``)."""
+    if spec.kind == "state_dict":
+        require_trusted_arch(spec.arch, trust=trust or arch_trusted, where=where, kwargs=spec.arch_kwargs)
     loaded = load_model(spec.checkpoint, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust=trust,
                         input_size=spec.input_size)
     if spec.preprocess is not None:
@@ -142,15 +173,16 @@ def load_from_spec(spec: ModelSpec, *, trust: bool = False) -> LoadedModel:
     return loaded
 
 
-def build_pruned(spec: ModelSpec, cuts: list[Cut], *, trust: bool = False) -> nn.Module:
+def build_pruned(spec: ModelSpec, cuts: list[Cut], *, trust: bool = False, where: str = "the model spec") -> nn.Module:
     """The pruned architecture with the original's initial weights (then overwritten by loading)."""
     if spec.kind == "state_dict":
-        model = resolve_arch(spec.arch, dict(spec.arch_kwargs))
+        require_trusted_arch(spec.arch, trust=trust, where=where, kwargs=spec.arch_kwargs)
+        model = resolve_arch(spec.arch, dict(spec.arch_kwargs or {}))
     else:
         if spec.kind == "pickle" and not trust:
             raise CheckpointError(f"this model was pruned from a pickled module ({spec.checkpoint})",
                                   "reloading it runs that pickle: pass --trust if you trust it")
-        model = load_from_spec(spec, trust=trust).model
+        model = load_from_spec(spec, trust=trust, where=where).model
     return apply_cuts(model, cuts)
 
 
@@ -158,16 +190,23 @@ def load_saved(folder: str | Path, *, trust: bool = False) -> LoadedModel:
     """A folder written by ``compress prune``: the original rebuilt, the cuts replayed, the weights loaded."""
     folder = Path(folder)
     record = read_record(folder)
-    spec = ModelSpec.from_dict(record["spec"])
-    if record.get("program"):  # self-contained: no pickle to run
+    where = str(folder / RECORD)
+    try:
+        spec = ModelSpec.from_dict(record["spec"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: \"spec\" is not a model spec ({one_line(err, 120)})",
+                              "the folder was modified after it was written") from err
+    code_ok = spec.kind == "state_dict" and (trust or (is_trusted_arch(spec.arch) and not
+                                                      FETCHING_KWARGS & set(spec.arch_kwargs or {})))
+    if record.get("program") and not code_ok:  # self-contained: no pickle, no architecture code to run
         model = program_module(read_checkpoint(folder / record["program"], trust=False))
     else:
-        model = build_pruned(spec, cuts_from_json(record.get("cuts")), trust=trust)
+        model = build_pruned(spec, cuts_from_json(record.get("cuts")), trust=trust, where=where)
     size = load_weights_into(model, folder)
     return LoadedModel(model=model.eval(), spec=spec, path=folder, size_bytes=size, pruned=True, record=record)
 
 
-def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
+def load_for_bench(path: str, trust: bool = False) -> nn.Module:
     """The model to measure in a fresh process: a compress folder, or a ``spec.json``.
 
     ``spec.json`` holds :meth:`ModelSpec.to_dict` and may add ``"trust": true`` (the parent
@@ -183,11 +222,12 @@ def load_for_bench(path: str, *, trust: bool = False) -> nn.Module:
         except (OSError, ValueError) as err:
             raise CheckpointError(f"cannot read model spec {p}: {err}", "write it with ModelSpec.to_dict()") from err
         trust = bool(data.pop("trust", False)) or trust
+        arch_trusted = bool(data.pop("arch_trusted", False))
         try:
             spec = ModelSpec.from_dict(data)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{p} is not a model spec: {err}", "write it with ModelSpec.to_dict()") from err
-        return load_from_spec(spec, trust=trust).model
+        return load_from_spec(spec, trust=trust, arch_trusted=arch_trusted, where=str(p)).model
     raise CheckpointError(f"{p} is neither a compress output folder nor a spec.json", "pass one of those")
 
 
@@ -221,4 +261,5 @@ def _exported_input_hw(program: Any) -> tuple[int, int] | None:
     return None
 
 
-__all__ = ["build_pruned", "is_saved_folder", "load_for_bench", "load_from_spec", "load_model", "load_saved"]
+__all__ = ["build_pruned", "is_saved_folder", "load_for_bench", "load_from_spec", "load_model", "load_saved",
+           "require_trusted_arch"]

@@ -30,7 +30,8 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
     if second is None:
         if not a.pruned:
             raise UsageError(f"{first} is not a compress output folder", "give two models: compress bench A B")
-        original, compressed = load_from_spec(a.spec, trust=load.get("trust", False)), a
+        original, compressed = load_from_spec(a.spec, trust=load.get("trust", False),
+                                              where=str(Path(first) / artifacts.RECORD)), a
         out_dir = Path(out) if out else Path(first)
         calib = calib or a.recorded_calib
     else:
@@ -72,14 +73,37 @@ def pruned_from(model: LoadedModel, original: str) -> bool:
     return bool(recorded) and Path(recorded).resolve() == Path(original).resolve()
 
 
+def check_owned_files(folder: Path) -> None:
+    """Refuse (exit 3) a folder whose ``export.json`` records weights other than its own ``model.safetensors``:
+    its runtime files were exported from another model, and timing them would give this folder's figures to
+    that model's files."""
+    import json
+
+    from compress.artifacts.saved import source_of
+    from compress.errors import CheckpointError
+
+    try:
+        recorded = json.loads((folder / artifacts.EXPORT).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return  # no export here (or an older one without a record): nothing to compare
+    if not isinstance(recorded, dict) or "sha256" not in recorded:
+        return
+    own = source_of(folder)
+    if own is None or own["sha256"] != recorded["sha256"]:
+        raise CheckpointError(f"{folder / artifacts.EXPORT} records weights sha256 {str(recorded['sha256'])[:12]}…, "
+                              f"not this folder's {artifacts.WEIGHTS} ({(own or {}).get('sha256', 'absent')[:12]}…): "
+                              "its exported files belong to another model", f"re-export: compress export {folder}")
+
+
 def _side(name: str, loaded: LoadedModel, out_dir: Path, load: dict) -> Side:
     if loaded.pruned:
+        check_owned_files(loaded.path)
         arg = str(loaded.path)
         files = {attr: loaded.path / name for attr, name in artifacts.MODEL_FILES.items()}
     else:
         arg = str(spec_file(out_dir, name, loaded.spec, load.get("trust", False)))
         files = {}
-    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes},
+    side = Side(name, loaded.model, arg, sizes={"checkpoint": loaded.size_bytes}, trust=bool(load.get("trust", False)),
                 artifacts=found_artifacts(loaded.path) if loaded.pruned else {})
     for attr, path in files.items():
         if path.exists():

@@ -5,6 +5,7 @@ calibrated on the user's images, engines, IR...), and the original-vs-compressed
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from compress import artifacts
+from compress.artifacts.saved import source_of
 from compress.artifacts.summary import RunSummary
 from compress.detection.timing import postprocess_report
 from compress.devices import resolve_device
@@ -28,6 +30,7 @@ from compress.export.widths import misaligned_widths
 from compress.layers.registry import output_width
 from compress.models.loading import load_for_bench
 from compress.prune.profile import count_macs
+from compress.errors import UsageError
 from compress.spec import ModelSpec
 from compress.tasks import Task
 from compress.tasks.evaluate import labelled_pairs
@@ -41,12 +44,15 @@ EVAL_BATCH = 64  # images per batch the --eval tensors are sliced into for that 
 
 def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], images: torch.Tensor, *,
                    int8_method: str = "minmax", target: str = "cpu", say_info: Callable = print,
-                   say_warn: Callable = print, round_to: int | None = None) -> ExportRecord:
+                   say_warn: Callable = print, round_to: int | None = None,
+                   source: dict[str, str] | None = None) -> ExportRecord:
     """Write ``formats`` into ``folder``, each by the runtime plugin that owns it (``export.runtimes``, in
     registry order: ``model.onnx`` first, which the others are made from), and return the figures recorded in
     ``export.json``. A missing optional runtime fails before anything is written; a plugin may instead record
     why it skipped its format (an engine without a GPU). ``round_to``: the ``--round-to`` the model was pruned
-    with (None: not pruned by compress), for an accurate word on widths GPU kernels pad."""
+    with (None: not pruned by compress), for an accurate word on widths GPU kernels pad. ``source``: the weights
+    the model came from (``compress.artifacts.saved.source_of``), recorded so that a bench can tell the files are
+    this model's."""
     require_runtimes(formats)
     formats = with_implied(formats)
     model = model.cpu().eval()
@@ -63,7 +69,7 @@ def export_formats(model: nn.Module, folder: Path, formats: tuple[str, ...], ima
             entries.update(runtime.export(job))
     record = ExportRecord(ExportImages(verify=min(len(images), VERIFY_IMAGES),
                                        calibration=min(len(images), CALIBRATION_IMAGES)),
-                          tuple((n, w) for n, w in misaligned), entries)
+                          tuple((n, w) for n, w in misaligned), entries, source=source)
     write_text(folder / artifacts.EXPORT, json.dumps(record.to_json(), indent=1, default=str))
     return record
 
@@ -91,7 +97,7 @@ def export_all(folder: Path, student: nn.Module, data, config, say) -> ExportRec
     images = _calibration_tensor(data)
     return export_formats(student, folder, config.export, images, int8_method=config.int8_method,
                           target=config.target, say_info=say.info, say_warn=say.warn,
-                          round_to=config.policy.round_to)
+                          round_to=config.policy.round_to, source=source_of(folder))
 
 
 def _padding_advice(round_to: int | None) -> str:
@@ -133,6 +139,7 @@ class Side:
     agreement: float | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)  # runtime plugins' files by artifact key (Runtime.files)
     check: tuple | None = None  # (images, labels or None) every row's file is run on (row_figures)
+    trust: bool = False  # the memory probe may rebuild a folder's architecture code (this process already did)
 
 
 def found_artifacts(folder: Path) -> dict[str, Path]:
@@ -143,7 +150,9 @@ def found_artifacts(folder: Path) -> dict[str, Path]:
 
 def spec_file(folder: Path, name: str, spec: ModelSpec, trust: bool = False) -> Path:
     path = folder / artifacts.spec_name(name)
-    write_text(path, json.dumps({**spec.to_dict(), **({"trust": True} if trust else {})}))
+    # written only for a model this process has built already: its architecture code has run here (the user's
+    # --arch, or a folder's with --trust), so the memory probe's child may build it too
+    write_text(path, json.dumps({**spec.to_dict(), **({"trust": True} if trust else {}), "arch_trusted": True}))
     return path
 
 
@@ -158,6 +167,8 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
     accuracy columns (``compress.tasks.Task.labels``), recorded as ``report["task"]``; ``notes``: lines added
     to the report's notes (a detector's mAP against the original's boxes); ``judge``: (a side, the
     off-the-shelf alternative it is weighed against), recorded as ``report["verdict"]``."""
+    check_batch_memory([side.module for side in sides], input_shape, batches,
+                       host_only=device.startswith("cuda") and set(backends) <= {"torch"})
     out_dir.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, *input_shape)
     models = []
@@ -173,7 +184,7 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
                                                           side.artifacts))
         models.append(BenchModel(
             name=side.name, module=side.module.cpu().eval(), onnx_path=side.onnx, int8_path=side.int8,
-            engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg),),
+            engine_path=side.engine, loader=load_for_bench, loader_args=(str(side.loader_arg), side.trust),
             params=sum(p.numel() for p in side.module.parameters()), macs=_macs(side.module, input_shape),
             sizes=dict(side.sizes), top1=side.top1, agreement=side.agreement, artifacts=dict(side.artifacts)))
     figures = row_figures(sides, models, backends)
@@ -194,10 +205,73 @@ def benchmark(sides: list[Side], out_dir: Path, *, input_shape, backends=("torch
         report["task"] = task
     if judge:
         report["verdict"] = verdict(report, *judge)
+    sources = {side.name: source_of(side.loader_arg) for side in sides
+               if side.loader_arg and (Path(side.loader_arg) / artifacts.RECORD).is_file()}
+    if sources:  # the weights each compress folder's rows were measured from
+        report["sources"] = sources
     write_report(report, out_dir)
     if show:
         render_table(report)
     return report
+
+
+def check_batch_memory(modules: list[nn.Module], input_shape, batches, *, host_only: bool = False) -> None:
+    """:class:`UsageError` (exit 2) before anything is timed when the largest batch clearly cannot fit in the
+    memory available: a floor of one forward pass (the input plus the largest layer output, per image, measured
+    at batch 1), times the batch. ``host_only``: the models run on a GPU (nothing to say about host memory)."""
+    available = available_memory()
+    if available is None or host_only or not batches:
+        return
+    batch = max(batches)
+    floor = max(_forward_floor(module, input_shape) for module in modules)
+    if batch * floor > available:
+        fits = max(1, available // floor)
+        raise UsageError(f"--batch {batch}: one forward pass at input {'x'.join(map(str, input_shape))} needs at "
+                         f"least {batch * floor / 2**30:.1f} GiB ({floor / 2**20:.2f} MiB per image), more than the "
+                         f"{available / 2**30:.1f} GiB of memory available", f"choose --batch {fits} or less")
+
+
+def _forward_floor(module: nn.Module, input_shape) -> int:
+    """Bytes one image needs at once in a forward pass, at least: its input and the two largest layer outputs
+    (a layer's output is alive with its input, an earlier output)."""
+    largest = [0, 0]
+
+    def hook(_mod, _inp, out):
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                largest[:] = sorted([*largest, t.numel() * t.element_size()])[-2:]
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
+    was = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape, device=next(module.parameters(), torch.zeros(0)).device))
+    except Exception:  # noqa: BLE001 - the estimate is advice: a model it cannot run is timed (and fails) as before
+        return 0
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.train(was)
+    return 4 * math.prod(input_shape) + sum(largest)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still use: MemAvailable, bounded by a cgroup limit; None if unknown."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 def row_figures(sides: list[Side], models, backends) -> dict[str, dict[tuple[str, str], dict]]:
@@ -265,7 +339,7 @@ def bench_pair(folder: Path, loaded, student: nn.Module, summary: RunSummary, da
     original = Side("original", loaded.model, str(spec_file(bench_dir, "original", loaded.spec, config.load.get("trust", False))),
                     sizes={"checkpoint": loaded.size_bytes}, top1=summary.metric_before, agreement=1.0)
     compressed = Side("compressed", student, str(folder), sizes={"checkpoint": (folder / artifacts.WEIGHTS).stat().st_size},
-                      top1=top1, agreement=agreement)
+                      top1=top1, agreement=agreement, trust=True)  # this run wrote it from a model it built
     for attr, name in artifacts.MODEL_FILES.items():
         if (folder / name).exists():
             setattr(compressed, attr, folder / name)

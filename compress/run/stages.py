@@ -22,7 +22,7 @@ import torch
 from compress import artifacts, distributed
 from compress.recover.batchnorm import RECALIBRATE_IMAGES, recalibrate_if_better
 from compress.calibrate import read_labels_csv
-from compress.calibration import load_calibration
+from compress.calibration import check_enough, warn_shared, load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
@@ -74,6 +74,8 @@ def calibration(run: RunContext) -> None:
     config = run.config
     run.data = data = load_calibration(config.calib, run.loaded.preprocess(), seed=config.seed,
                                        max_images=config.max_images, importance_max=config.importance_images)
+    check_enough(data, recover=config.recover, source=f"--calib {config.calib}")
+    warn_shared(config.calib, config.eval_dir, run.say.warn)
     c = data.counts
     run.say.info(f"calibration: {c['found']} images in {config.calib} -> importance {c['importance']}, "
                  f"distillation {c['distill']}, held out {c['holdout']}")

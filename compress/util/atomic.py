@@ -143,3 +143,20 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def space_failure(where: str | os.PathLike, path: str | os.PathLike, needed: int):
+    """The :class:`OutputError` (exit 8) for writing ``path`` when the file system holding ``where`` has fewer
+    than ``needed`` bytes free; None when it has them (or cannot say). Writers whose library fails without an
+    errno (onnxruntime's ORT format) or aborts the process (a C++ compiler) check it before, or after failing."""
+    at = Path(os.path.abspath(where))
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    try:
+        free = shutil.disk_usage(at).free
+    except OSError:
+        return None
+    if free >= needed:
+        return None
+    return OutputError(f"cannot write {path}: the disk is full ({free / 2**20:.1f} MiB free at {at}, about "
+                       f"{needed / 2**20:.1f} MiB needed); nothing was written", "free some space or choose another -o")

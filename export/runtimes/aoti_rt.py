@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from compress.export.errors import ExportError
+from compress.util.atomic import space_failure, write_failure
 from compress.export.runtimes.base import Runtime
 from compress.export.runtimes.cxx import compiler, cxx_version
 
@@ -191,6 +192,7 @@ def package(model, shape, path: Path, *, device: str = "cpu", max_batch: int = M
     example = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0)).to(device)
     meta = {SHAPE_KEY: ",".join(str(int(d)) for d in shape), MAX_BATCH_KEY: str(int(max_batch))}
     path.parent.mkdir(parents=True, exist_ok=True)
+    _require_space(net, path)  # a full disk aborts the C++ compiler (SIGABRT, no Python error): refuse before
     with tempfile.TemporaryDirectory(prefix=".compress-aoti-", dir=path.parent) as tmp:
         try:
             with torch.no_grad():
@@ -200,11 +202,30 @@ def package(model, shape, path: Path, *, device: str = "cpu", max_batch: int = M
                     program, package_path=str(Path(tmp) / "model.pt2"),
                     inductor_configs={"aot_inductor.metadata": meta})
         except Exception as err:
+            failure = write_failure(err, path)
+            if failure is not None:
+                raise failure from None
             first = (str(err).strip().splitlines() or [""])[0][:300]
             raise ExportError(f"cannot compile {type(model).__name__} with AOTInductor: {type(err).__name__}: {first}",
                               "torch.export must capture the forward with a dynamic batch; or skip --format aoti") from err
         os.replace(out, path)
     return path
+
+
+SPACE_MARGIN = 64 << 20  # the compiled library, its C++ sources and objects beside the weights
+
+
+def _require_space(net, path: Path) -> None:
+    """:class:`OutputError` (exit 8) unless the output's and the compiler cache's file systems have room for a
+    package: its weights twice (the package and the build folder) plus :data:`SPACE_MARGIN`."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    needed = 2 * weights + SPACE_MARGIN
+    for where in (path.parent, cache_dir()):
+        failure = space_failure(where, path, needed)
+        if failure is not None:
+            raise failure
 
 
 def package_device(meta: dict) -> str:

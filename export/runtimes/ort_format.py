@@ -23,6 +23,7 @@ import numpy as np
 
 from compress.export.errors import ExportError
 from compress.export.runtimes.base import Runtime
+from compress.util.atomic import space_failure, write_failure
 
 FP32_NAME, INT8_NAME = "model.ort", "model.int8.ort"
 
@@ -62,7 +63,12 @@ class OrtFormatRuntime(Runtime):
             try:
                 ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
             except Exception as err:
-                first = (str(err).strip().splitlines() or [""])[0][:300]
+                # a full disk: onnxruntime says only "Failed to save", naming its temporary file
+                failure = write_failure(err, ort_path) or space_failure(ort_path.parent, ort_path,
+                                                                        onnx_path.stat().st_size + (1 << 20))
+                if failure is not None:
+                    raise failure from None
+                first = (str(err).strip().splitlines() or [""])[0][:300].replace(tmp, str(ort_path.parent))
                 raise ExportError(f"onnxruntime cannot save {onnx_path.name} in ORT format: {first}") from err
             os.replace(options.optimized_model_filepath, ort_path)
         return ort_path
