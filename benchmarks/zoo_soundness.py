@@ -25,18 +25,14 @@ from tests.zoo import TORCHVISION, zoo_row  # noqa: E402
 def resnet50_timing() -> tuple[float, float]:
     import torchvision
 
-    from compress.graph.analysis import analyze
-    from compress.graph.groups import apply_policy, build_groups
-    from compress.graph.trace import trace
+    from compress.prune.phases import channel_groups
     from compress.prune.plan import PrunePolicy, select
     from compress.prune.surgery import apply_cuts
 
     model = torchvision.models.resnet50().eval()
     x = torch.randn(1, 3, 224, 224)
     start = time.perf_counter()
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x)
     rng = random.Random(0)
     plan = select(groups, {u: rng.random() for u in groups.prunable_units}, PrunePolicy(ratio=0.5))
     t_graph = time.perf_counter() - start

@@ -16,7 +16,6 @@ onnxruntime. MACs are the measured totals (attention matmuls included).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
@@ -79,28 +78,21 @@ class Cut:
 def cut(spec: str, size: int, kwargs: dict, images: int, ratio: float = 0.3, layernorm: bool = False) -> Cut:
     """The model built as above, traced, scored (taylor-sq on ``images`` random images), planned at
     ``ratio`` with the CLI's defaults, cut and proved. ``layernorm``: --prune-layernorm --prune-stem."""
-    from compress.graph.analysis import analyze
-    from compress.graph.groups import apply_policy, build_groups
-    from compress.graph.trace import trace
     from compress.prune.importance import ImportanceConfig
-    from compress.prune.importance.base import estimate, unit_scores
+    from compress.prune.phases import channel_groups, cut_and_prove, score
     from compress.prune.plan import PrunePolicy, select
     from compress.prune.profile import count_macs
-    from compress.prune.surgery import apply_cuts
-    from compress.prune.verify import check_cut
 
     model, x = build(spec, size, kwargs)
-    graph = analyze(trace(model, x), layernorm_widths=layernorm)
-    apply_policy(graph, prune_stem=layernorm)
-    result = Cut(model, x, build_groups(graph))
+    policy = PrunePolicy(ratio=ratio, layernorm_widths=layernorm, prune_stem=layernorm)
+    result = Cut(model, x, channel_groups(model, x, policy))
     if not result.groups.prunable_units:
         return result
     calib = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1))
-    scores = estimate(model, result.groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
-    result.plan = select(result.groups, unit_scores(result.groups, scores),
-                         PrunePolicy(ratio=ratio, layernorm_widths=layernorm))
-    result.pruned = apply_cuts(copy.deepcopy(model), result.plan.cuts)
-    result.proof = check_cut(model, result.pruned, result.plan.cuts, x)
+    scores = score(result.groups, calib, ImportanceConfig(name="taylor-sq", progress=False, device="cpu"))
+    result.plan = select(result.groups, scores.units, policy)
+    proved = cut_and_prove(model, result.plan, x)
+    result.pruned, result.proof = proved.model, proved.max_diff
     result.macs = count_macs(model, (3, size, size)), count_macs(result.pruned, (3, size, size))
     return result
 

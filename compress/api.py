@@ -50,7 +50,7 @@ def prune(checkpoint: str, calib: str, *, ratio: float | None = None, target_mac
     ``recalibrate_bn`` re-estimates the cut model's BatchNorm statistics on the calibration images (the model
     written without ``recover``, the one recovery starts from with it).
     ``task``: ``auto`` (from the output's structure), ``classify`` or ``segment`` (``compress.tasks``).
-    ``schedule``: ``oneshot`` or ``gradual`` (the cut in stages during recovery, ``compress.run.gradual``).
+    ``schedule``: ``oneshot`` or ``gradual`` (the cut in stages during recovery, ``compress.prune.schedules``).
     """
     config = _config(str(checkpoint), str(calib), ratio=ratio, target_macs=target_macs, round_to=round_to,
                      max_layer_ratio=max_layer_ratio, keep=keep, importance=importance, seed=seed, device=device,

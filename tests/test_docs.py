@@ -83,7 +83,7 @@ def test_export_formats_and_backends_are_the_runtime_registry():
 
 def test_task_importance_schedule_choices_are_their_registries():
     from compress.prune.importance.base import ESTIMATORS
-    from compress.run.gradual import SCHEDULES  # the schedule registry (moves with the schedules)
+    from compress.prune.schedules import SCHEDULES  # the schedule registry
     from compress.tasks import CHOICES, TASKS
 
     assert _choices("prune", "--task") == CHOICES == ("auto", *TASKS)

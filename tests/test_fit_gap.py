@@ -38,24 +38,18 @@ def test_gap_counts_only_beyond_the_sampling_error():
 
 
 def test_recovery_reports_training_agreement_and_says_when_images_bind():
-    from types import SimpleNamespace
-
-    from compress.run.pipeline import Lines
-    from compress.run.stages import _fit_on_training_images
+    from compress.recover.fit_gap import fit_on_training_images
 
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
     student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     student.load_state_dict(teacher.state_dict())  # agrees on every training image
     train = torch.randn(200, 1, 2, 2)
     said: list[str] = []
-    say = Lines(info=said.append, warn=said.append)
-    config = SimpleNamespace(device="cpu")
 
     def check(held_agreement: float, n_held: int) -> dict:
         said.clear()
-        result = SimpleNamespace(student=student, agreement_after=held_agreement)
-        data = SimpleNamespace(distill=train, counts={"distill": 200, "holdout": n_held})
-        return _fit_on_training_images(result, teacher, data, config, say)
+        return fit_on_training_images(student, teacher, train, held_agreement, {"distill": 200, "holdout": n_held},
+                                      say=said.append)
 
     fit = check(0.80, 100)
     assert fit == {"agreement_train": 1.0, "kl_train": fit["kl_train"], "agreement_train_images": 200}

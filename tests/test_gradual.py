@@ -1,4 +1,4 @@
-"""--schedule gradual (compress.run.gradual): the one-shot plan's widths reached in proved stages during
+"""--schedule gradual (compress.prune.schedules.gradual): the one-shot plan's widths reached in proved stages during
 distillation, a folder that reloads like a one-shot one, and the optimizer state carried across a cut."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from compress.graph.trace import trace
 from compress.prune.plan import select_widths
 from compress.prune.surgery import apply_cuts
 from compress.recover.reshape import cut_student
-from compress.run.gradual import stage_share, stage_step, stage_widths
+from compress.prune.schedules.gradual import stage_share, stage_step, stage_widths
 from compress.run.pipeline import PruneConfig, run_prune
 from compress.prune.plan import PrunePolicy
 from compress.recover import DistillConfig

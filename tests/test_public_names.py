@@ -1,9 +1,6 @@
 """Benchmarks and tests call only public names of the package: no ``from compress.x import _y``, no
 ``module._y`` on a compress module, no monkeypatching of ``"_y"`` on one. A private name they need gets a
 public one in its module instead.
-
-``WAITING`` lists the uses left in files other engineers were changing when this test was written (the run
-stages and the pruning code, issue 46): each goes when its module gives the name a public one.
 """
 
 from __future__ import annotations
@@ -13,11 +10,6 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WAITING = {
-    "compress.run.stages._metric",  # benchmarks/real/oneshot_grid.py, recipe.py
-    "compress.run.stages._fit_on_training_images",  # tests/test_fit_gap.py
-    "compress.prune.importance.taylor._backward_random",  # tests/test_tasks.py
-}
 
 
 def _is_module(name: str) -> bool:
@@ -62,8 +54,7 @@ def _uses(path: Path) -> list[tuple[int, str]]:
 
 def test_benchmarks_and_tests_call_only_public_names():
     files = sorted([*ROOT.glob("benchmarks/**/*.py"), *ROOT.glob("tests/**/*.py")])
-    used = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in files for line, name in _uses(path)
-            if name not in WAITING]
+    used = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in files for line, name in _uses(path)]
     assert not used, used
 
 

@@ -116,13 +116,13 @@ class _TwoHeads(nn.Module):
 
 
 def test_random_gradients_reach_every_output_and_the_first_matches_the_single_output_draw():
-    from compress.prune.importance.taylor import _backward_random, random_gradient
+    from compress.prune.importance.taylor import backward_random, random_gradient
 
     torch.manual_seed(0)
     net = _TwoHeads()
     x = torch.randn(3, 3, 6, 6)
     outs = list(net(x).values())
-    _backward_random(outs, torch.arange(3), seed=0, draws=1)
+    backward_random(outs, torch.arange(3), seed=0, draws=1)
     assert net.a.weight.grad.abs().sum() > 0 and net.b.weight.grad.abs().sum() > 0
     g0 = random_gradient(outs[0].detach(), torch.arange(3), 0, 0)
     g1 = random_gradient(outs[1].detach(), torch.arange(3), 0, 0, output=1)

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compress.graph.analysis import analyze
-from compress.graph.groups import apply_policy, build_groups
-from compress.graph.trace import trace
+from compress.prune.phases import channel_groups
 from compress.prune.plan import PrunePolicy, select
 from compress.prune.surgery import apply_cuts
 from compress.prune.verify import max_difference, zeroed_reference
@@ -62,9 +60,7 @@ def build_model(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
 def zoo_row(name: str, ratio: float = 0.4, seed: int = 0) -> ZooRow:
     model, x = build_model(name)
     start = time.perf_counter()
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x)
     graph_seconds = time.perf_counter() - start
     rng = random.Random(seed)
     scores = {u: rng.random() for u in groups.prunable_units}

@@ -56,7 +56,7 @@ class Recovery:
     kl_train: float | None = field(default=None, metadata=OMIT_NONE)
     agreement_train_images: int | None = field(default=None, metadata=OMIT_NONE)
     recover_images_per_second: float | None = field(default=None, metadata=OMIT_NONE)  # of the step loop
-    # --schedule gradual (compress.run.gradual): each stage's step, share of the way, MACs, proof, held-out agreement
+    # --schedule gradual (compress.prune.schedules.gradual): each stage's step, share of the way, MACs, proof, held-out agreement
     recover_schedule: str | None = field(default=None, metadata=OMIT_NONE)
     recover_stages: list[dict[str, Any]] | None = field(default=None, metadata=OMIT_NONE)
     distill: dict[str, Any] = field(default_factory=dict)  # the distillation config used

@@ -7,6 +7,7 @@ import click
 from compress.artifacts import FORMATS
 from compress.export.quantize import METHODS, TARGETS
 from compress.export.runtimes import get, latency_backends
+from compress.prune.schedules import SCHEDULES
 from compress.cli.options import (baseline_load, baseline_options, comma_choice, json_option, load_kwargs, model_options,
                                   preprocess_options)
 
@@ -57,9 +58,8 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
               help="Allow pruning widths an nn.LayerNorm normalises (ViT embedding, Swin/ConvNeXt channels): the cut "
                    "changes its statistics, so recovery is required. A ViT's embedding is its stem: add --prune-stem.")
 @click.option("--recover/--no-recover", default=True, show_default=True, help="Self-distillation from the original.")
-@click.option("--schedule", type=click.Choice(("oneshot", "gradual")), default="oneshot", show_default=True,
-              help="oneshot: the whole cut, then recovery; gradual: the same widths reached in 4 proved cuts during "
-                   "the first half of recovery, each re-scored on the current student.")
+@click.option("--schedule", type=click.Choice(tuple(SCHEDULES)), default="oneshot", show_default=True,
+              help="; ".join(f"{name}: {entry.help}" for name, entry in SCHEDULES.items()) + ".")
 @click.option("--recalibrate-bn/--no-recalibrate-bn", default=True, show_default=True,
               help="Re-estimate the cut model's BatchNorm statistics on 512 calibration images (seconds; a "
                    "half-pruned ResNet-32 goes from 23 % to 58 % top-1), kept where held-out agreement does not "
@@ -124,8 +124,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
     if alternative and not bench:
         raise UsageError("--baseline is a row of --bench", "add --bench")
-    if schedule == "gradual" and not recover:
-        raise UsageError("--schedule gradual cuts during recovery", "drop --no-recover, or use --schedule oneshot")
+    if SCHEDULES[schedule].during_recovery and not recover:
+        raise UsageError(f"--schedule {schedule} cuts during recovery", "drop --no-recover, or use --schedule oneshot")
     if prune_layernorm and not recover:
         raise UsageError("--prune-layernorm changes LayerNorm statistics: the cut is not exact and needs recovery",
                          "drop --no-recover")
@@ -252,7 +252,7 @@ def _show(result, as_json: bool) -> None:
     rows += task.summary_rows(s.task_figures, output.pct)  # the task's own figures (detection: mAP)
     output.table("summary", ["", "original", "pruned", "change"], rows)
     stages = s.recovery.recover_stages if s.recovery is not None else None
-    if stages:  # --schedule gradual: each stage's cut (compress.run.gradual)
+    if stages:  # --schedule gradual: each stage's cut (compress.prune.schedules.gradual)
         output.table(f"gradual stages ({len(stages)})", ["stage", "step", "of the way", "MACs", "held-out agreement"],
                      [(g["stage"], g["step"], f"{g['share']:.0%}", f"{g['macs']:,} ({_ratio(g['macs'], s.macs_before)})",
                        output.pct(g.get("agreement"))) for g in stages])

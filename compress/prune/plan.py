@@ -298,7 +298,7 @@ def plan_for_units(groups: Groups, removed: list[int]) -> Plan:
 
 def select_widths(groups: Groups, scores: dict[int, float], widths: dict[str, int]) -> Plan:
     """A plan that brings each width slot named in ``widths`` ("layer:role" -> width) down to that width,
-    removing the lowest-scored units first (a stage of gradual pruning, ``compress.run.gradual``). A unit is
+    removing the lowest-scored units first (a stage of gradual pruning, ``compress.prune.schedules.gradual``). A unit is
     taken only while every named slot it touches still has room; one that touches no named slot is kept.
     A slot whose units cannot meet its width exactly stays wider (the caller compares the widths)."""
     room = {}

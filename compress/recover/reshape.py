@@ -1,4 +1,4 @@
-"""A student whose shape changes during its run (gradual pruning, ``compress.run.gradual``): the cut is
+"""A student whose shape changes during its run (gradual pruning, ``compress.prune.schedules.gradual``): the cut is
 applied alike to the student, to the optimizer's per-parameter state and to the moving average, so
 training goes on where it was.
 

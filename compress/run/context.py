@@ -23,6 +23,7 @@ from compress.graph.groups import Groups
 from compress.prune.importance import ImportanceConfig, ImportanceResult
 from compress.prune.latency.config import LatencyConfig
 from compress.prune.plan import Plan, PrunePolicy
+from compress.prune.schedules import SCHEDULES
 from compress.spec import LoadedModel
 from compress.tasks import Task
 
@@ -37,7 +38,7 @@ class PruneConfig:
     importance: ImportanceConfig = ImportanceConfig()
     latency: LatencyConfig = LatencyConfig()  # used with a latency target only
     recover: bool = True
-    schedule: str = "oneshot"  # compress.run.gradual.SCHEDULES: the whole cut before recovery, or in stages during it
+    schedule: str = "oneshot"  # compress.prune.schedules.SCHEDULES: the whole cut before recovery, or in stages during it
     distill: DistillConfig = DistillConfig()
     recalibrate_bn: bool = True  # re-estimate the cut model's BatchNorm statistics (written, or recovered from)
     task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
@@ -57,12 +58,12 @@ class PruneConfig:
     baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
 
     def __post_init__(self):
-        if self.schedule not in ("oneshot", "gradual"):
-            raise UsageError(f"unknown schedule {self.schedule!r}", "choose oneshot or gradual")
-        if self.schedule == "gradual" and not self.recover:
-            raise UsageError("the gradual schedule cuts during recovery", "use recover=True, or the oneshot schedule")
-        if self.schedule == "gradual" and self.distill.features > 0:
-            raise UsageError("the gradual schedule changes stage widths that feature matching pairs by shape",
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"unknown schedule {self.schedule!r}", f"choose one of {', '.join(SCHEDULES)}")
+        if SCHEDULES[self.schedule].during_recovery and not self.recover:
+            raise UsageError(f"the {self.schedule} schedule cuts during recovery", "use recover=True, or the oneshot schedule")
+        if SCHEDULES[self.schedule].during_recovery and self.distill.features > 0:
+            raise UsageError(f"the {self.schedule} schedule changes stage widths that feature matching pairs by shape",
                              "drop --recover-features, or use the oneshot schedule")
 
 

@@ -26,16 +26,15 @@ from compress.calibration import check_enough, warn_shared, load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
-from compress.run.gradual import Gradual
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
-from compress.recover import agreement, distill
+from compress.recover import distill
 from compress.errors import PruneError, RecoveryError, UsageError
-from compress.recover.fit_gap import significant_gap, train_sample
-from compress.graph.analysis import analyze
-from compress.graph.groups import apply_policy, build_groups
-from compress.graph.trace import trace
-from compress.prune.importance import estimate, unit_scores
+from compress.recover.fit_gap import fit_on_training_images
+from compress.prune.importance import unit_scores
+from compress.prune.phases import channel_groups, cut_and_prove, evaluate, score
+from compress.prune.schedules import SCHEDULES, schedule
+from compress.prune.schedules.base import Target
 from compress.prune.latency.stage import latency_plan
 from compress.models.loading import load_model
 from compress.prune.plan import select
@@ -43,11 +42,8 @@ from compress.prune.profile import count_macs, count_params
 from compress.artifacts.cuts import cuts_to_json
 from compress.artifacts.saved import save_pruned
 from compress.artifacts.summary import Recalibration, Recovery, RunSummary
-from compress.prune.surgery import apply_cuts
 from compress.tasks import resolve_task
-from compress.tasks.evaluate import labelled_metric
 from compress.util.atomic import write_text
-from compress.prune.verify import check_cut
 
 
 def load(run: RunContext) -> None:
@@ -94,17 +90,14 @@ def task(run: RunContext) -> None:
 
 
 def graph(run: RunContext) -> None:
-    say, policy = run.say, run.config.policy
-    traced = trace(run.loaded.model, run.data.example(2))
-    for name, err in traced.opaque.items():
+    say = run.say
+    run.groups = groups = channel_groups(run.loaded.model, run.data.example(2), run.config.policy)
+    for name, err in groups.graph.traced.opaque.items():
         say.warn(f"{name} cannot be traced ({err}); its channels are protected")
-    channel_graph = analyze(traced, layernorm_widths=policy.layernorm_widths)
-    apply_policy(channel_graph, keep=policy.keep, prune_stem=policy.prune_stem)
-    run.groups = groups = build_groups(channel_graph)
     prunable = sum(g.prunable for g in groups.groups)
     say.info(f"graph: {len(groups.groups)} channel groups, {prunable} prunable channels, "
              f"{len(groups.protected_groups())} groups (partly) protected")
-    for p in channel_graph.unknown_ops:
+    for p in groups.graph.unknown_ops:
         say.warn(f"unknown op {p.op} at {p.layer}: channels through it are protected")
     if not groups.prunable_units:
         raise PruneError("nothing in this model can be pruned soundly", "see `compress inspect` and the protected groups")
@@ -120,10 +113,11 @@ def importance(run: RunContext) -> None:
         with torch.no_grad():  # a class the model lacks fails here, not deep inside the importance pass
             check_label_classes(config.labels, rows, model(data.example(1)).shape[-1])
         labels = torch.tensor(rows, dtype=torch.long)
-    result = estimate(model, run.groups, data.importance, config.importance, labels=labels, say=run.say.info,
-                      outputs=run.task.importance_outputs)
+    scored = score(run.groups, data.importance, config.importance, labels=labels, say=run.say.info,
+                   outputs=run.task.importance_outputs)
+    result = scored.result
     run.say.info(f"importance: {result.name} over {result.images} images in {result.seconds:.1f} s")
-    run.scores, run.importance = unit_scores(run.groups, result), result
+    run.scores, run.importance = scored.units, result
 
 
 def plan(run: RunContext) -> None:
@@ -146,10 +140,10 @@ def plan(run: RunContext) -> None:
 
 
 def cut(run: RunContext) -> None:
-    original, cuts = run.loaded.model, run.plan.cuts
-    run.student = apply_cuts(copy.deepcopy(original), cuts)
-    diff = check_cut(original, run.student, cuts, run.data.example(4))
-    run.say.info(f"surgery: {len(cuts)} layer dimensions cut; proved against the zeroed original (max diff {diff:.2e})")
+    proved = cut_and_prove(run.loaded.model, run.plan, run.data.example(4))
+    run.student = proved.model
+    run.say.info(f"surgery: {len(run.plan.cuts)} layer dimensions cut; proved against the zeroed original "
+                 f"(max diff {proved.max_diff:.2e})")
 
 
 def measure_pruned(run: RunContext) -> None:
@@ -166,24 +160,27 @@ def measure_pruned(run: RunContext) -> None:
         importance_device=importance.device,
         ratio=policy.ratio,
         target_macs=policy.target_macs,
-        ratio_removed=round(plan.ratio_removed, 4),
         channels_prunable=plan.channels_prunable,
-        channels_removed=plan.channels_removed,
         params_before=count_params(loaded.model),
-        params_after=count_params(student),
         macs_before=count_macs(loaded.model, shape),
-        macs_after=count_macs(student, shape),
         policy=policy.to_dict(),
         max_layer_ratio=plan.max_layer_ratio,
-        importance_kept=None if plan.importance_kept is None else round(plan.importance_kept, 4),
         calibration=run.data.counts,
         protected_groups=[g.to_dict() for g in run.groups.protected_groups()],
-        widths={k: list(v) for k, v in plan.widths.items() if v[0] != v[1]},
+        **_cut_figures(plan, student, shape),
         notes=plan.notes,
         task=run.task.name,
         metric=run.task.metric,
         latency=run.latency,
     )
+
+
+def _cut_figures(plan, student, shape: tuple[int, ...]) -> dict:
+    """The run record's figures of the cut (``measure_pruned``; again where the schedule ends on its own plan)."""
+    return {"ratio_removed": round(plan.ratio_removed, 4), "channels_removed": plan.channels_removed,
+            "params_after": count_params(student), "macs_after": count_macs(student, shape),
+            "importance_kept": None if plan.importance_kept is None else round(plan.importance_kept, 4),
+            "widths": {k: list(v) for k, v in plan.widths.items() if v[0] != v[1]}}
 
 
 def evaluation(run: RunContext) -> None:
@@ -209,12 +206,18 @@ def recover(run: RunContext) -> None:
     config, say, data, teacher = run.config, run.say, run.data, run.loaded.model
     if not config.recover:
         return
-    gradual = Gradual(run) if config.schedule == "gradual" else None  # compress.run.gradual
-    student = gradual.start() if gradual is not None else run.student
-    result = distill(student, teacher, data.distill, data.holdout, config.distill, device=config.device,
-                     progress=config.progress, task=run.task, reshape=gradual)
-    if gradual is not None:
-        result.student = gradual.finish(result.student, result.steps, result.agreement_before)
+    scheduled = schedule(config.schedule)(Target(  # compress.prune.schedules
+        original=teacher, groups=run.groups, scores=run.scores, plan=run.plan, cut=run.student, policy=config.policy,
+        criterion=config.importance, images=data.importance, example=data.example(4),
+        input_size=tuple(run.loaded.spec.input_size), outputs=run.task.importance_outputs, say=say))
+    result = distill(scheduled.student, teacher, data.distill, data.holdout, config.distill, device=config.device,
+                     progress=config.progress, task=run.task, reshape=scheduled.reshape)
+    done = scheduled.finish(result.student, result.steps, result.agreement_before)
+    result.student = done.student
+    if done.plan is not run.plan:  # the schedule's own plan of the original (gradual: its stages composed)
+        run.plan = done.plan
+        for key, value in _cut_figures(done.plan, copy.deepcopy(done.student).cpu(), tuple(run.summary.input_size)).items():
+            setattr(run.summary, key, value)  # the pruned model's figures: of the plan the run ends with
     if result.stopped and result.steps == 0 and not result.stopped.startswith("interrupted"):
         raise RecoveryError(f"recovery cannot run: {result.stopped} (the original or the pruned model gives inf/NaN "
                             f"on the images of {config.calib})", "check the checkpoint and its preprocessing, try "
@@ -226,7 +229,8 @@ def recover(run: RunContext) -> None:
     say.info(f"recovery: {result.steps} steps{cap} ({result.epochs:.1f} epochs) in {result.seconds:.0f} s on "
              f"{result.device} ({result.precision}{_rate(result.images_per_second)}); held-out agreement "
              f"{result.agreement_before:.1%} -> {result.agreement_after:.1%}")
-    fit = _fit_on_training_images(result, teacher, data, config, say, run.task)
+    fit = fit_on_training_images(result.student, teacher, data.distill, result.agreement_after, data.counts,
+                                 device=config.device, task=run.task, say=say.info)
     run.student = result.student
     cut = run.summary.recalibration  # the one-shot figures; recovery started from re-estimated statistics if kept
     run.summary.recovery = Recovery(
@@ -247,8 +251,8 @@ def recover(run: RunContext) -> None:
                          "kl": round(h["holdout_kl"], 5) if math.isfinite(h["holdout_kl"]) else None,
                          **({"stage": True} if h.get("stage") else {})}
                         for h in result.history],
-        recover_schedule=config.schedule if gradual is not None else None,  # absent: oneshot
-        recover_stages=gradual.stages if gradual is not None else None,
+        recover_schedule=config.schedule if done.stages is not None else None,  # absent: oneshot
+        recover_stages=done.stages,
         **fit,
         recover_images_per_second=None if result.images_per_second is None else round(result.images_per_second, 1),
         distill=result.config,
@@ -265,7 +269,7 @@ def recalibrate(run: RunContext) -> None:
     the model written; with it, the one recovery starts from (so recovery that only loses writes this one, not
     the stale one-shot model). The gradual schedule starts from the original and cuts as it goes: nothing here."""
     config, data = run.config, run.data
-    if not config.recalibrate_bn or (config.recover and config.schedule == "gradual"):
+    if not config.recalibrate_bn or (config.recover and SCHEDULES[config.schedule].during_recovery):
         return
     started = time.perf_counter()
     out = recalibrate_if_better(run.student, run.loaded.model, data.distill, data.holdout,
@@ -291,29 +295,13 @@ def accuracy_written(run: RunContext) -> None:
 
 
 def _metric(run: RunContext, model) -> float:
-    return round(labelled_metric(run.task, model, run.evaluation, device=run.config.device), 5)
+    return evaluate(model, run.evaluation, run.task, device=run.config.device)
 
 
 def task_figures(run: RunContext) -> None:
     """What the task measures beyond agreement (detection: mAP against the original's boxes)."""
     run.summary.task_figures.update(run.task.extra_figures(run.loaded.model, run.student, run.data.holdout,
                                                            run.loaded.preprocess()))
-
-
-def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
-    """The returned student's agreement on clean training images, next to held-out; a hint when it is
-    significantly higher (recovery bound by the number of distinct images, see compress.recover.fit_gap)."""
-    sample = train_sample(data.distill)
-    if sample is None:
-        return {}
-    agree, kl = agreement(result.student, teacher, sample, device=config.device, task=task)
-    n_train, n_held = sample.shape[0], data.counts.get("holdout", 0)
-    if significant_gap(agree, n_train, result.agreement_after, n_held):
-        say.info(f"recovery: the student agrees with the original on {agree:.1%} of {n_train} training images "
-                 f"but {result.agreement_after:.1%} of {n_held} held-out ones: it is bound by the number of "
-                 f"distinct images ({data.counts.get('distill', n_train)}); more unlabeled images in --calib "
-                 "should help more than a longer schedule")
-    return {"agreement_train": round(agree, 5), "kl_train": round(kl, 5), "agreement_train_images": n_train}
 
 
 def save(run: RunContext) -> None:

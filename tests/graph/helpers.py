@@ -6,10 +6,8 @@ import random
 import torch
 import torch.nn as nn
 
-from compress.graph.analysis import analyze
-from compress.graph.groups import apply_policy, build_groups
-from compress.graph.trace import trace
 from compress.models.loading import load_saved
+from compress.prune.phases import channel_groups
 from compress.prune.plan import PrunePolicy, select
 from compress.artifacts.saved import save_pruned
 from compress.spec import ModelSpec
@@ -18,9 +16,7 @@ from compress.prune.verify import check_cut, max_difference, zeroed_reference
 
 
 def groups_of(model, example, **policy):
-    graph = analyze(trace(model, example))
-    apply_policy(graph, **policy)
-    return build_groups(graph)
+    return channel_groups(model, example, PrunePolicy(ratio=0.5, **policy) if policy else None)
 
 
 def random_cut(model, example, *, ratio=0.5, seed=0, round_to=1, **policy):

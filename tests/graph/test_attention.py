@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from compress.graph.analysis import analyze
-from compress.graph.groups import apply_policy, build_groups
+from compress.graph.groups import build_groups
 from compress.graph.trace import trace
-from compress.prune.plan import plan_for_units
+from compress.prune.phases import channel_groups
+from compress.prune.plan import PrunePolicy, plan_for_units
 from compress.prune.profile import count_macs
 from compress.prune.surgery import apply_cuts
 from compress.prune.verify import max_difference, zeroed_reference
@@ -47,9 +48,7 @@ def _cut_and_prove(model, x, groups, removed):
 @pytest.mark.parametrize("heads,dims", [(1, 0), (0, 3), (2, 5)])
 def test_heads_and_head_width_cut_matches_zeroed_original(heads, dims):
     model, x = _vit()
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x)
     removed = _units(groups, "blocks.0.attn", "heads")[:heads] + _units(groups, "blocks.1.attn", "head_dim")[:dims]
     plan, pruned = _cut_and_prove(model, x, groups, removed)
     a0, a1 = pruned.blocks[0].attn, pruned.blocks[1].attn
@@ -117,9 +116,8 @@ def test_multihead_attention_heads_and_width(heads, dims):
     from compress.graph.attention import PrunedMultiheadAttention
 
     model, x = _torchvision_vit()
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x)
+    graph = groups.graph
     assert not [p for p in graph.unknown_ops if "MultiheadAttention" in p.op]
     name = "encoder.layers.encoder_layer_0.self_attention"
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
@@ -141,9 +139,7 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
     for block in model.layers[0].blocks:
         block.attn.fused_attn = True  # the fused kernel must give way to keep the original scale
     x = torch.randn(2, 3, 32, 32)
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x)
     name = "layers.0.blocks.1.attn"  # the shifted block: its mask is shared by all heads
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
     plan, pruned = _cut_and_prove(model, x, groups, removed)
@@ -155,13 +151,11 @@ def test_swin_window_attention_heads_and_bias_table(heads, dims):
 
 def test_layernorm_width_opt_in_is_proved_against_kept_channel_statistics():
     model, x = _vit()
-    graph = analyze(trace(model, x))
-    apply_policy(graph, prune_stem=True)
-    embed = next(g for g in build_groups(graph).groups if "patch_embed.proj:out" in g.layers)
+    groups = channel_groups(model, x, PrunePolicy(ratio=0.5, prune_stem=True))
+    embed = next(g for g in groups.groups if "patch_embed.proj:out" in g.layers)
     assert embed.prunable == 0  # LayerNorm protects the embedding by default
-    graph = analyze(trace(model, x), layernorm_widths=True)
-    apply_policy(graph, prune_stem=True)
-    groups = build_groups(graph)
+    groups = channel_groups(model, x, PrunePolicy(ratio=0.5, prune_stem=True, layernorm_widths=True))
+    graph = groups.graph
     embed = next(g for g in groups.groups if "patch_embed.proj:out" in g.layers)
     assert embed.prunable == 192 and "norm:chan" in embed.layers
     removed = sorted(set(graph.roots(graph.slots[("patch_embed.proj", "out")].ids).tolist()))[::3]
@@ -205,10 +199,8 @@ def test_torchvision_window_attention_heads_and_bias_table(kind, heads, dims):
     width cut, bias table sliced per head, attributes rewritten, original scale, reload and ONNX."""
     model, name, h, d, attr = _torchvision_window_models()[kind]
     x = torch.randn(2, 3, 32, 32)
-    graph = analyze(trace(model, x))
-    apply_policy(graph)
-    groups = build_groups(graph)
-    assert not graph.unknown_ops
+    groups = channel_groups(model, x)
+    assert not groups.graph.unknown_ops
     removed = _units(groups, name, "heads")[:heads] + _units(groups, name, "head_dim")[:dims]
     plan, pruned = _cut_and_prove(model, x, groups, removed)
     with torch.no_grad():

@@ -100,7 +100,7 @@ def _single_logits(output) -> list[torch.Tensor]:
     return [output]
 
 
-def _backward_random(tensors: list[torch.Tensor], idx: torch.Tensor, seed: int, draws: int) -> None:
+def backward_random(tensors: list[torch.Tensor], idx: torch.Tensor, seed: int, draws: int) -> None:
     """Backpropagate a unit-norm random direction per image through every output tensor, ``draws`` times."""
     tensors = [t for t in tensors if t.requires_grad]
     if not tensors:
@@ -132,7 +132,7 @@ def _run(model, groups: Groups, images, config: ImportanceConfig, *, labels=None
                 target = labels[idx].to(device)
                 F.cross_entropy(tensors[0].float(), target, reduction="sum").backward()
             else:
-                _backward_random(tensors, idx, config.seed, config.draws)
+                backward_random(tensors, idx, config.seed, config.draws)
             count += len(x)
             bar.advance(len(x) * distributed.world())
             del tensors, x

@@ -9,13 +9,15 @@ TaylorFO-sq by default) on the importance images, and the stage's widths are tak
 (``compress.prune.plan.select_widths``); each cut is proved against the student with the removed channels
 zeroed, like the one-shot cut. The teacher is the original throughout.
 
-The target is the one-shot plan's widths (``stages.plan``), so both schedules end at the same
+The target is the one-shot plan's widths (``Target.plan``), so both schedules end at the same
 architecture, MACs and parameters. The cut records of all stages compose into one record relative to
 the original; at the end that record is checked to be a plan of the original's channel graph
 (``plan_for_units`` gives back the same cuts), proved against the zeroed original, and the student's
 weights load into the original cut by it, so the saved folder reloads exactly like a one-shot one.
 
-:class:`Gradual` is the ``reshape`` hook of ``compress.recover.distill`` (``compress.recover.reshape``).
+:class:`Gradual` is the ``reshape`` hook of ``compress.recover.distill`` (``compress.recover.reshape``); this
+package never imports recover: the run hands the hook over. The schedule writes nothing into the run record but
+its own stages (``Scheduled.stages``); the run's stage fills the pruned model's figures from ``Scheduled.plan``.
 """
 
 from __future__ import annotations
@@ -26,25 +28,20 @@ import math
 import time
 
 import numpy as np
-import torch
 import torch.nn as nn
 
 from compress.artifacts.cuts import Cut
 from compress.devices import device_of
 from compress.errors import PruneError
-from compress.graph.analysis import analyze
-from compress.graph.groups import apply_policy, build_groups
-from compress.graph.trace import trace
-from compress.prune.importance import estimate, unit_scores
+from compress.prune.phases import channel_groups, cut_and_prove, score
 from compress.prune.plan import importance_kept, plan_for_units, select_widths
 from compress.prune.profile import count_macs, count_params
+from compress.prune.schedules.base import Scheduled, Target
 from compress.prune.surgery import apply_cuts
-from compress.prune.verify import check_cut, max_difference
-from compress.run.context import RunContext
+from compress.prune.verify import max_difference
 
 GRADUAL_STAGES = 4  # cuts to reach the target
 GRADUAL_SHARE = 0.5  # the cuts are spread over this share of the run's steps; the rest recovers at the final width
-SCHEDULES = ("oneshot", "gradual")
 
 
 def stage_share(k: int, stages: int) -> float:
@@ -70,22 +67,24 @@ def stage_widths(widths: dict[str, tuple[int, int]], share: float, round_to: int
 
 
 class Gradual:
-    """The stages of one run: :meth:`start` makes the student (the original cut by stage 1, scored by the run's
-    importance), the run calls the object after every step (later stages), :meth:`finish` checks the result
-    and puts the cumulative plan in ``run.plan``. ``stages`` is the record (``summary.json``: recover_stages)."""
+    """The stages of one run: the student is the original cut by stage 1 (scored by the run's importance), the
+    run calls the object after every step (later stages), :meth:`finish` checks the result and gives the
+    cumulative plan. ``stages`` is the record (``summary.json``: recover_stages)."""
 
-    def __init__(self, run: RunContext, stages: int = GRADUAL_STAGES):
-        self.run, self.count = run, stages
-        self.target = dict(run.plan.widths)
-        self.example = run.data.example(4)
-        self.shape = tuple(run.loaded.spec.input_size)
+    def __init__(self, target: Target, stages: int = GRADUAL_STAGES):
+        self.target, self.count, self.say = target, stages, target.say
+        self.widths = dict(target.plan.widths)
+        self.example = target.example
+        self.shape = tuple(target.input_size)
+        self.macs_before = count_macs(target.original, self.shape)
         self.composed: dict[tuple[str, str], Cut] = {}  # (layer, role) -> the cut relative to the original
         self.stages: list[dict] = []
+        self.student = copy.deepcopy(target.original)
+        apply_cuts(self.student, self._stage(self.student, target.groups, target.scores, 0))
 
-    def start(self) -> nn.Module:
-        student = copy.deepcopy(self.run.loaded.model)
-        apply_cuts(student, self._stage(student, self.run.groups, self.run.scores, 0))
-        return student
+    @property
+    def reshape(self) -> Gradual:
+        return self
 
     def __call__(self, step: int, total: int, student: nn.Module):
         k = len(self.stages) + 1
@@ -97,35 +96,29 @@ class Gradual:
     def measured(self, step: int, agreement: float, kl: float) -> None:
         stage = self.stages[-1]
         stage["agreement"] = round(agreement, 5)
-        self.run.say.info(f"gradual: stage {stage['stage']}/{self.count} held-out agreement {agreement:.1%}")
+        self.say.info(f"gradual: stage {stage['stage']}/{self.count} held-out agreement {agreement:.1%}")
 
     def _score(self, student: nn.Module, k: int):
         """The current student's channel groups and unit scores (the run's criterion and policy)."""
-        config, task = self.run.config, self.run.task
-        dev = device_of(student)
-        traced = trace(student, self.example.to(dev))
-        graph = analyze(traced, layernorm_widths=config.policy.layernorm_widths)
-        apply_policy(graph, keep=config.policy.keep, prune_stem=config.policy.prune_stem)
-        groups = build_groups(graph)
-        importance = dataclasses.replace(config.importance, seed=config.importance.seed + k, progress=False)
-        result = estimate(student, groups, self.run.data.importance, importance, outputs=task.importance_outputs)
-        return groups, unit_scores(groups, result)
+        target = self.target
+        groups = channel_groups(student, self.example.to(device_of(student)), target.policy)
+        criterion = dataclasses.replace(target.criterion, seed=target.criterion.seed + k, progress=False)
+        return groups, score(groups, target.images, criterion, outputs=target.outputs).units
 
     def _stage(self, student: nn.Module, groups, scores, step: int) -> list[Cut]:
         """Plan, prove and record stage ``len(stages) + 1`` on ``student``; return its cut records."""
         started = time.perf_counter()
         k = len(self.stages) + 1
         share = stage_share(k, self.count)
-        plan = select_widths(groups, scores, stage_widths(self.target, share, self.run.config.policy.round_to))
-        dev = device_of(student)
-        cut = apply_cuts(copy.deepcopy(student), plan.cuts)
-        diff = check_cut(copy.deepcopy(student), cut, plan.cuts, self.example.to(dev)) if plan.cuts else 0.0
+        plan = select_widths(groups, scores, stage_widths(self.widths, share, self.target.policy.round_to))
+        proved = cut_and_prove(student, plan, self.example.to(device_of(student)))
+        cut, diff = proved.model, proved.max_diff
         self._compose(plan.cuts)
-        macs, macs0 = count_macs(cut, self.shape), self.run.summary.macs_before
+        macs, macs0 = count_macs(cut, self.shape), self.macs_before
         self.stages.append({"stage": k, "step": step, "share": round(share, 4), "layers_cut": len(plan.cuts),
                             "macs": macs, "params": count_params(cut), "proof_max_diff": float(f"{diff:.3g}"),
                             "seconds": round(time.perf_counter() - started, 2)})
-        self.run.say.info(f"gradual: stage {k}/{self.count} at step {step}: {share:.0%} of the way, "
+        self.say.info(f"gradual: stage {k}/{self.count} at step {step}: {share:.0%} of the way, "
                           f"{len(plan.cuts)} layer dimensions cut, MACs {macs:,} ({macs / max(macs0, 1):.2f}x of the "
                           f"original); proved against the zeroed student (max diff {diff:.2e})")
         return plan.cuts
@@ -143,16 +136,16 @@ class Gradual:
                                  f"says {len(prev.keep)}", "this is a bug: please report it; nothing was written")
             self.composed[key] = prev.then(c)
 
-    def finish(self, student: nn.Module, steps: int, agreement_before: float) -> nn.Module:
+    def finish(self, student: nn.Module, steps: int, agreement_before: float) -> Scheduled:
         """Any stage the run did not reach (stopped early, or too few steps) cut now; then the cumulative record
-        checked against the original (see the module's docstring) and made ``run.plan``."""
-        run = self.run
+        checked against the original (see the module's docstring): the plan the run ends with."""
+        target, say = self.target, self.say
         self.stages[0].setdefault("agreement", round(agreement_before, 5))  # stage 1 cut before the run's first check
         while len(self.stages) < self.count:
-            run.say.warn(f"gradual: stage {len(self.stages) + 1}/{self.count} was not reached in {steps} steps: "
-                         "cut after the run, without recovery")
+            say.warn(f"gradual: stage {len(self.stages) + 1}/{self.count} was not reached in {steps} steps: "
+                     "cut after the run, without recovery")
             apply_cuts(student, self._stage(student, *self._score(student, len(self.stages) + 1), steps))
-        groups, original = run.groups, run.loaded.model
+        groups, original = target.groups, target.original
         removed = set()
         for slot, roots in zip(groups.slots, groups.slot_roots):
             c = self.composed.get((slot.name, slot.role))
@@ -162,8 +155,8 @@ class Gradual:
         if sorted(map(_key, plan.cuts)) != sorted(map(_key, self.composed.values())):
             raise PruneError("gradual pruning: the stages' cuts do not compose into a plan of the original",
                              "this is a bug: please report it; nothing was written")
-        rebuilt = apply_cuts(copy.deepcopy(original), plan.cuts)
-        diff = check_cut(original, rebuilt, plan.cuts, self.example)
+        proved = cut_and_prove(original, plan, self.example)
+        rebuilt, diff = proved.model, proved.max_diff
         try:
             rebuilt.load_state_dict(student.state_dict())
         except RuntimeError as err:
@@ -174,22 +167,20 @@ class Gradual:
         if replay > 1e-6:
             raise PruneError(f"gradual pruning: the original cut by the composed record differs from the student "
                              f"(max diff {replay:.3g})", "this is a bug: please report it; nothing was written")
-        short = {k: (after, plan.widths[k][1]) for k, (_, after) in run.plan.widths.items()
+        short = {k: (after, plan.widths[k][1]) for k, (_, after) in target.plan.widths.items()
                  if k in plan.widths and plan.widths[k][1] != after}
         if short:
-            run.say.warn(f"gradual: {len(short)} widths differ from the one-shot plan's (target, reached): "
-                         f"{dict(list(short.items())[:3])}")
-        plan.notes, plan.max_layer_ratio = run.plan.notes, run.plan.max_layer_ratio
-        plan.importance_kept = importance_kept(groups, run.scores, plan.removed)
-        run.plan = plan
-        s = run.summary
-        s.ratio_removed, s.channels_removed = round(plan.ratio_removed, 4), plan.channels_removed
-        s.params_after, s.macs_after = count_params(student_cpu), count_macs(student_cpu, self.shape)
-        s.importance_kept = round(plan.importance_kept, 4)
-        s.widths = {k: list(v) for k, v in plan.widths.items() if v[0] != v[1]}
-        run.say.info(f"gradual: {self.count} stages compose into {len(plan.cuts)} cuts of the original, proved against "
-                     f"the zeroed original (max diff {diff:.2e}); MACs {s.macs_before:,} -> {s.macs_after:,}")
-        return student
+            say.warn(f"gradual: {len(short)} widths differ from the one-shot plan's (target, reached): "
+                     f"{dict(list(short.items())[:3])}")
+        plan.notes, plan.max_layer_ratio = target.plan.notes, target.plan.max_layer_ratio
+        plan.importance_kept = importance_kept(groups, target.scores, plan.removed)
+        say.info(f"gradual: {self.count} stages compose into {len(plan.cuts)} cuts of the original, proved against "
+                 f"the zeroed original (max diff {diff:.2e}); MACs {self.macs_before:,} -> "
+                 f"{count_macs(student_cpu, self.shape):,}")
+        return Scheduled(plan=plan, student=student, stages=self.stages)
+
+
+SCHEDULE = Gradual
 
 
 def _key(cut: Cut) -> tuple:
