@@ -297,12 +297,12 @@ def test_bench_of_unrelated_models_says_so(tiny_assets, tmp_path, capsys):
 
 
 def test_ctrl_c_before_recovery_exits_130_and_writes_nothing(tiny_assets, tmp_path, capsys, monkeypatch):
-    import compress.run.stages
+    import compress.prune.phases
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(compress.run.stages, "estimate", interrupted)  # where the importance stage looks it up
+    monkeypatch.setattr(compress.prune.phases, "estimate", interrupted)  # where the importance phase looks it up
     code, stdout, err = run_cli(prune_args(tiny_assets, tmp_path / "out", "--json"), capsys)
     assert code == 130 and "interrupted" in err and json.loads(stdout)["exit_code"] == 130
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
