@@ -250,6 +250,9 @@ def _show(result, as_json: bool) -> None:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
                      f"{s.recovery.agreement_train_images:,} images, no augmentation"))
     rows += task.summary_rows(s.task_figures, output.pct)  # the task's own figures (detection: mAP)
+    from compress.run import resolution
+
+    rows += resolution.summary_rows(s, task, output.pct)  # the free alternative: the original at a smaller input
     output.table("summary", ["", "original", "pruned", "change"], rows)
     stages = s.recovery.recover_stages if s.recovery is not None else None
     if stages:  # --schedule gradual: each stage's cut (compress.run.gradual)
@@ -259,6 +262,9 @@ def _show(result, as_json: bool) -> None:
     for p in s.protected_groups[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
         output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")
+    smaller = resolution.verdict(s, task)
+    if smaller:
+        click.echo(smaller)
     verdict = s.bench.verdict if s.bench is not None else None
     if verdict:  # --bench --baseline: the bench tables went to stderr; the verdict belongs with the results
         click.echo(verdict["line"])

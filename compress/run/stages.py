@@ -27,6 +27,7 @@ from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
 from compress.run.gradual import Gradual
+from compress.run import resolution
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
 from compress.recover import agreement, distill
@@ -296,6 +297,24 @@ def task_figures(run: RunContext) -> None:
     """What the task measures beyond agreement (detection: mAP against the original's boxes)."""
     run.summary.task_figures.update(run.task.extra_figures(run.loaded.model, run.student, run.data.holdout,
                                                            run.loaded.preprocess()))
+
+
+def smaller_input(run: RunContext) -> None:
+    """The free alternative, always measured: the original at the input size whose MACs are closest to the
+    written model's (``compress.run.resolution``), against itself at full size; with ``--eval`` its metric."""
+    loaded, summary = run.loaded, run.summary
+    if not loaded.spec.input_size or not distributed.is_main():
+        return
+    started = time.perf_counter()
+    small = resolution.figures(loaded.model, tuple(loaded.spec.input_size), summary.macs_after, run.task,
+                               run.data.holdout, evaluation=run.evaluation, preprocess=loaded.preprocess(),
+                               device=run.config.device)
+    summary.task_figures[resolution.KEY] = small
+    if "skipped" in small:
+        run.say.info(f"smaller input: not measured ({small['skipped']})")
+    else:
+        run.say.info(f"smaller input: the original at {'x'.join(map(str, small['input_size'][1:]))} "
+                     f"({small['macs_ratio']:.2f}x MACs) measured in {time.perf_counter() - started:.1f} s")
 
 
 def _fit_on_training_images(result, teacher, data, config, say, task=None) -> dict:
