@@ -11,6 +11,7 @@ from compress.cli.options import (baseline_load, baseline_options, comma_choice,
                                   preprocess_options)
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]
+AXES = ("width", "resolution")  # compress.run.axes.AXES (kept here: --help must not import torch)
 TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
@@ -25,6 +26,10 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
+@click.option("--axes", "axes", callback=comma_choice(AXES), default="width", show_default=True, metavar="AXES",
+              help="What --target-macs may shrink: width (channels), resolution (the input size), or "
+                   "width,resolution: a grid of input sizes, each with the channel cut that completes the target, "
+                   "chosen by measured held-out agreement with the original at full size.")
 @click.option("--backend", type=click.Choice(latency_backends()), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
@@ -94,7 +99,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
               help="Replace an existing output folder: only an earlier compress output or an empty folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
-def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
+def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, axes, backend, batch, threads, out,
           task, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, prune_layernorm, recover,
           schedule, recalibrate_bn,
@@ -124,6 +129,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
     if alternative and not bench:
         raise UsageError("--baseline is a row of --bench", "add --bench")
+    if "resolution" in axes and target_macs is None:
+        raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or leave --axes width")
     if schedule == "gradual" and not recover:
         raise UsageError("--schedule gradual cuts during recovery", "drop --no-recover, or use --schedule oneshot")
     if prune_layernorm and not recover:
@@ -158,6 +165,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress, baseline=baseline, baseline_load=alternative[1] if alternative else {},
+        axes=tuple(a for a in AXES if a in axes),
     )
     result = run_prune(config, output.TERMINAL)
     _show(result, as_json)

@@ -55,6 +55,28 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def resize_images(images: Any, size: tuple[int, int]) -> Any:
+    """A preloaded image tensor at ``size``; a loader of batches is resized batch by batch as it is read."""
+    if isinstance(images, torch.Tensor):
+        return resize(images, size)
+    return _Resized(images, size)
+
+
+class _Resized:
+    def __init__(self, batches, size):
+        self.batches, self.size = batches, size
+
+    def __iter__(self):
+        for b in self.batches:
+            if isinstance(b, (list, tuple)):
+                yield type(b)([resize(b[0], self.size), *b[1:]])
+            else:
+                yield resize(b, self.size)
+
+    def __len__(self):
+        return len(self.batches)
+
+
 def _back(output: Any, full: tuple[int, int]) -> Any:
     if isinstance(output, torch.Tensor):
         if output.dim() == 4 and output.is_floating_point() and tuple(output.shape[-2:]) != full:
@@ -192,14 +214,20 @@ def _pruned_side(summary, task) -> tuple[str, float | None, float | None]:
 
 def summary_rows(summary, task, pct: Callable[[Any], str]) -> list[tuple[str, str, str, str]]:
     """Rows (what, original, pruned, change) of the prune summary table for the smaller-input baseline."""
-    small = summary.task_figures.get(KEY)
+    small, chosen = summary.task_figures.get(KEY), summary.task_figures.get("axes")
+    rows = []
+    if chosen:  # --axes: the input size is part of the output
+        was, now = chosen["original_input_size"][1:], chosen["chosen"]["input_size"]
+        rows.append(("input size", "x".join(map(str, was)), "x".join(map(str, now)),
+                     "resolution only: no channel cut" if chosen["resolution_only"] else
+                     f"with {chosen['chosen']['channels_removed']} channels cut"))
     if not small:
-        return []
+        return rows
     if "skipped" in small:
-        return [("original at a smaller input", "", "", f"not measured: {small['skipped']}")]
+        return rows + [("original at a smaller input", "", "", f"not measured: {small['skipped']}")]
     h, w = small["input_size"][1:]
     name = f"original at {h}x{w} input"
-    rows = [(f"{name}: MACs", f"{summary.macs_before:,}", f"{summary.macs_after:,}",
+    rows += [(f"{name}: MACs", f"{summary.macs_before:,}", f"{summary.macs_after:,}",
              f"{small['macs']:,} ({small['macs_ratio']:.2f}x)")]
     if small.get(task.metric) is not None:
         rows.append((f"{name}: {task.metric_label} (eval)", pct(summary.metric_before), pct(summary.written_figures()[0]),
@@ -223,14 +251,15 @@ def verdict(summary, task) -> str | None:
         return None
     h, w = small["input_size"][1:]
     cut = summary.macs_after / max(summary.macs_before, 1)
-    figures = (f"{what} {pruned:.1%} at {cut:.2f}x MACs, against the original at {h}x{w} input: {smaller:.1%} at "
+    figures = (f"{what} {pruned:.1%} at {cut:.2f}x MACs at {'x'.join(map(str, summary.input_size[1:]))}, against the original at {h}x{w} input: {smaller:.1%} at "
                f"{small['macs_ratio']:.2f}x MACs")
     if pruned > smaller:
-        return f"verdict: the pruned model beats the smaller input ({figures})"
+        return f"verdict: the compressed model beats the original at a smaller input ({figures})"
     if pruned == smaller:
-        return f"verdict: the pruned model ties with the smaller input ({figures})"
-    return f"verdict: the original at {h}x{w} input beats the pruned model: use it instead ({figures})"
+        return f"verdict: the compressed model ties with the original at a smaller input ({figures})"
+    return (f"verdict: the original at {h}x{w} input beats the compressed model: use it instead, or plan over the input "
+            f"size with --axes width,resolution ({figures})")
 
 
-__all__ = ["AtSize", "KEY", "equal_macs_size", "figures", "macs_at", "resize", "scaled_detections", "size_for",
+__all__ = ["AtSize", "KEY", "equal_macs_size", "figures", "macs_at", "resize", "resize_images", "scaled_detections", "size_for",
            "summary_rows", "verdict"]
