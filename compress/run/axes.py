@@ -98,6 +98,12 @@ def candidates(model: nn.Module, groups, scores, policy, input_size: tuple[int, 
         if "width" in axes:
             plan = select(groups, scores, dataclasses.replace(policy, target_macs=target / at_size))
             out.append(Candidate(size, plan, at_size))  # MACs at this size: measured on the cut model later
+    if out and out[-1].plan.cuts:  # no size of the grid meets the target alone: the largest one that does, uncut
+        try:
+            size = _sizes_meeting(model, input_size, multiple, target)[0]
+            out.append(Candidate(size, plan_for_units(groups, []), macs_at(model, input_size[0], size)))
+        except UsageError as err:
+            say(f"axes: no input size meets the target alone ({err.message})")
     return out, full
 
 
