@@ -118,6 +118,8 @@ def test_a_run_writes_the_golden_keys_and_reads_them_back(kind, options, tiny_as
                          progress=False, **options)
     result = run_prune(config, QUIET)
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert list(written) == GOLDEN[kind]
+    golden = list(GOLDEN[kind])  # since issue 47 a run also measures the original at a smaller input, a task figure
+    golden.insert(golden.index("seconds_total"), "smaller_input")
+    assert list(written) == golden
     assert json.loads(json.dumps(result.summary.to_json(), default=str)) == written
     assert RunSummary.from_json(written).to_json() == written

@@ -12,6 +12,7 @@ from compress.cli.options import (baseline_load, baseline_options, comma_choice,
                                   preprocess_options)
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]  # prune.importance ESTIMATORS (tests/test_docs.py)
+AXES = ("width", "resolution")  # compress.run.axes.AXES (kept here: --help must not import torch)
 TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
@@ -26,6 +27,10 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
+@click.option("--axes", "axes", callback=comma_choice(AXES), default="width", show_default=True, metavar="AXES",
+              help="What --target-macs may shrink: width (channels), resolution (the input size), or "
+                   "width,resolution: a grid of input sizes, each with the channel cut that completes the target, "
+                   "chosen by measured held-out agreement with the original at full size.")
 @click.option("--backend", type=click.Choice(latency_backends()), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
@@ -94,7 +99,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
               help="Replace an existing output folder: only an earlier compress output or an empty folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
-def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, backend, batch, threads, out,
+def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, axes, backend, batch, threads, out,
           task, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, prune_layernorm, recover,
           schedule, recalibrate_bn,
@@ -124,6 +129,8 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
     if alternative and not bench:
         raise UsageError("--baseline is a row of --bench", "add --bench")
+    if "resolution" in axes and target_macs is None:
+        raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or leave --axes width")
     if SCHEDULES[schedule].during_recovery and not recover:
         raise UsageError(f"--schedule {schedule} cuts during recovery", "drop --no-recover, or use --schedule oneshot")
     if prune_layernorm and not recover:
@@ -158,6 +165,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress, baseline=baseline, baseline_load=alternative[1] if alternative else {},
+        axes=tuple(a for a in AXES if a in axes),
     )
     result = run_prune(config, output.TERMINAL)
     _show(result, as_json)
@@ -250,6 +258,9 @@ def _show(result, as_json: bool) -> None:
         rows.append((f"{task.agreement_label} (training images)", "100 %", output.pct(s.recovery.agreement_train),
                      f"{s.recovery.agreement_train_images:,} images, no augmentation"))
     rows += task.summary_rows(s.task_figures, output.pct)  # the task's own figures (detection: mAP)
+    from compress.run import resolution
+
+    rows += resolution.summary_rows(s, task, output.pct)  # the free alternative: the original at a smaller input
     output.table("summary", ["", "original", "pruned", "change"], rows)
     stages = s.recovery.recover_stages if s.recovery is not None else None
     if stages:  # --schedule gradual: each stage's cut (compress.prune.schedules.gradual)
@@ -259,6 +270,9 @@ def _show(result, as_json: bool) -> None:
     for p in s.protected_groups[:10]:
         reasons = "; ".join(f"{r['layer']} [{r['op']}]: {r['why']}" for r in p["protected"][:2])
         output.info(f"protected: group of {p['width']} channels ({p['layers'][0]} ...): {reasons}")
+    smaller = resolution.verdict(s, task)
+    if smaller:
+        click.echo(smaller)
     verdict = s.bench.verdict if s.bench is not None else None
     if verdict:  # --bench --baseline: the bench tables went to stderr; the verdict belongs with the results
         click.echo(verdict["line"])

@@ -56,6 +56,7 @@ class PruneConfig:
     progress: bool = True
     baseline: str | None = None  # --bench: an off-the-shelf alternative benched beside original and compressed
     baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
+    axes: tuple[str, ...] = ("width",)  # --axes: what --target-macs may shrink (compress.run.axes): width, resolution
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -107,4 +108,6 @@ class RunContext:
     summary: RunSummary | None = None  # stages.measure_pruned, completed by the stages after it
     evaluation: Any = None  # stages.evaluation: the --eval data in the task's layout, or None
     alternative: LoadedModel | None = None  # stages.baseline: --baseline with --bench (rank 0)
+    input_size: tuple[int, int] | None = None  # stages.choose_size: the smaller input chosen (H, W), None: the original's
+    axes: dict[str, Any] | None = None  # stages.choose_size: the record of the sizes tried
     folder: Path | None = None  # where the write stages (save, export, bench, write_summary) write

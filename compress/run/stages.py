@@ -26,6 +26,7 @@ from compress.calibration import check_enough, warn_shared, load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
+from compress.run.size_stages import at_size, choose_size, restore_size, smaller_input  # noqa: F401 (stages)
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
 from compress.recover import distill
