@@ -103,6 +103,10 @@ def test_written_figures_are_the_written_models_recovered_then_recalibrated_then
               "repair_images": 9, "repair_seconds": 1.0, "repair_agreement_after": 0.7, "repair_kl_after": 0.5}
     repaired = RunSummary.from_json({**base, "top1_pruned": 0.5, **repair, "repair_kept": True, "top1_repaired": 0.6})
     assert repaired.written_figures() == (0.6, 0.7) and repaired.one_shot_agreement == 0.4
+    after_bn = RunSummary.from_json({**base, "top1_pruned": 0.5, "agreement_pruned": 0.3, "kl_pruned": 1.0,
+                                     "bn_recalibrated": 3, "agreement_recalibrated": 0.6, "kl_recalibrated": 0.5,
+                                     "top1_recalibrated": 0.55, **repair, "repair_kept": True, "top1_repaired": 0.6})
+    assert after_bn.written_figures() == (0.6, 0.7) and after_bn.one_shot_agreement == 0.3
     refused = RunSummary.from_json({**base, "top1_pruned": 0.5, **repair, "repair_kept": False})
     assert refused.written_figures() == (0.5, 0.4)
 

@@ -8,10 +8,9 @@ the class groups them:
   "recalibrated"} -> value``, written as ``{metric}_{model}`` (``top1_before``, ``miou_recovered``);
 - ``recalibration`` (:class:`Recalibration`, BatchNorm re-estimation of the cut model) and ``recovery``
   (:class:`Recovery`, distillation, which starts from the re-estimated model where that was kept): sections
-  whose fields are their JSON keys (``agreement_pruned``/``kl_pruned``, in both, are those of the model they
-  started from: the one-shot cut's, or the repaired one's where ``repair`` ran and was kept);
-- ``repair`` (:class:`Repair`, the least-squares repair after the cut, ``repair_*`` keys, ``top1_repaired``),
-  written only where it ran;
+  whose fields are their JSON keys (``agreement_pruned``/``kl_pruned``, in both, are the one-shot cut's);
+- ``repair`` (:class:`Repair`, the least-squares repair after re-estimation, ``repair_*`` keys,
+  ``top1_repaired``; recovery starts from the repaired model where it was kept), written only where it ran;
 - ``task_figures``: what a task adds beyond the agreement meter (``Task.extra_figures``: detection's
   ``map50_vs_original``...). A new task's figures go here, with no change to this file;
 - the run's time and processes, then the ``export`` and ``bench`` records when they were made.
@@ -146,21 +145,23 @@ class RunSummary:
 
     def written_figures(self) -> tuple[float | None, float | None]:
         """(the task's labelled metric, held-out agreement) of the model the run wrote: recovered, else
-        with re-estimated BatchNorm statistics, else repaired, else one-shot; None where not measured."""
-        metric = next((self.labelled[m] for m in ("recovered", "recalibrated", "repaired", "pruned")
+        repaired (the repair runs after re-estimation), else with re-estimated BatchNorm statistics, else one-shot;
+        None where not measured."""
+        metric = next((self.labelled[m] for m in ("recovered", "repaired", "recalibrated", "pruned")
                        if self.labelled.get(m) is not None), None)
         rec, cal, rep = self.recovery, self.recalibration, self.repair
-        agreements = (rec and rec.agreement_recovered, cal and cal.agreement_recalibrated,
+        agreements = (rec and rec.agreement_recovered,
                       rep.repair_agreement_after if rep is not None and rep.repair_kept else None,
+                      cal and cal.agreement_recalibrated,
                       (rec or cal) and (rec or cal).agreement_pruned, rep and rep.repair_agreement_before)
         return metric, next((a for a in agreements if a is not None), None)
 
     @property
     def one_shot_agreement(self) -> float | None:
         """Held-out agreement of the pruned model before repair, BatchNorm re-estimation and recovery."""
-        if self.repair is not None:  # the sections after it start from the repaired model
-            return self.repair.repair_agreement_before
         section = self.recovery or self.recalibration
+        if section is None and self.repair is not None:
+            return self.repair.repair_agreement_before
         return None if section is None else section.agreement_pruned
 
     # ---- summary.json ----

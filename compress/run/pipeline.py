@@ -37,7 +37,7 @@ from compress.util.atomic import atomic_dir
 SOURCE = (stages.load, stages.baseline, stages.calibration)
 IN_MEMORY = (stages.task, stages.evaluation,  # bad labels fail before the long stages
              stages.graph, stages.importance, stages.plan, stages.cut, stages.measure_pruned, stages.accuracy,
-             stages.repair, stages.recalibrate, stages.recover, stages.accuracy_written, stages.task_figures)
+             stages.recalibrate, stages.repair, stages.recover, stages.accuracy_written, stages.task_figures)
 MEASURE = SOURCE + IN_MEMORY
 WRITE = (stages.save, stages.export, stages.bench, stages.write_summary)
 
