@@ -91,7 +91,8 @@ def test_prune_without_recovery_writes_refitted_statistics_unless_told_not_to(ti
         out = tmp_path / flag
         code, stdout, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib",
                                      tiny_assets / "calib", "--ratio", "0.7", "--eval", tiny_assets / "eval",
-                                     "--no-recover", flag, "--round-to", "1", "--no-progress", "-o", out, "--json"],
+                                     "--no-recover", flag, "--round-to", "1", "--no-progress", "-o", out, "--json",
+                                     "--no-repair"],
                                     capsys)
         assert code == 0, err
         runs[flag] = (json.loads(stdout), load_model(out).model)
@@ -116,7 +117,7 @@ def test_recovery_starts_from_the_refitted_statistics(tiny_assets, tmp_path, cap
     from compress.recover.selection import Selection
 
     common = ["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib", "--ratio", "0.7",
-              "--eval", tiny_assets / "eval", "--round-to", "1", "--no-progress", "--json"]
+              "--eval", tiny_assets / "eval", "--round-to", "1", "--no-progress", "--json", "--no-repair"]
     code, stdout, err = run_cli([*common, "--no-recover", "-o", tmp_path / "refit"], capsys)
     assert code == 0, err
     refit_summary, refit = json.loads(stdout), load_model(tmp_path / "refit").model

@@ -20,6 +20,8 @@ RECOVERY = ["agreement_pruned", "agreement_recovered", "kl_pruned", "kl_recovere
             "recover_epochs", "recover_planned_steps", "recover_max_minutes", "recover_device", "recover_precision",
             "recover_stopped", "recover_best_step", "recover_checks", "agreement_train", "kl_train",
             "agreement_train_images", "recover_images_per_second", "distill"]
+REPAIR = ["repair_agreement_before", "repair_kl_before", "repair_kept", "repair_layers", "repair_refused",
+          "repair_images", "repair_seconds", "repair_agreement_after", "repair_kl_after", "repair_note"]
 # the keys of summary.json as the dict-based pipeline wrote them (commit 83fca61), one list per kind of run
 GOLDEN = {
     "recover_eval": MODEL + ["top1_before", "top1_pruned", *RECOVERY, "top1_recovered", "seconds_total", "processes"],
@@ -36,6 +38,8 @@ GOLDEN = {
                                          "bn_rejected", "bn_note", "bn_recalibrate_images", "seconds_total",
                                          "processes"],
     "export_bench": MODEL + [*RECOVERY, "seconds_total", "processes", "export", "bench"],
+    # the least-squares repair after the cut (its section after the others, written only where it ran), kept
+    "repaired_eval": MODEL + ["top1_before", "top1_pruned", *REPAIR, "top1_repaired", "seconds_total", "processes"],
     # written by the same code paths, not run here: a rejected re-estimation, a latency target, a
     # segmenter (miou_*) with a task's own figures, a detector's mAP (task_figures)
     "rejected_bn": MODEL + ["agreement_pruned", "kl_pruned", "bn_recalibrated", "bn_rejected", "bn_note",
@@ -95,6 +99,16 @@ def test_written_figures_are_the_written_models_recovered_then_recalibrated_then
                                  "top1_recalibrated": 0.55})
     assert kept.written_figures() == (0.55, 0.6) and kept.metric_before is None
     assert RunSummary.from_json(base).written_figures() == (None, None)
+    repair = {"repair_agreement_before": 0.4, "repair_kl_before": 1.0, "repair_layers": 3, "repair_refused": 0,
+              "repair_images": 9, "repair_seconds": 1.0, "repair_agreement_after": 0.7, "repair_kl_after": 0.5}
+    repaired = RunSummary.from_json({**base, "top1_pruned": 0.5, **repair, "repair_kept": True, "top1_repaired": 0.6})
+    assert repaired.written_figures() == (0.6, 0.7) and repaired.one_shot_agreement == 0.4
+    after_bn = RunSummary.from_json({**base, "top1_pruned": 0.5, "agreement_pruned": 0.3, "kl_pruned": 1.0,
+                                     "bn_recalibrated": 3, "agreement_recalibrated": 0.6, "kl_recalibrated": 0.5,
+                                     "top1_recalibrated": 0.55, **repair, "repair_kept": True, "top1_repaired": 0.6})
+    assert after_bn.written_figures() == (0.6, 0.7) and after_bn.one_shot_agreement == 0.3
+    refused = RunSummary.from_json({**base, "top1_pruned": 0.5, **repair, "repair_kept": False})
+    assert refused.written_figures() == (0.5, 0.4)
 
 
 def _figures(keys):
@@ -103,11 +117,15 @@ def _figures(keys):
 
 
 @pytest.mark.parametrize("kind,options", [
-    ("recover_eval", {"recover": True, "recalibrate_bn": False, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
-    ("recover_rejected_bn_eval", {"recover": True, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
+    ("recover_eval", {"recover": True, "recalibrate_bn": False, "repair": False,
+                      "policy": PrunePolicy(ratio=0.5, round_to=1)}),
+    ("recover_rejected_bn_eval", {"recover": True, "repair": False, "policy": PrunePolicy(ratio=0.5, round_to=1)}),
     # the globally ranked plan, under which re-estimation is kept (the keys of a kept one are under test)
-    ("recalibrated_eval", {"recover": False, "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
-    ("recover_recalibrated_eval", {"recover": True, "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
+    ("recalibrated_eval", {"recover": False, "repair": False,
+                           "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
+    ("recover_recalibrated_eval", {"recover": True, "repair": False,
+                                   "policy": PrunePolicy(ratio=0.4, round_to=1, max_layer_ratio=0.5)}),
+    ("repaired_eval", {"recover": False, "recalibrate_bn": False, "policy": PrunePolicy(ratio=0.4, round_to=1)}),
 ])
 def test_a_run_writes_the_golden_keys_and_reads_them_back(kind, options, tiny_assets, tmp_path):
     from compress.recover import DistillConfig

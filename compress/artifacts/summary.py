@@ -9,6 +9,8 @@ the class groups them:
 - ``recalibration`` (:class:`Recalibration`, BatchNorm re-estimation of the cut model) and ``recovery``
   (:class:`Recovery`, distillation, which starts from the re-estimated model where that was kept): sections
   whose fields are their JSON keys (``agreement_pruned``/``kl_pruned``, in both, are the one-shot cut's);
+- ``repair`` (:class:`Repair`, the least-squares repair after re-estimation, ``repair_*`` keys,
+  ``top1_repaired``; recovery starts from the repaired model where it was kept), written only where it ran;
 - ``task_figures``: what a task adds beyond the agreement meter (``Task.extra_figures``: detection's
   ``map50_vs_original``...). A new task's figures go here, with no change to this file;
 - the run's time and processes, then the ``export`` and ``bench`` records when they were made.
@@ -27,7 +29,7 @@ from typing import Any
 
 from compress.export.records import BenchRecord, ExportRecord, LatencyRecord
 
-MODELS = ("before", "pruned", "recovered", "recalibrated")  # whose labelled metric a run measures
+MODELS = ("before", "pruned", "recovered", "recalibrated", "repaired")  # whose labelled metric a run measures
 _FIRST = ("before", "pruned")  # written after the model's figures; the others after their section
 OMIT_NONE = {"omit_none": True}  # metadata: a field written only when it has a value
 _RECORDS = {"latency": LatencyRecord, "export": ExportRecord, "bench": BenchRecord}  # written with their to_json()
@@ -78,6 +80,23 @@ class Recalibration:
 
 
 @dataclass
+class Repair:
+    """The least-squares repair of the cut model (``compress.recover.repair``): held-out agreement with the
+    original before (the one-shot cut) and after, kept only where it did not fall."""
+
+    repair_agreement_before: float
+    repair_kl_before: float
+    repair_kept: bool
+    repair_layers: int  # layers refitted and kept (0 where the whole repair was refused)
+    repair_refused: int  # layers whose refit was no better on the held-out images
+    repair_images: int
+    repair_seconds: float
+    repair_agreement_after: float | None = field(default=None, metadata=OMIT_NONE)  # of the refitted model
+    repair_kl_after: float | None = field(default=None, metadata=OMIT_NONE)
+    repair_note: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass
 class RunSummary:
     """One run of ``compress prune``: the figures of ``summary.json``, read by attribute."""
 
@@ -110,6 +129,7 @@ class RunSummary:
     labelled: dict[str, float] = field(default_factory=dict)  # {model in MODELS: the task's labelled metric}
     recovery: Recovery | None = None
     recalibration: Recalibration | None = None
+    repair: Repair | None = field(default=None, metadata=OMIT_NONE)  # written only where the repair ran
     task_figures: dict[str, Any] = field(default_factory=dict)
     seconds_total: float | None = field(default=None, metadata=OMIT_NONE)
     processes: int | None = field(default=None, metadata=OMIT_NONE)
@@ -125,18 +145,23 @@ class RunSummary:
 
     def written_figures(self) -> tuple[float | None, float | None]:
         """(the task's labelled metric, held-out agreement) of the model the run wrote: recovered, else
-        with re-estimated BatchNorm statistics, else one-shot; None where not measured."""
-        metric = next((self.labelled[m] for m in ("recovered", "recalibrated", "pruned")
+        repaired (the repair runs after re-estimation), else with re-estimated BatchNorm statistics, else one-shot;
+        None where not measured."""
+        metric = next((self.labelled[m] for m in ("recovered", "repaired", "recalibrated", "pruned")
                        if self.labelled.get(m) is not None), None)
-        rec, cal = self.recovery, self.recalibration
-        agreements = (rec and rec.agreement_recovered, cal and cal.agreement_recalibrated,
-                      (rec or cal) and (rec or cal).agreement_pruned)
+        rec, cal, rep = self.recovery, self.recalibration, self.repair
+        agreements = (rec and rec.agreement_recovered,
+                      rep.repair_agreement_after if rep is not None and rep.repair_kept else None,
+                      cal and cal.agreement_recalibrated,
+                      (rec or cal) and (rec or cal).agreement_pruned, rep and rep.repair_agreement_before)
         return metric, next((a for a in agreements if a is not None), None)
 
     @property
     def one_shot_agreement(self) -> float | None:
-        """Held-out agreement of the pruned model before BatchNorm re-estimation and recovery."""
+        """Held-out agreement of the pruned model before repair, BatchNorm re-estimation and recovery."""
         section = self.recovery or self.recalibration
+        if section is None and self.repair is not None:
+            return self.repair.repair_agreement_before
         return None if section is None else section.agreement_pruned
 
     # ---- summary.json ----
@@ -148,17 +173,17 @@ class RunSummary:
             value = getattr(self, f.name)
             if f.name == "labelled":
                 out.update({f"{self.metric}_{m}": value[m] for m in _FIRST if m in value})
-            elif f.name in ("recovery", "recalibration"):
+            elif f.name in ("recovery", "recalibration", "repair"):
                 if value is not None:
                     out.update(_flat(value))
-                    later = "recovered" if f.name == "recovery" else "recalibrated"
+                    later = {"recovery": "recovered", "recalibration": "recalibrated", "repair": "repaired"}[f.name]
                     if later in self.labelled:
                         out[f"{self.metric}_{later}"] = self.labelled[later]
             elif f.name == "task_figures":
                 out.update(value)
             elif not (f.metadata.get("omit_none") and value is None):
                 out[f.name] = value.to_json() if f.name in _RECORDS and value is not None else value
-        for m in ("recovered", "recalibrated"):  # measured without its section: after the figures
+        for m in ("recovered", "recalibrated", "repaired"):  # measured without its section: after the figures
             key = f"{self.metric}_{m}"
             if m in self.labelled and key not in out:
                 out[key] = self.labelled[m]
@@ -173,10 +198,12 @@ class RunSummary:
         shared = {k: rest[k] for k in ("agreement_pruned", "kl_pruned") if k in rest}  # the one-shot cut's, in both
         recovery = _section(Recovery, rest) if "recover_steps" in rest else None
         recalibration = _section(Recalibration, {**shared, **rest}, rest) if "bn_recalibrated" in rest else None
+        repair = _section(Repair, rest) if "repair_kept" in rest else None
         plain = {f.name: rest.pop(f.name) for f in dataclasses.fields(cls)
-                 if f.name not in ("labelled", "recovery", "recalibration", "task_figures") and f.name in rest}
+                 if f.name not in ("labelled", "recovery", "recalibration", "repair", "task_figures") and f.name in rest}
         plain.update({name: kind.from_json(plain[name]) for name, kind in _RECORDS.items() if plain.get(name) is not None})
-        return cls(**plain, labelled=labelled, recovery=recovery, recalibration=recalibration, task_figures=rest)
+        return cls(**plain, labelled=labelled, recovery=recovery, recalibration=recalibration, repair=repair,
+                   task_figures=rest)
 
 
 def _flat(section) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class PruneConfig:
     recover: bool = True
     schedule: str = "oneshot"  # compress.prune.schedules.SCHEDULES: the whole cut before recovery, or in stages during it
     distill: DistillConfig = DistillConfig()
+    repair: bool = True  # refit the layers the cut disturbed to the original's outputs (compress.recover.repair)
     recalibrate_bn: bool = True  # re-estimate the cut model's BatchNorm statistics (written, or recovered from)
     task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
     eval_dir: str | None = None

@@ -37,8 +37,8 @@ from compress.util.atomic import atomic_dir
 SOURCE = (stages.load, stages.baseline, stages.calibration)
 IN_MEMORY = (stages.task, stages.evaluation,  # bad labels fail before the long stages
              stages.graph, stages.importance, stages.plan, stages.choose_size, stages.cut, stages.at_size,
-             stages.measure_pruned, stages.accuracy, stages.recalibrate, stages.recover, stages.accuracy_written,
-             stages.task_figures, stages.smaller_input, stages.restore_size)
+             stages.measure_pruned, stages.accuracy, stages.recalibrate, stages.repair, stages.recover,
+             stages.accuracy_written, stages.task_figures, stages.smaller_input, stages.restore_size)
 MEASURE = SOURCE + IN_MEMORY
 WRITE = (stages.save, stages.export, stages.bench, stages.write_summary)
 

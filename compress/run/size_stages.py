@@ -9,6 +9,7 @@ import time
 
 from compress import distributed
 from compress.errors import UsageError
+from compress.prune.schedules import SCHEDULES
 from compress.run import axes, resolution
 from compress.run.context import RunContext
 
@@ -22,7 +23,8 @@ def choose_size(run: RunContext) -> None:
     if not config.policy.target_macs:
         raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or use --axes width")
     why = ("a detector's raw outputs are compared per location, which a smaller input changes" if run.task.name == "detect"
-           else "--schedule gradual cuts during recovery" if config.recover and config.schedule == "gradual" else None)
+           else f"--schedule {config.schedule} cuts during recovery"
+           if config.recover and SCHEDULES[config.schedule].during_recovery else None)
     try:
         if why is not None:
             raise UsageError(f"--axes resolution is not supported here: {why}", "use --axes width")

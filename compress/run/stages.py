@@ -29,7 +29,7 @@ from compress.run.deploy import bench_pair, export_all
 from compress.run.size_stages import at_size, choose_size, restore_size, smaller_input  # noqa: F401 (stages)
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
-from compress.recover import distill
+from compress.recover import distill, repair_cut
 from compress.errors import PruneError, RecoveryError, UsageError
 from compress.recover.fit_gap import fit_on_training_images
 from compress.prune.importance import unit_scores
@@ -42,7 +42,7 @@ from compress.prune.plan import select
 from compress.prune.profile import count_macs, count_params
 from compress.artifacts.cuts import cuts_to_json
 from compress.artifacts.saved import save_pruned
-from compress.artifacts.summary import Recalibration, Recovery, RunSummary
+from compress.artifacts.summary import Recalibration, Recovery, Repair, RunSummary
 from compress.tasks import resolve_task
 from compress.util.atomic import write_text
 
@@ -283,6 +283,28 @@ def recalibrate(run: RunContext) -> None:
     run.summary.recalibration = Recalibration(**out)
     if out["bn_recalibrated"] and run.evaluation is not None:  # now: recovery goes on from this model in place
         run.summary.labelled["recalibrated"] = _metric(run, run.student)
+
+
+def repair(run: RunContext) -> None:
+    """Unless ``--no-repair``: refit the layers the cut disturbed so that the cut model reproduces the original on
+    the calibration images (``compress.recover.repair``: least squares, no labels, no training), kept only where
+    held-out agreement does not fall. The gradual schedule starts from the original: nothing here."""
+    config, data = run.config, run.data
+    if not config.repair or (config.recover and SCHEDULES[config.schedule].during_recovery):
+        return
+    keep_out = {c.name: c.keep for c in run.plan.cuts if c.role == "out"}
+    result = repair_cut(run.student, run.loaded.model, data.distill, data.holdout, keep_out=keep_out,
+                        device=resolve_device(config.device), task=run.task)
+    (run.say.info if result.kept else run.say.warn)(f"repair: {result.note()} ({result.images} calibration "
+                                                    f"images, {result.seconds:.1f} s)")
+    run.summary.repair = Repair(
+        repair_agreement_before=round(result.agreement_before, 5), repair_kl_before=round(result.kl_before, 5),
+        repair_kept=result.kept, repair_layers=len(result.layers) if result.kept else 0,
+        repair_refused=len(result.refused), repair_images=result.images, repair_seconds=round(result.seconds, 2),
+        repair_agreement_after=None if result.agreement_after is None else round(result.agreement_after, 5),
+        repair_kl_after=None if result.kl_after is None else round(result.kl_after, 5), repair_note=result.note())
+    if result.kept and run.evaluation is not None:
+        run.summary.labelled["repaired"] = _metric(run, run.student)
 
 
 def accuracy_written(run: RunContext) -> None:
