@@ -65,15 +65,18 @@ def prune_model(module: nn.Module, images: torch.Tensor, *, ratio: float | None 
                 recover_epochs: float | None = None, recalibrate_bn: bool = True, task: str = "auto",
                 schedule: str = "oneshot", round_to: int = 8, max_layer_ratio: float | None = None,
                 keep: tuple[str, ...] = (), seed: int = 0, device: str = "auto", progress: bool = False,
-                quiet: bool = True, preprocess: Preprocess | None = None) -> PruneResult:
+                quiet: bool = True, preprocess: Preprocess | None = None,
+                axes: tuple[str, ...] | None = ("width",)) -> PruneResult:
     """Prune ``module`` in memory with importance from ``images`` (a float (N, C, H, W) tensor, already
     preprocessed for it): what ``prune`` does between loading and writing, the same stages
     (``compress.run.pipeline.prune_model``). ``result.out`` is None; ``result.model`` and ``result.summary``
-    are the pruned module and its figures."""
+    are the pruned module and its figures. ``axes``: what ``target_macs`` may shrink; in memory the module
+    keeps its input size unless you pass ``("width", "resolution")`` (or None, the CLI's default), and then
+    ``result.summary.input_size`` is the size it was planned for."""
     config = _config("<in memory>", "<in memory>", ratio=ratio, target_macs=target_macs, round_to=round_to,
                      max_layer_ratio=max_layer_ratio, keep=keep, importance=importance, seed=seed, device=device,
                      progress=progress, recover=recover, schedule=schedule, recalibrate_bn=recalibrate_bn, task=task,
-                     recover_epochs=recover_epochs)
+                     recover_epochs=recover_epochs, axes=axes)
     if not isinstance(module, nn.Module):
         raise UsageError(f"module must be a torch.nn.Module, not {type(module).__name__}", "pass the model itself")
     data = calibration_from_tensor(checked_images(images, module), seed=config.seed,

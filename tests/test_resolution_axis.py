@@ -60,14 +60,17 @@ def test_width_and_resolution_chooses_by_measured_agreement(tiny_assets, tmp_pat
 
 def test_axes_width_is_todays_plan_exactly(tiny_assets, tmp_path, capsys):
     outs = []
-    for name, extra in (("default", []), ("width", ["--axes", "width"])):
+    # without --target-macs the default is width alone; with it, the sizes are planned over unless --axes width
+    for name, extra in (("default", ["--ratio", "0.3"]), ("width", ["--ratio", "0.3", "--axes", "width"]),
+                        ("macs-width", ["--target-macs", "0.5", "--axes", "width"]), ("macs", ["--target-macs", "0.5"])):
         code, _, err = run_cli(["prune", tiny_assets / "ckpt.pt", "--arch", "digits", "--calib", tiny_assets / "calib",
-                                "--target-macs", "0.5", "--no-recover", "--no-progress", "-o", tmp_path / name, *extra],
-                               capsys)
+                                "--no-recover", "--no-progress", "-o", tmp_path / name, *extra], capsys)
         assert code == 0, err
         outs.append(tmp_path / name)
-    a, b = (json.loads((o / "summary.json").read_text()) for o in outs)
-    assert "axes" not in a and "axes" not in b and a["input_size"] == b["input_size"] == [3, 32, 32]
+    a, b, c, d = (json.loads((o / "summary.json").read_text()) for o in outs)
+    assert "axes" not in a and "axes" not in b and "axes" not in c and a["input_size"] == b["input_size"] == [3, 32, 32]
+    assert "axes" in d and d["axes"]["candidates"], "--target-macs without --axes plans over the input size"
+    outs = outs[:2]
     for key in ("widths", "macs_after", "params_after", "agreement_pruned"):
         assert a[key] == b[key], key
     from safetensors.torch import load_file

@@ -27,10 +27,11 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--target-latency", default=None, metavar="TIME",
               help="Prune until measured latency on --backend is this, e.g. 2.5ms (batch --batch).")
 @click.option("--target-speedup", type=float, default=None, help="Prune until measured latency is original / this.")
-@click.option("--axes", "axes", callback=comma_choice(AXES), default="width", show_default=True, metavar="AXES",
+@click.option("--axes", "axes", callback=comma_choice(AXES, required=False), default=None, metavar="AXES",
               help="What --target-macs may shrink: width (channels), resolution (the input size), or "
                    "width,resolution: a grid of input sizes, each with the channel cut that completes the target, "
-                   "chosen by measured held-out agreement with the original at full size.")
+                   "chosen by measured held-out agreement with the original at full size. Default: width,resolution "
+                   "with --target-macs (where the model and task allow it), width otherwise.")
 @click.option("--backend", type=click.Choice(latency_backends()), default="onnxruntime",
               show_default=True, help="Runtime a latency target is measured on.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size a latency target is measured at.")
@@ -132,7 +133,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
     alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
     if alternative and not bench:
         raise UsageError("--baseline is a row of --bench", "add --bench")
-    if "resolution" in axes and target_macs is None:
+    if axes and "resolution" in axes and target_macs is None:
         raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or leave --axes width")
     if SCHEDULES[schedule].during_recovery and not recover:
         raise UsageError(f"--schedule {schedule} cuts during recovery", "drop --no-recover, or use --schedule oneshot")
@@ -168,7 +169,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
         progress=not no_progress, baseline=baseline, baseline_load=alternative[1] if alternative else {},
-        axes=tuple(a for a in AXES if a in axes),
+        axes=tuple(a for a in AXES if a in axes) or None,
     )
     result = run_prune(config, output.TERMINAL)
     _show(result, as_json)

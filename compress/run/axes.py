@@ -27,7 +27,13 @@ from compress.recover import agreement, recalibrate_batchnorm
 from compress.run.resolution import MULTIPLES, AtSize, macs_at, size_for
 
 AXES = ("width", "resolution")
-DEFAULT_AXES = ("width",)
+DEFAULT_AXES = ("width",)  # without --target-macs; with it, the size axis too (benchmarks/RESULTS.md, "Against the free
+# alternative": on the trained MobileNetV2 the chosen size beat every channel-only cut of the same MACs)
+
+
+def default_axes(target_macs: float | None) -> tuple[str, ...]:
+    """What ``--target-macs`` may shrink when ``--axes`` is not given: width and resolution, else width."""
+    return AXES if target_macs else DEFAULT_AXES
 GRID = (1.0, 0.93, 0.86, 0.79, 0.71)  # sides tried, as a fraction of the original's
 PLAN_IMAGES = 64  # calibration images each candidate's BatchNorm statistics are re-estimated on
 BATCH = 32
@@ -156,5 +162,5 @@ def resized_spec(spec, size: tuple[int, int]):
     return dataclasses.replace(spec, input_size=(int(spec.input_size[0]), *size), preprocess=pre or spec.preprocess)
 
 
-__all__ = ["AXES", "DEFAULT_AXES", "GRID", "Candidate", "allowed_multiple", "candidates", "choose", "parse_axes",
+__all__ = ["AXES", "DEFAULT_AXES", "default_axes", "GRID", "Candidate", "allowed_multiple", "candidates", "choose", "parse_axes",
            "resized_spec"]

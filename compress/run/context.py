@@ -57,7 +57,7 @@ class PruneConfig:
     progress: bool = True
     baseline: str | None = None  # --bench: an off-the-shelf alternative benched beside original and compressed
     baseline_load: dict[str, Any] = field(default_factory=dict)  # its load_model keyword arguments
-    axes: tuple[str, ...] = ("width",)  # --axes: what --target-macs may shrink (compress.run.axes): width, resolution
+    axes: tuple[str, ...] | None = None  # --axes: what --target-macs may shrink (compress.run.axes): width, resolution; None: run.axes.default_axes
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:

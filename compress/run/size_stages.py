@@ -18,7 +18,9 @@ def choose_size(run: RunContext) -> None:
     """``--axes`` with ``resolution``: the input size and channel cut that meet ``--target-macs`` with the best
     measured held-out agreement with the original at full size (``compress.run.axes``); replaces the plan."""
     config = run.config
-    if "resolution" not in config.axes:
+    asked = config.axes is not None
+    chosen = config.axes if asked else axes.default_axes(config.policy.target_macs)
+    if "resolution" not in chosen:
         return
     if not config.policy.target_macs:
         raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or use --axes width")
@@ -29,12 +31,13 @@ def choose_size(run: RunContext) -> None:
         if why is not None:
             raise UsageError(f"--axes resolution is not supported here: {why}", "use --axes width")
         best, record = axes.choose(run.loaded.model, run.groups, run.scores, config.policy,
-                                   tuple(run.loaded.spec.input_size), config.axes, run.task, run.data,
+                                   tuple(run.loaded.spec.input_size), chosen, run.task, run.data,
                                    recalibrate=config.recalibrate_bn, device=config.device, say=run.say.info)
     except UsageError as err:
-        if config.axes == ("resolution",):
+        if chosen == ("resolution",):
             raise
-        run.say.warn(f"{err.message}: planning over width alone")  # the plan already made is today's
+        # the plan already made is today's; a default that does not apply is said, not warned about
+        (run.say.warn if asked else run.say.info)(f"{err.message}: planning over width alone")
         return
     record["original_input_size"] = list(run.loaded.spec.input_size)
     run.plan = best.plan

@@ -26,6 +26,7 @@ from compress.calibration import check_enough, warn_shared, load_calibration
 from compress.checks import check_label_classes
 from compress.run.context import RunContext
 from compress.run.deploy import bench_pair, export_all
+from compress.run import resolution
 from compress.run.size_stages import at_size, choose_size, restore_size, smaller_input  # noqa: F401 (stages)
 from compress.run.sibling import baseline_side, load_baseline
 from compress.devices import resolve_device
@@ -292,8 +293,14 @@ def repair(run: RunContext) -> None:
     config, data = run.config, run.data
     if not config.repair or (config.recover and SCHEDULES[config.schedule].during_recovery):
         return
+    student, distill_images, holdout = run.student, data.distill, data.holdout
+    if run.input_size is not None:  # a smaller input chosen (--axes): the layers refit to the original at that size
+        if not run.plan.cuts:
+            return
+        student, distill_images, holdout = (student.model, resolution.resize_images(distill_images, run.input_size),
+                                            resolution.resize_images(holdout, run.input_size))
     keep_out = {c.name: c.keep for c in run.plan.cuts if c.role == "out"}
-    result = repair_cut(run.student, run.loaded.model, data.distill, data.holdout, keep_out=keep_out,
+    result = repair_cut(student, run.loaded.model, distill_images, holdout, keep_out=keep_out,
                         device=resolve_device(config.device), task=run.task)
     (run.say.info if result.kept else run.say.warn)(f"repair: {result.note()} ({result.images} calibration "
                                                     f"images, {result.seconds:.1f} s)")
