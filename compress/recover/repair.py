@@ -83,7 +83,7 @@ def _order(model: nn.Module, example: torch.Tensor) -> tuple[list[str], dict[str
     on one tensor, the index of its child holding the layer)}), from one pass over ``example``."""
     names = {m: n for n, m in model.named_modules()}
     order: list[str] = []
-    produced: dict[int, str] = {}
+    produced: dict[int, tuple[str, torch.Tensor]] = {}
     follows: dict[str, str] = {}
     calls: dict[str, int] = {}
     handles = []
@@ -97,10 +97,11 @@ def _order(model: nn.Module, example: torch.Tensor) -> tuple[list[str], dict[str
         if name not in order:
             order.append(name)
         if isinstance(out, torch.Tensor):
-            produced[id(out)] = name
+            produced[id(out)] = (name, out)  # the tensor held, so that its id is not reused by a later one
 
     def norm(m, inp):
-        src = produced.get(id(inp[0])) if inp and isinstance(inp[0], torch.Tensor) else None
+        held = produced.get(id(inp[0])) if inp and isinstance(inp[0], torch.Tensor) else None
+        src = held[0] if held is not None and held[1] is inp[0] else None
         if src is not None and names[m] and src not in follows:
             follows[src] = names[m]
 
@@ -324,6 +325,9 @@ def repair_cut(student: nn.Module, original: nn.Module, images: Any, holdout: An
             _fill(pairs(0, n_fit), module, keep_out.get(name), intercept, gen, fit)
             _fill(pairs(n_fit, len(batches)), module, keep_out.get(name), intercept, gen, check)
             stats = _norm_stats(original, follows.get(name), keep_out.get(name)) if norm is not None else None
+            if stats is not None and stats[0].shape != norm.running_mean.shape:  # not this layer's norm after all
+                result.refused.append(name)
+                continue
             shift = stats[0] - norm.running_mean if stats is not None else None
             now = _current(module, intercept, shift)
             err_now = check.error(now)
