@@ -273,8 +273,8 @@ def _show(result, as_json: bool) -> None:
     rows += resolution.summary_rows(s, task, output.pct)  # the free alternative: the original at a smaller input
     output.table("summary", ["", "original", "pruned", "change"], rows)
     stages = s.recovery.recover_stages if s.recovery is not None else None
-    if stages:  # --schedule gradual: each stage's cut (compress.prune.schedules.gradual)
-        output.table(f"gradual stages ({len(stages)})", ["stage", "step", "of the way", "MACs", "held-out agreement"],
+    if stages:  # --schedule gradual, twostep: each stage's cut (compress.prune.schedules)
+        output.table(f"{s.recovery.recover_schedule} stages ({len(stages)})", ["stage", "step", "of the way", "MACs", "held-out agreement"],
                      [(g["stage"], g["step"], f"{g['share']:.0%}", f"{g['macs']:,} ({_ratio(g['macs'], s.macs_before)})",
                        output.pct(g.get("agreement"))) for g in stages])
     for p in s.protected_groups[:10]:

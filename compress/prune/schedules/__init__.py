@@ -28,6 +28,7 @@ SCHEDULES = {  # name -> the file compress/prune/schedules/<name>.py
     "oneshot": Entry("the whole cut, then recovery"),
     "gradual": Entry("the same widths reached in 4 proved cuts during the first half of recovery, each re-scored on "
                      "the current student", during_recovery=True),
+    "twostep": Entry("half of the way before recovery, the rest at its middle step, re-scored", during_recovery=True),
 }
 
 

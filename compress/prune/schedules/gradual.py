@@ -69,7 +69,10 @@ def stage_widths(widths: dict[str, tuple[int, int]], share: float, round_to: int
 class Gradual:
     """The stages of one run: the student is the original cut by stage 1 (scored by the run's importance), the
     run calls the object after every step (later stages), :meth:`finish` checks the result and gives the
-    cumulative plan. ``stages`` is the record (``summary.json``: recover_stages)."""
+    cumulative plan. ``stages`` is the record (``summary.json``: recover_stages). A schedule with other stages
+    (``compress.prune.schedules.twostep``) changes :meth:`share` and :meth:`step`."""
+
+    name = "gradual"  # its words in the messages
 
     def __init__(self, target: Target, stages: int = GRADUAL_STAGES):
         self.target, self.count, self.say = target, stages, target.say
@@ -86,9 +89,17 @@ class Gradual:
     def reshape(self) -> Gradual:
         return self
 
+    def share(self, k: int) -> float:
+        """How much of the way from the original widths to the target stage ``k`` (1..count) reaches."""
+        return stage_share(k, self.count)
+
+    def step(self, k: int, total: int) -> int:
+        """The step of ``total`` at which stage ``k`` (1..count) cuts (the first: 0, before training)."""
+        return stage_step(k, self.count, total)
+
     def __call__(self, step: int, total: int, student: nn.Module):
         k = len(self.stages) + 1
-        if k > self.count or step < stage_step(k, self.count, total):
+        if k > self.count or step < self.step(k, total):
             return None
         cuts = self._stage(student, *self._score(student, k), step)
         return (lambda model: apply_cuts(model, cuts)) if cuts else None  # nothing to cut: the run goes on as it was
@@ -96,7 +107,7 @@ class Gradual:
     def measured(self, step: int, agreement: float, kl: float) -> None:
         stage = self.stages[-1]
         stage["agreement"] = round(agreement, 5)
-        self.say.info(f"gradual: stage {stage['stage']}/{self.count} held-out agreement {agreement:.1%}")
+        self.say.info(f"{self.name}: stage {stage['stage']}/{self.count} held-out agreement {agreement:.1%}")
 
     def _score(self, student: nn.Module, k: int):
         """The current student's channel groups and unit scores (the run's criterion and policy)."""
@@ -109,7 +120,7 @@ class Gradual:
         """Plan, prove and record stage ``len(stages) + 1`` on ``student``; return its cut records."""
         started = time.perf_counter()
         k = len(self.stages) + 1
-        share = stage_share(k, self.count)
+        share = self.share(k)
         plan = select_widths(groups, scores, stage_widths(self.widths, share, self.target.policy.round_to))
         proved = cut_and_prove(student, plan, self.example.to(device_of(student)))
         cut, diff = proved.model, proved.max_diff
@@ -118,7 +129,7 @@ class Gradual:
         self.stages.append({"stage": k, "step": step, "share": round(share, 4), "layers_cut": len(plan.cuts),
                             "macs": macs, "params": count_params(cut), "proof_max_diff": float(f"{diff:.3g}"),
                             "seconds": round(time.perf_counter() - started, 2)})
-        self.say.info(f"gradual: stage {k}/{self.count} at step {step}: {share:.0%} of the way, "
+        self.say.info(f"{self.name}: stage {k}/{self.count} at step {step}: {share:.0%} of the way, "
                           f"{len(plan.cuts)} layer dimensions cut, MACs {macs:,} ({macs / max(macs0, 1):.2f}x of the "
                           f"original); proved against the zeroed student (max diff {diff:.2e})")
         return plan.cuts
@@ -132,7 +143,7 @@ class Gradual:
                 self.composed[key] = c
                 continue
             if len(prev.keep) != c.size:
-                raise PruneError(f"gradual pruning: {c.name} ({c.role}) has {c.size} channels, the record "
+                raise PruneError(f"{self.name} pruning: {c.name} ({c.role}) has {c.size} channels, the record "
                                  f"says {len(prev.keep)}", "this is a bug: please report it; nothing was written")
             self.composed[key] = prev.then(c)
 
@@ -142,7 +153,7 @@ class Gradual:
         target, say = self.target, self.say
         self.stages[0].setdefault("agreement", round(agreement_before, 5))  # stage 1 cut before the run's first check
         while len(self.stages) < self.count:
-            say.warn(f"gradual: stage {len(self.stages) + 1}/{self.count} was not reached in {steps} steps: "
+            say.warn(f"{self.name}: stage {len(self.stages) + 1}/{self.count} was not reached in {steps} steps: "
                      "cut after the run, without recovery")
             apply_cuts(student, self._stage(student, *self._score(student, len(self.stages) + 1), steps))
         groups, original = target.groups, target.original
@@ -153,28 +164,28 @@ class Gradual:
                 removed |= {int(r) for r in np.delete(roots, list(c.keep))}
         plan = plan_for_units(groups, sorted(removed))
         if sorted(map(_key, plan.cuts)) != sorted(map(_key, self.composed.values())):
-            raise PruneError("gradual pruning: the stages' cuts do not compose into a plan of the original",
+            raise PruneError(f"{self.name} pruning: the stages' cuts do not compose into a plan of the original",
                              "this is a bug: please report it; nothing was written")
         proved = cut_and_prove(original, plan, self.example)
         rebuilt, diff = proved.model, proved.max_diff
         try:
             rebuilt.load_state_dict(student.state_dict())
         except RuntimeError as err:
-            raise PruneError(f"gradual pruning: the student does not fit the composed record ({str(err).splitlines()[-1]})",
+            raise PruneError(f"{self.name} pruning: the student does not fit the composed record ({str(err).splitlines()[-1]})",
                              "this is a bug: please report it; nothing was written") from err
         student_cpu = copy.deepcopy(student).cpu()
         replay = max_difference(rebuilt, student_cpu, self.example)
         if replay > 1e-6:
-            raise PruneError(f"gradual pruning: the original cut by the composed record differs from the student "
+            raise PruneError(f"{self.name} pruning: the original cut by the composed record differs from the student "
                              f"(max diff {replay:.3g})", "this is a bug: please report it; nothing was written")
         short = {k: (after, plan.widths[k][1]) for k, (_, after) in target.plan.widths.items()
                  if k in plan.widths and plan.widths[k][1] != after}
         if short:
-            say.warn(f"gradual: {len(short)} widths differ from the one-shot plan's (target, reached): "
+            say.warn(f"{self.name}: {len(short)} widths differ from the one-shot plan's (target, reached): "
                      f"{dict(list(short.items())[:3])}")
         plan.notes, plan.max_layer_ratio = target.plan.notes, target.plan.max_layer_ratio
         plan.importance_kept = importance_kept(groups, target.scores, plan.removed)
-        say.info(f"gradual: {self.count} stages compose into {len(plan.cuts)} cuts of the original, proved against "
+        say.info(f"{self.name}: {self.count} stages compose into {len(plan.cuts)} cuts of the original, proved against "
                  f"the zeroed original (max diff {diff:.2e}); MACs {self.macs_before:,} -> "
                  f"{count_macs(student_cpu, self.shape):,}")
         return Scheduled(plan=plan, student=student, stages=self.stages)
