@@ -40,7 +40,8 @@ class PruneConfig:
     schedule: str = "oneshot"  # compress.run.gradual.SCHEDULES: the whole cut before recovery, or in stages during it
     distill: DistillConfig = DistillConfig()
     recalibrate_bn: bool = True  # re-estimate the cut model's BatchNorm statistics (written, or recovered from)
-    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
+    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment, detect, raw
+    decode: str | None = None  # --decode FILE.py:fn, with task raw: a detector of the user's own (detection.user)
     eval_dir: str | None = None
     labels: str | None = None
     max_images: int | None = None

@@ -87,7 +87,7 @@ def task(run: RunContext) -> None:
     with torch.no_grad():
         output = model(example)
     model.train(was)
-    run.task, how = resolve_task(run.config.task, output, example)
+    run.task, how = resolve_task(run.config.task, output, example, run.config.decode)
     run.say.info(f"task: {run.task.name} ({how}); metrics: {run.task.metric_label}, {run.task.agreement_label}")
 
 
