@@ -56,6 +56,7 @@ def load(run: RunContext) -> None:
     if loaded.pruned:
         say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
     say.info(f"model: {type(loaded.model).__name__} from {config.checkpoint} (input {_shape(loaded)})")
+    say.info(f"preprocess: {loaded.preprocess().describe()}")  # what a deployment feeds it (spec.preprocess)
 
 
 def baseline(run: RunContext) -> None:
