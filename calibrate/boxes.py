@@ -14,8 +14,8 @@ YOLO model, COCO category ids for torchvision's COCO detectors, 0-9 for the embe
 given the model's number of classes (``classes``), a class it does not have is an error naming the line.
 Every file is read and checked before any image is decoded; a bad line or annotation is one error
 naming the file and the line (or annotation) and what is wrong (exit code 4). Boxes follow the image's
-geometry (resize of the shorter side and centre crop, or a straight resize to the input size) and are
-clipped to the crop; boxes left without area are dropped.
+geometry (resize of the shorter side and centre crop, a letterbox, or a straight resize to the input size)
+and are clipped to the crop; boxes left without area are dropped.
 """
 
 from __future__ import annotations
@@ -158,6 +158,15 @@ def _read_coco(path: Path, classes: int | None) -> list[Labelled]:
 def box_geometry(boxes: torch.Tensor, size: tuple[int, int], preprocess: Preprocess) -> torch.Tensor:
     """Fractional ``x1 y1 x2 y2`` boxes of an image of ``size`` (w, h) -> pixels of the preprocessed input."""
     h, w = preprocess.input_size
+    if preprocess.letterbox:  # (shorter side resized, then) scaled to fit and centred
+        iw, ih = size
+        if preprocess.resize is not None:
+            short, long = min(iw, ih), max(iw, ih)
+            new_long = int(preprocess.resize * long / short)
+            iw, ih = (preprocess.resize, new_long) if iw <= ih else (new_long, preprocess.resize)
+        nw, nh, left, top = preprocess.letterbox_frame(iw, ih)
+        return boxes * torch.tensor([nw, nh, nw, nh], dtype=boxes.dtype) + torch.tensor([left, top, left, top],
+                                                                                         dtype=boxes.dtype)
     if not preprocess.center_crop:  # resized (shorter side, then) straight to the input size
         return boxes * torch.tensor([w, h, w, h], dtype=boxes.dtype)
     iw, ih = size

@@ -13,7 +13,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PREPROCESS_KEYS = ("preset", "input_size", "mean", "std")
+PREPROCESS_KEYS = ("preset", "input_size", "mean", "std", "channel_order", "resize_kernel", "letterbox")
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -52,6 +52,16 @@ preprocess_options = _stack(
                  help="Model input size: 224, 224x224 or 3x224x224 (overrides the preset's)."),
     click.option("--mean", metavar="R,G,B", default=None, help="Normalisation mean per RGB channel."),
     click.option("--std", metavar="R,G,B", default=None, help="Normalisation std per RGB channel."),
+    # the training pipeline's own pixels (issue 49): recorded in the spec, used wherever an image becomes a tensor
+    click.option("--channel-order", type=click.Choice(["rgb", "bgr"]), default=None,
+                 help="The model's input channel order: bgr for a model trained on OpenCV images (--mean/--std then "
+                      "in B,G,R order). Default rgb."),
+    click.option("--resize", "resize_kernel", type=click.Choice(["pil", "bilinear", "area"]), default=None,
+                 help="Resize kernel: pil (PIL bilinear, antialiased; the default), or bilinear / area without "
+                      "antialiasing, as OpenCV's cv2.resize INTER_LINEAR / INTER_AREA."),
+    click.option("--letterbox/--stretch", "letterbox", default=None,
+                 help="Reach the input size by fitting the image and padding with grey 114 (Ultralytics' letterbox), "
+                      "or by stretching it (the default)."),
 )
 
 baseline_options = _stack(

@@ -13,7 +13,7 @@ from compress.cli.options import (baseline_load, baseline_options, comma_choice,
 
 IMPORTANCE_NAMES = ["taylor-sq", "taylor-abs", "taylor", "taylor-l1", "l1", "random"]  # prune.importance ESTIMATORS (tests/test_docs.py)
 AXES = ("width", "resolution")  # compress.run.axes.AXES (kept here: --help must not import torch)
-TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
+TASK_NAMES = ["auto", "classify", "segment", "detect", "raw"]  # compress.tasks.CHOICES (kept here: --help must not import torch)
 
 
 @click.command()
@@ -42,7 +42,12 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--task", type=click.Choice(TASK_NAMES), default="auto", show_default=True,
               help="What the output is: auto (from its structure), classify ((N, classes) logits) or segment "
                    "((N, classes, H, W) maps; --eval then holds images/ + masks/) or detect (a detector's raw head "
-                   "outputs, compress.detection).")
+                   "outputs, compress.detection) or raw (any tensors: variance-normalised regression, relative error "
+                   "and cosine against the original; never picked by auto).")
+@click.option("--decode", metavar="FILE.py:FN", default=None,
+              help="With --task raw, a detector of your own: FN(outputs, input_size) returns per image (boxes (k, 4) "
+                   "x1,y1,x2,y2 in pixels of the model input, scores (k,), labels (k,)); gives mAP against the "
+                   "original's boxes and, with --eval (YOLO txt or COCO JSON), labelled mAP. Runs that file's code.")
 @click.option("--importance", type=click.Choice(IMPORTANCE_NAMES), default="taylor-sq", show_default=True)
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True, help="Random-gradient draws per image.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -104,7 +109,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect"]  # compress.tasks.CHOICES
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, axes, backend, batch, threads, out,
-          task, importance, draws, labels, seed, eval_dir, max_images,
+          task, decode, importance, draws, labels, seed, eval_dir, max_images,
           importance_images, max_layer_ratio, min_channels, round_to, keep, prune_stem, prune_layernorm, recover,
           schedule, repair, recalibrate_bn,
           recover_epochs, recover_steps, recover_minutes, recover_lr, temperature, recover_features, recover_ema,
@@ -130,6 +135,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
 
     from compress.errors import UsageError
 
+    decode = _decode_path(decode)
     alternative = baseline_load(model_params, baseline, baseline_arch, baseline_arch_kwargs)
     if alternative and not bench:
         raise UsageError("--baseline is a row of --bench", "add --bench")
@@ -164,7 +170,7 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
                                     progress=not no_progress),
         latency=LatencyConfig(backend=backend, batch=batch, threads=threads,
                               device=str(resolve_device(device)) if get(backend).follows_device else "cpu"),
-        recover=recover, schedule=schedule, repair=repair, recalibrate_bn=recalibrate_bn, task=task,
+        recover=recover, schedule=schedule, repair=repair, recalibrate_bn=recalibrate_bn, task=task, decode=decode,
         distill=DistillConfig(batch_size=batch_size, seed=seed, **distill_kwargs),
         eval_dir=eval_dir, labels=labels, max_images=max_images, importance_images=importance_images, seed=seed,
         export=formats, int8_method=int8_method, target=target, bench=bench, overwrite=overwrite, device=device,
@@ -181,6 +187,16 @@ def prune(checkpoint, calib, ratio, target_macs, target_latency, target_speedup,
         raise RecoveryInterrupted(f"recovery {stopped}: wrote {result.out} with the best weights seen "
                                   f"(step {recovery.recover_best_step})",
                                   "the output is usable; rerun without interrupting for the full schedule")
+
+
+def _decode_path(decode: str | None) -> str | None:
+    """--decode FILE.py:fn with FILE made absolute, so the run record names it from anywhere (compress bench)."""
+    if not decode or not decode.rpartition(":")[0].endswith(".py"):
+        return decode
+    from pathlib import Path
+
+    path, _, fn = decode.rpartition(":")
+    return f"{Path(path).resolve()}:{fn}" if Path(path).is_file() else decode
 
 
 def _check_early(checkpoint, calib, ratio, target_macs, target_latency, target_speedup, max_layer_ratio, round_to,

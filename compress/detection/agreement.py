@@ -41,17 +41,20 @@ def _batches(images: Any):
 
 
 def map_vs_original(student: nn.Module, teacher: nn.Module, images: Any, mean, std,
-                    score: float = SCORE_THRESHOLD) -> dict[str, Any]:
-    """``{MAP50, MAP, BOXES}`` (mAP@0.5, mAP@0.5:0.95, the original's boxes) over ``images`` (tensor or batches)."""
+                    score: float = SCORE_THRESHOLD, detect: Any = None) -> dict[str, Any]:
+    """``{MAP50, MAP, BOXES}`` (mAP@0.5, mAP@0.5:0.95, the original's boxes) over ``images`` (tensor or batches);
+    ``detect(model, x)`` decodes a preprocessed batch (default: the whole detector, :func:`detections`)."""
     from torchmetrics.detection import MeanAveragePrecision
 
+    if detect is None:
+        detect = lambda model, x: detections(model, x, mean, std)  # noqa: E731
     metric = MeanAveragePrecision(iou_type="bbox", backend="pycocotools")
     boxes = 0
     for x in _batches(images):
         targets = [{"boxes": d["boxes"][d["scores"] >= score], "labels": d["labels"][d["scores"] >= score]}
-                   for d in detections(teacher, x, mean, std)]
+                   for d in detect(teacher, x)]
         boxes += sum(int(t["boxes"].shape[0]) for t in targets)
-        metric.update(detections(student, x, mean, std), targets)
+        metric.update(detect(student, x), targets)
     if boxes == 0:
         return {MAP50: None, MAP: None, BOXES: 0}
     result = metric.compute()

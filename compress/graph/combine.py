@@ -1,5 +1,5 @@
 """Channel rules of ops that combine or take apart tensors: broadcasting arithmetic (add, mul...),
-cat, stack, chunk, split and indexing. Matching channels are coupled; a layout the rule cannot
+cat, stack, chunk and split (indexing: ``indexing.py``). Matching channels are coupled; a layout the rule cannot
 follow exactly is protected.
 """
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from compress.layers import registry
 from compress.layers.splits import pieces
-from compress.layers.values import Dynamic, Value, arg, lose, norm_dim
+from compress.layers.values import Value, arg, lose, norm_dim
 
 
 def broadcast(an, node, rule, args, kwargs, module=None):
@@ -159,46 +159,3 @@ def _declared_split(an, node, x: Value, sizes, outs) -> tuple | None:
     an.sets.union_arrays(an.slot(scope, "split", c, owner), x.ids)
     starts = np.cumsum([0] + widths)
     return tuple(Value(tuple(s), x.axis, x.ids[starts[k]:starts[k + 1]]) for k, s in enumerate(outs))
-
-
-def getitem(an, node, rule, args, kwargs, module=None):
-    obj, index = args[0], args[1]
-    if isinstance(obj, (tuple, list)):
-        return obj[index]
-    if not isinstance(obj, Value):
-        return Dynamic(node.name)
-    return _index_tensor(an, node, obj, index)
-
-
-def _index_tensor(an, node, x: Value, index) -> Value:
-    items = list(index) if isinstance(index, tuple) else [index]
-    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
-        return lose(an, node, x, "indexed by a tensor or run-time value")
-    consumed = sum(1 for i in items if i is not Ellipsis and i is not None)
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
-        items[at:at + 1] = [slice(None)] * (len(x.shape) - consumed)
-    in_dim = out_dim = 0
-    new_axis = None
-    for item in items:
-        if item is None:
-            out_dim += 1
-            continue
-        if in_dim == x.axis:
-            if not _whole(item, x.shape[x.axis]):
-                return lose(an, node, x, "slices the channel axis with fixed bounds")
-            new_axis = out_dim
-        in_dim += 1
-        out_dim += 0 if isinstance(item, int) else 1
-    if not x.tracked:
-        return an.untracked(node, x.why)
-    if new_axis is None:  # channel axis not reached by the index: it keeps its place
-        new_axis = x.axis - in_dim + out_dim
-    return an.value(node, new_axis, x.ids)
-
-
-def _whole(item, size: int) -> bool:
-    """A slice taking the whole axis, and still the whole axis once it is narrower (``x[:, :n]``
-    with ``n`` at least the width: GhostNet's ``out[:, :self.out_chs]``)."""
-    return isinstance(item, slice) and item.start in (None, 0) and item.step in (None, 1) and \
-        (item.stop is None or isinstance(item.stop, int) and item.stop >= size)

@@ -77,6 +77,7 @@ FUNCTION_TABLE: dict[Any, OpRule] = {
     **_rules("chunk", torch.chunk),
     **_rules("split", torch.split),
     **_rules("getitem", operator.getitem),
+    **_rules("index_select", torch.index_select),
     **_rules("reduce", torch.mean, torch.sum, torch.amax, torch.amin),
     **_rules("softmax", F.softmax, F.log_softmax, torch.softmax),
     **_rules("permute", torch.permute),
@@ -128,6 +129,7 @@ METHOD_TABLE: dict[str, OpRule] = {
     **_rules("softmax", "softmax", "log_softmax"),
     **_rules("chunk", "chunk"),
     **_rules("split", "split"),
+    **_rules("index_select", "index_select"),
     **_rules("meta", "size", "dim", "numel"),
     **_rules("expand", "expand"),
 }

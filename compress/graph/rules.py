@@ -4,7 +4,7 @@ A rule receives the analyser (``an``), the fx node, its table entry and its reso
 (``Value`` for tensors, ``Dynamic`` for run-time non-tensor values, plain Python otherwise) and
 returns the output's ``Value``. Rules couple ids (union), create layer slots, or protect ids
 (freeze) whenever the op's effect on channels is not exactly known. Op rules live by family in
-``layout.py``, ``combine.py`` and ``functional.py``; layers with parameters have a handler each
+``layout.py``, ``combine.py``, ``indexing.py`` and ``functional.py``; layers with parameters have a handler each
 in ``compress/layers/`` instead. A new op rule is a function in one of those files plus a line here.
 
 ``Value``, ``Dynamic``, ``MIX_REASON`` and the helpers ``_lose``/``_arg`` are re-exported for the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from compress.graph import combine, functional, layout
+from compress.graph import combine, functional, indexing, layout
 from compress.layers.values import MIX_REASON, Dynamic, Value
 from compress.layers.values import arg as _arg
 from compress.layers.values import lose as _lose
@@ -45,7 +45,8 @@ RULES: dict[str, Callable[..., Any]] = {
     "stack": combine.stack,
     "chunk": combine.chunk,
     "split": combine.split,
-    "getitem": combine.getitem,
+    "getitem": indexing.getitem,
+    "index_select": indexing.index_select,
     # functional layers and size arithmetic
     "fn_batchnorm": functional.fn_batchnorm,
     "fn_groupnorm": functional.fn_groupnorm,

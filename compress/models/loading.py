@@ -49,6 +49,7 @@ def load_model(
     preset: str | None = None,
     mean: Any = None,
     std: Any = None,
+    channel_order: str | None = None, resize_kernel: str | None = None, letterbox: bool | None = None,  # issue 49
     prefer_ema: bool = False,
     on_note: Note | None = None,
 ) -> LoadedModel:
@@ -68,7 +69,8 @@ def load_model(
         if arch:
             note(f"--arch {arch} ignored: {path} is a compress output folder that records its architecture")
         return load_saved(path, trust=trust)
-    preprocess_args = dict(preset=preset, input_size=input_size, mean=mean, std=std)
+    preprocess_args = dict(preset=preset, input_size=input_size, mean=mean, std=std, channel_order=channel_order,
+                           resize_kernel=resize_kernel, letterbox=letterbox)
     if any(v is not None for v in preprocess_args.values()):
         _preprocess(preprocess_args, fallback=None)  # a bad option fails before a slow load
     obj = read_checkpoint(path, trust=trust)

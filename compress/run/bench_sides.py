@@ -45,7 +45,7 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
         raise UsageError(f"the two models take different inputs ({original.spec.input_size} vs {compressed.spec.input_size})",
                          "compare models of the same input size")
     alt = load_baseline(baseline[0], baseline[1], compressed, say) if baseline else None
-    task = _task(original)
+    task = _task(original, compressed)
     # the labelled data is read (and its labels checked against the model's classes) before any file is written
     evaluation = task.labelled(eval_dir, compressed.preprocess(), batch_size=BATCH) if eval_dir else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,9 +60,12 @@ def load_sides(first: str, second: str | None, out: str | None, eval_dir: str | 
     return sides, tuple(original.spec.input_size), out_dir, task
 
 
-def _task(loaded: LoadedModel):
-    """The models' task, from the original's output on a random batch of its input size."""
-    return task_of(loaded.model, torch.randn(2, *loaded.spec.input_size))
+def _task(loaded: LoadedModel, compressed: LoadedModel | None = None):
+    """The models' task, from the original's output on a random batch of its input size: the task (and
+    ``--decode``) the compressed folder's run was given, else ``auto``."""
+    config = ((compressed.record if compressed is not None else None) or {}).get("config") or {}
+    return task_of(loaded.model, torch.randn(2, *loaded.spec.input_size), config.get("task") or "auto",
+                   config.get("decode"))
 
 
 def pruned_from(model: LoadedModel, original: str) -> bool:

@@ -42,7 +42,8 @@ class PruneConfig:
     distill: DistillConfig = DistillConfig()
     repair: bool = True  # refit the layers the cut disturbed to the original's outputs (compress.recover.repair)
     recalibrate_bn: bool = True  # re-estimate the cut model's BatchNorm statistics (written, or recovered from)
-    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment
+    task: str = "auto"  # compress.tasks: auto (from the output's structure), classify, segment, detect, raw
+    decode: str | None = None  # --decode FILE.py:fn, with task raw: a detector of the user's own (detection.user)
     eval_dir: str | None = None
     labels: str | None = None
     max_images: int | None = None

@@ -139,6 +139,8 @@ def figures(model: nn.Module, input_size: tuple[int, ...], target_macs: int, tas
     (classify/segment), "map50_vs_original" (detect), the task's metric with ``evaluation``}``, or
     ``{"skipped": reason}``."""
     full = count_macs(model, tuple(input_size))
+    if task.name == "raw":
+        return {"skipped": "a raw task's outputs have no meaning compress knows at another input size"}
     if target_macs >= full:
         return {"skipped": "the pruned model has the original's MACs"}
     try:

@@ -24,7 +24,8 @@ def choose_size(run: RunContext) -> None:
         return
     if not config.policy.target_macs:
         raise UsageError("--axes resolution plans a --target-macs", "give --target-macs, or use --axes width")
-    why = ("a detector's raw outputs are compared per location, which a smaller input changes" if run.task.name == "detect"
+    why = (f"a {run.task.name} task's raw outputs are compared per location, which a smaller input changes"
+           if run.task.name in ("detect", "raw")
            else f"--schedule {config.schedule} cuts during recovery"
            if config.recover and SCHEDULES[config.schedule].during_recovery else None)
     try:

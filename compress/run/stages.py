@@ -54,6 +54,7 @@ def load(run: RunContext) -> None:
     if loaded.pruned:
         say.info(f"{config.checkpoint} is already pruned: pruning it again, relative to its current widths")
     say.info(f"model: {type(loaded.model).__name__} from {config.checkpoint} (input {_shape(loaded)})")
+    say.info(f"preprocess: {loaded.preprocess().describe()}")  # what a deployment feeds it (spec.preprocess)
 
 
 def baseline(run: RunContext) -> None:
@@ -87,7 +88,7 @@ def task(run: RunContext) -> None:
     with torch.no_grad():
         output = model(example)
     model.train(was)
-    run.task, how = resolve_task(run.config.task, output, example)
+    run.task, how = resolve_task(run.config.task, output, example, run.config.decode)
     run.say.info(f"task: {run.task.name} ({how}); metrics: {run.task.metric_label}, {run.task.agreement_label}")
 
 

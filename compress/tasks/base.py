@@ -73,6 +73,10 @@ class Task:
     def claims(self, output: Any, example: torch.Tensor) -> bool:
         raise NotImplementedError
 
+    def claims_auto(self, output: Any, example: torch.Tensor) -> bool:
+        """Whether ``--task auto`` may pick this task: only on strong evidence (default: ``claims``)."""
+        return self.claims(output, example)
+
     def primary(self, output: Any) -> torch.Tensor:
         return first_output(output)
 

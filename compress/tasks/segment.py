@@ -35,6 +35,14 @@ class SegmentTask(Task):
         out = first_output(output)
         return out.dim() == 4 and out.shape[1] >= 2 and out.is_floating_point()
 
+    def claims_auto(self, output: Any, example: torch.Tensor) -> bool:
+        """Strong evidence only: a known segmenter's ``out`` (torchvision's dict), or class maps at the input's
+        own resolution. A coarser dense map (a detector head's per-cell values) is not guessed to be classes."""
+        if not self.claims(output, example):
+            return False
+        known = isinstance(output, dict) and isinstance(output.get("out"), torch.Tensor)
+        return known or tuple(first_output(output).shape[-2:]) == tuple(example.shape[-2:])
+
     def distill_loss(self, student: Any, teacher: Any, temperature: float) -> torch.Tensor:
         T = float(temperature)
         s_main, t_main = self.primary(student), self.primary(teacher)
