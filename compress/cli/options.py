@@ -60,7 +60,7 @@ preprocess_options = _stack(
                  help="Resize kernel: pil (PIL bilinear, antialiased; the default), or bilinear / area without "
                       "antialiasing, as OpenCV's cv2.resize INTER_LINEAR / INTER_AREA."),
     click.option("--letterbox/--stretch", "letterbox", default=None,
-                 help="Reach the input size by fitting the image and padding with grey 114 (Ultralytics' letterbox), "
+                 help="Reach the input size by fitting the image and padding with grey 114 (a YOLO-style letterbox), "
                       "or by stretching it (the default)."),
 )
 
