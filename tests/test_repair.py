@@ -104,3 +104,18 @@ def test_the_repair_is_in_summary_json_and_the_prune_table(tiny_assets, tmp_path
                                str(tmp_path / "off"), "--no-progress"], capsys)
     assert code == 0, err
     assert not any(k.startswith("repair_") for k in json.loads((tmp_path / "off" / "summary.json").read_text()))
+
+
+def test_the_whole_repair_is_judged_by_held_out_kl_even_without_per_layer_refusal(trained):
+    net, x, fresh = trained
+    cut = _prune(net, x, repair=False, recalibrate_bn=False).model
+    before = copy.deepcopy(cut.state_dict())
+    keep_out = {"0": tuple(range(8))}
+    # every layer refitted to one repeated image (no per-layer check, one fixed ridge): the held-out KL rises
+    bad = repair_cut(cut, net, x[:1].repeat(64, 1, 1, 1), fresh, keep_out=keep_out, layer_check=False,
+                     ridge_steps=1, ridge=0.03)
+    assert bad.layers and not bad.refused and bad.kl_after > bad.kl_before and not bad.kept
+    assert all(torch.equal(before[k], v) for k, v in cut.state_dict().items())
+    # the same settings on real calibration images: kept, by KL
+    good = repair_cut(cut, net, x, fresh, keep_out=keep_out, layer_check=False, ridge_steps=1, ridge=0.03)
+    assert good.kept and good.kl_after < good.kl_before

@@ -6,7 +6,8 @@ trained model: the cut made once (cached in --cache), each variant from a copy.
         --variants "recal;repair;repair+recal;recal+repair;repair:scope=consumers;repair:ridge=0.01"
 
 A variant is steps joined by ``+`` (``recal``: BatchNorm re-estimation kept only where held-out agreement does not
-fall; ``repair``: the least-squares repair, options ``scope``, ``ridge``, ``images`` after ``:``). Prints one JSON
+fall; ``repair``: the least-squares repair, options ``scope``, ``ridge``, ``images``, ``steps`` (ridges tried per layer,
+1: fixed), ``check`` (0: no per-layer refusal), ``judge`` (kl or agreement) after ``:``). Prints one JSON
 line per variant (labelled metric, held-out agreement, seconds). Results: benchmarks/RESULTS.md, "Repair after the
 cut".
 """
@@ -33,7 +34,13 @@ from compress.recover import agreement  # noqa: E402
 from compress.recover.batchnorm import recalibrate_if_better  # noqa: E402
 from compress.recover.repair import repair_cut  # noqa: E402
 from compress.run import stages  # noqa: E402
+from compress.prune.phases import evaluate  # noqa: E402
 from compress.run.context import STDERR, Lines, PruneConfig, RunContext  # noqa: E402
+
+
+def metric(run: RunContext, model) -> float:
+    """The task's labelled metric of ``model`` on the run's --eval data, as the run record writes it."""
+    return evaluate(model, run.evaluation, run.task, device=run.config.device)
 
 
 def main() -> None:
@@ -78,7 +85,7 @@ def main() -> None:
             torch.save(cuts, cache)
     cut = apply_cuts(copy.deepcopy(teacher), cuts)
     keep_out = {c.name: c.keep for c in cuts if c.role == "out"}
-    before, one_shot = stages._metric(run, teacher), stages._metric(run, cut)
+    before, one_shot = metric(run, teacher), metric(run, cut)
     ag0 = agreement(cut, teacher, data.holdout, task=run.task)[0]
     from compress.prune.profile import count_macs
     shape = tuple(run.loaded.spec.input_size)
@@ -98,16 +105,20 @@ def main() -> None:
                 r = repair_cut(student, teacher, data.distill, data.holdout, keep_out=keep_out,
                            task=run.task, scope=kw.get("scope", "after"),
                            ridge=float(kw.get("ridge", 1e-3)), max_images=int(kw.get("images", 256)),
+                           ridge_steps=int(kw.get("steps", 4)), layer_check=kw.get("check", "1") == "1",
+                           judge=kw.get("judge", "kl"),
                            batch_size=args.batch_size,
                            say=lambda m, t0=time.perf_counter(): print(f"{time.perf_counter() - t0:7.1f} s {m}",
                                                                        file=sys.stderr, flush=True))
                 notes.append(f"repair: {r.agreement_before:.3f} -> {r.agreement_after:.3f}, {len(r.layers)} layers, "
-                             f"{len(r.refused)} refused, kept {r.kept}, {r.seconds:.0f} s")
+                             f"{len(r.refused)} refused, KL {r.kl_before:.4f} -> {r.kl_after:.4f}, kept {r.kept}, "
+                             f"{r.seconds:.0f} s")
             else:
                 raise SystemExit(f"unknown step {name!r}")
         seconds = time.perf_counter() - started
-        ag = agreement(student, teacher, data.holdout, task=run.task)[0]
-        print(json.dumps({"variant": variant, "metric": stages._metric(run, student), "agreement": round(ag, 4),
+        ag, kl = agreement(student, teacher, data.holdout, task=run.task)
+        print(json.dumps({"variant": variant, "metric": metric(run, student), "agreement": round(ag, 4),
+                          "kl": round(kl, 4),
                           "seconds": round(seconds, 1), "notes": notes}), flush=True)
 
 

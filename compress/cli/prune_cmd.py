@@ -73,7 +73,7 @@ TASK_NAMES = ["auto", "classify", "segment", "detect", "raw"]  # compress.tasks.
               help="; ".join(f"{name}: {entry.help}" for name, entry in SCHEDULES.items()) + ".")
 @click.option("--repair/--no-repair", default=True, show_default=True,
               help="Refit the layers the cut disturbed to the original's outputs on the calibration images (least "
-                   "squares, no labels, no training), kept where held-out agreement does not fall.")
+                   "squares, no labels, no training), kept where held-out KL against the original falls.")
 @click.option("--recalibrate-bn/--no-recalibrate-bn", default=True, show_default=True,
               help="Re-estimate the cut model's BatchNorm statistics on 512 calibration images (seconds; a "
                    "half-pruned ResNet-32 goes from 23 % to 58 % top-1), kept where held-out agreement does not "

@@ -37,6 +37,8 @@ REPAIR_IMAGES = 256  # fitting images per layer
 REPAIR_RIDGE = 1e-3  # times the mean diagonal of X^T X: the smallest ridge tried
 RIDGE_STEPS = range(4)  # ridge * 10**k tried per layer, judged on the held-out images' normal equations
 ROWS_PER_IMAGE = 256  # output positions sampled per image and layer (all of them for a linear or a small map)
+JUDGE = "kl"  # the whole repair kept where the held-out KL divergence against the original falls ...
+AGREEMENT_SLACK = 0.05  # ... and held-out top-1 agreement does not fall by more than this (a guard only)
 _KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -281,12 +283,16 @@ def _small(module: nn.Module, x: torch.Tensor) -> bool:
 def repair_cut(student: nn.Module, original: nn.Module, images: Any, holdout: Any, *, keep_out: dict[str, Any],
                device: str | torch.device = "cpu", max_images: int = REPAIR_IMAGES,
                ridge: float = REPAIR_RIDGE, batch_size: int = 32, task=None, scope: str = "after",
+               ridge_steps: int = len(RIDGE_STEPS), layer_check: bool = True, judge: str = JUDGE,
                say: Callable[[str], None] | None = None) -> RepairResult:
     """Refit ``student``'s layers (in place) to reproduce ``original`` on ``images`` (up to ``max_images``).
 
     ``keep_out``: {layer: the original output channels it kept} for layers whose outputs were cut. ``scope``: ``"after"`` refits every repairable layer from the
     first one that lost input channels on (their inputs all moved), ``"consumers"`` only those that lost
-    input channels. Judged on ``holdout`` as the module docstring says; returns the figures."""
+    input channels. ``ridge_steps``: how many ridges (``ridge`` times 1, 10, ...) are tried per layer (1: fixed);
+    ``layer_check``: refuse a layer's refit where its held-out error does not fall; ``judge``: what decides the
+    whole repair, ``"kl"`` (held-out KL divergence falls, agreement not down by more than ``AGREEMENT_SLACK``)
+    or ``"agreement"`` (held-out agreement does not fall). Returns the figures."""
     started = time.perf_counter()
     home = device_of(student)
     modes = {m: m.training for m in (*student.modules(), *original.modules())}
@@ -332,18 +338,18 @@ def repair_cut(student: nn.Module, original: nn.Module, images: Any, holdout: An
             now = _current(module, intercept, shift)
             err_now = check.error(now)
             # the ridge, from ``ridge`` up by tens, whichever the held-out images' error is lowest with
-            err_new, new = min(((check.error(w), w) for w in (_solve(fit, ridge * 10 ** k) for k in RIDGE_STEPS)),
+            err_new, new = min(((check.error(w), w) for w in (_solve(fit, ridge * 10 ** k) for k in range(ridge_steps))),
                                key=lambda pair: pair[0])
             if say:
                 say(f"repair {i + 1}/{len(todo)} {name}: held-out error {err_now:.4g} -> {err_new:.4g}")
-            if not err_new < err_now:
+            if layer_check and not err_new < err_now:
                 result.refused.append(name)
                 continue
             _write(module, norm, stats, new, intercept)
             result.layers.append(name)
         after, kl_after = agreement(student, original, held, device=device, task=task)
         result.agreement_after, result.kl_after = after, kl_after
-        result.kept = bool(result.layers) and after >= before
+        result.kept = bool(result.layers) and _better(judge, before, kl_before, after, kl_after)
         if not result.kept:
             student.load_state_dict(saved)
     except BaseException:
@@ -355,6 +361,13 @@ def repair_cut(student: nn.Module, original: nn.Module, images: Any, holdout: An
         student.to(home), original.to(home)
         result.seconds = time.perf_counter() - started
     return result
+
+
+def _better(judge: str, before: float, kl_before: float, after: float, kl_after: float) -> bool:
+    """Whether the repaired model is the better one on the held-out images."""
+    if judge == "agreement":
+        return after >= before
+    return kl_after < kl_before and after >= before - AGREEMENT_SLACK
 
 
 def _norm_stats(original: nn.Module, name: str, keep: Any) -> tuple[torch.Tensor, torch.Tensor]:
