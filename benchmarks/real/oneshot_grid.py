@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from compress.models.arch import parse_arch_kwargs  # noqa: E402
 from compress.prune.importance import ImportanceConfig  # noqa: E402
-from compress.prune.phases import evaluate  # noqa: E402
 from compress.prune.plan import PrunePolicy  # noqa: E402
 from compress.run import stages  # noqa: E402
 from compress.run.context import STDERR, Lines, PruneConfig, RunContext  # noqa: E402
@@ -41,11 +40,6 @@ def parse_targets(text: str) -> list[PrunePolicy]:
 
 def label(policy: PrunePolicy) -> str:
     return f"--ratio {policy.ratio:g}" if policy.ratio is not None else f"--target-macs {policy.target_macs:g}"
-
-
-def metric(run: RunContext, model) -> float:
-    """The task's labelled metric of ``model`` on the run's --eval data, as the run record writes it."""
-    return evaluate(model, run.evaluation, run.task, device=run.config.device)
 
 
 def main() -> None:
@@ -74,17 +68,17 @@ def main() -> None:
         run = RunContext(config=config, say=say)
         for stage in (stages.load, stages.calibration, stages.task, stages.evaluation, stages.graph, stages.importance):
             stage(run)
-        before = metric(run, run.loaded.model)
+        before = stages.metric(run, run.loaded.model)
         for policy in parse_targets(args.targets):
             started = time.perf_counter()
             run.config = dataclasses.replace(config, policy=policy)
             run.student = run.summary = None
             for stage in (stages.plan, stages.cut, stages.measure_pruned):
                 stage(run)
-            pruned = metric(run, run.student)
+            pruned = stages.metric(run, run.student)
             stages.recalibrate(run)
             rec = run.summary.recalibration
-            recal = metric(run, run.student) if rec is not None and rec.bn_recalibrated else None
+            recal = stages.metric(run, run.student) if rec is not None and rec.bn_recalibrated else None
             row = {"criterion": criterion, "target": label(policy), "macs": run.summary.macs_after / run.summary.macs_before,
                    "metric": run.task.metric, "before": before, "one_shot": pruned, "recalibrated": recal,
                    "agreement_pruned": None if rec is None else rec.agreement_pruned,

@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 from compress.models.arch import parse_arch_kwargs  # noqa: E402
 from compress.prune.importance import ImportanceConfig  # noqa: E402
-from compress.prune.phases import evaluate  # noqa: E402
 from compress.prune.plan import PrunePolicy  # noqa: E402
 from compress.recover.batchnorm import recalibrate_if_better  # noqa: E402
 from compress.recover.config import DistillConfig  # noqa: E402
@@ -64,11 +63,6 @@ def _value(text: str):
     return text
 
 
-def metric(run: RunContext, model) -> float:
-    """The task's labelled metric of ``model`` on the run's --eval data, as the run record writes it."""
-    return evaluate(model, run.evaluation, run.task, device=run.config.device)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -97,7 +91,7 @@ def main() -> None:
                   stages.plan, stages.cut, stages.measure_pruned):
         stage(run)
     teacher, cut, data = run.loaded.model, run.student, run.data
-    before, one_shot = metric(run, teacher), metric(run, cut)
+    before, one_shot = stages.metric(run, teacher), stages.metric(run, cut)
     macs = run.summary.macs_after / run.summary.macs_before
     print(json.dumps({"target": args.target, "macs": round(macs, 4), "before": before, "one_shot": one_shot,
                       "counts": data.counts}), flush=True)
@@ -109,13 +103,13 @@ def main() -> None:
         if recal:
             out = recalibrate_if_better(student, teacher, data.distill, data.holdout, held_out=data.counts["holdout"],
                                         task=run.task)
-            start = metric(run, student) if out.get("bn_recalibrated") else one_shot
+            start = stages.metric(run, student) if out.get("bn_recalibrated") else one_shot
         dc = DistillConfig(steps=args.steps, seed=args.seed, eval_every=args.eval_every, **kwargs)
         result = distill(student, teacher, data.distill, data.holdout, dc, progress=False, task=run.task)
         row = {"recipe": name, "recal": recal, **kwargs, "start": start,
                "checks": [(h["step"], round(h["holdout_agreement"], 4)) for h in result.history],
                "best_step": result.best_step, "steps": result.steps, "stopped": result.stopped, "agreement_after": round(result.agreement_after, 4),
-               "metric": metric(run, result.student), "seconds": round(time.perf_counter() - started, 1)}
+               "metric": stages.metric(run, result.student), "seconds": round(time.perf_counter() - started, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{args.target} ({macs:.2f}x MACs): original {100 * before:.2f} %, one-shot {100 * one_shot:.2f} %, "

@@ -34,13 +34,7 @@ from compress.recover import agreement  # noqa: E402
 from compress.recover.batchnorm import recalibrate_if_better  # noqa: E402
 from compress.recover.repair import repair_cut  # noqa: E402
 from compress.run import stages  # noqa: E402
-from compress.prune.phases import evaluate  # noqa: E402
 from compress.run.context import STDERR, Lines, PruneConfig, RunContext  # noqa: E402
-
-
-def metric(run: RunContext, model) -> float:
-    """The task's labelled metric of ``model`` on the run's --eval data, as the run record writes it."""
-    return evaluate(model, run.evaluation, run.task, device=run.config.device)
 
 
 def main() -> None:
@@ -85,7 +79,7 @@ def main() -> None:
             torch.save(cuts, cache)
     cut = apply_cuts(copy.deepcopy(teacher), cuts)
     keep_out = {c.name: c.keep for c in cuts if c.role == "out"}
-    before, one_shot = metric(run, teacher), metric(run, cut)
+    before, one_shot = stages.metric(run, teacher), stages.metric(run, cut)
     ag0 = agreement(cut, teacher, data.holdout, task=run.task)[0]
     from compress.prune.profile import count_macs
     shape = tuple(run.loaded.spec.input_size)
@@ -117,7 +111,7 @@ def main() -> None:
                 raise SystemExit(f"unknown step {name!r}")
         seconds = time.perf_counter() - started
         ag, kl = agreement(student, teacher, data.holdout, task=run.task)
-        print(json.dumps({"variant": variant, "metric": metric(run, student), "agreement": round(ag, 4),
+        print(json.dumps({"variant": variant, "metric": stages.metric(run, student), "agreement": round(ag, 4),
                           "kl": round(kl, 4),
                           "seconds": round(seconds, 1), "notes": notes}), flush=True)
 

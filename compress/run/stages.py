@@ -201,7 +201,7 @@ def accuracy(run: RunContext) -> None:
     """With ``--eval``: the task's labelled metric of the original and of the one-shot pruned model
     (``RunSummary.labelled``: ``before``, ``pruned``, written as ``top1_*``, ``miou_*``)."""
     if run.evaluation is not None:
-        run.summary.labelled.update(before=_metric(run, run.loaded.model), pruned=_metric(run, run.student))
+        run.summary.labelled.update(before=metric(run, run.loaded.model), pruned=metric(run, run.student))
 
 
 def recover(run: RunContext) -> None:
@@ -284,7 +284,7 @@ def recalibrate(run: RunContext) -> None:
         out["bn_recalibrate_images"] = images
     run.summary.recalibration = Recalibration(**out)
     if out["bn_recalibrated"] and run.evaluation is not None:  # now: recovery goes on from this model in place
-        run.summary.labelled["recalibrated"] = _metric(run, run.student)
+        run.summary.labelled["recalibrated"] = metric(run, run.student)
 
 
 def repair(run: RunContext) -> None:
@@ -312,7 +312,7 @@ def repair(run: RunContext) -> None:
         repair_agreement_after=None if result.agreement_after is None else round(result.agreement_after, 5),
         repair_kl_after=None if result.kl_after is None else round(result.kl_after, 5), repair_note=result.note())
     if result.kept and run.evaluation is not None:
-        run.summary.labelled["repaired"] = _metric(run, run.student)
+        run.summary.labelled["repaired"] = metric(run, run.student)
 
 
 def accuracy_written(run: RunContext) -> None:
@@ -322,10 +322,12 @@ def accuracy_written(run: RunContext) -> None:
     if run.evaluation is None:
         return
     if summary.recovery is not None:
-        summary.labelled["recovered"] = _metric(run, run.student)
+        summary.labelled["recovered"] = metric(run, run.student)
 
 
-def _metric(run: RunContext, model) -> float:
+def metric(run: RunContext, model) -> float:
+    """The task's labelled metric of ``model`` on the run's --eval data, as the run record writes it (the
+    benchmarks that replay stages call it too)."""
     return evaluate(model, run.evaluation, run.task, device=run.config.device)
 
 
