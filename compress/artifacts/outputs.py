@@ -27,7 +27,7 @@ from typing import Iterable, Iterator, Mapping
 
 from compress.artifacts.names import RECORD  # its presence marks an earlier output
 from compress.errors import OutputError, UsageError
-from compress.util.atomic import atomic_dir, writing
+from compress.util.atomic import atomic_dir, replace_dir, writing
 
 
 def check_output(out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLike | None] | None = None,
@@ -152,11 +152,7 @@ def staged_files(folder: str | os.PathLike, *, last: str) -> Iterator[Path]:
 
 def _move_in(src: Path, dst: Path) -> None:
     if dst.is_dir() and not dst.is_symlink():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(src, dst)
     else:
         os.replace(src, dst)
 

@@ -133,16 +133,22 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
             if path.exists():
                 if not overwrite:
                     raise FileExistsError(errno.EEXIST, "the output appeared while this run was writing", str(path))
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
+                replace_dir(tmp, path)
             else:
                 os.replace(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put the complete folder ``src`` where the folder ``dst`` is: ``dst`` moved aside, ``src`` renamed into
+    place, the old one removed (two renames, so ``dst`` is never missing for longer than between them)."""
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def space_failure(where: str | os.PathLike, path: str | os.PathLike, needed: int):
